@@ -1,0 +1,14 @@
+# The two commands of the quick start. Both set up what they need.
+.PHONY: run test bench
+
+## Build the plugins and the weft binary, then run it.
+run:
+	scripts/run.sh
+
+## Build the guest components and run the whole test suite.
+test:
+	scripts/test.sh
+
+## Host benchmark (release): compile, warm start, per-invocation cost, throughput.
+bench:
+	scripts/setup.sh && scripts/build-guests.sh && cargo bench --locked -p weft-host --bench host

@@ -1,0 +1,51 @@
+//! The host side of the `weft:plugin/host` interface.
+
+use crate::bindings::step_plugin::weft::plugin::host::{Host, Level};
+use crate::bindings::step_plugin::weft::plugin::types;
+use crate::events::LogLevel;
+use crate::sandbox::SandboxState;
+
+impl types::Host for SandboxState {}
+
+impl Host for SandboxState {
+    fn log(
+        &mut self,
+        level: Level,
+        message: String,
+        context: Option<String>,
+    ) -> wasmtime::Result<()> {
+        let level = match level {
+            Level::Trace => LogLevel::Trace,
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        };
+        // Breaking the log budget traps: a flooding plugin is stopped, not throttled.
+        self.io
+            .log(level, message, context)
+            .map_err(wasmtime::Error::new)
+    }
+
+    fn progress(&mut self, fraction: f32, message: Option<String>) -> wasmtime::Result<()> {
+        self.io.progress(fraction, message);
+        Ok(())
+    }
+
+    fn emit_artifact(
+        &mut self,
+        name: String,
+        media_type: String,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.io.artifact(name, media_type, data))
+    }
+
+    fn secret(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.io.secret(&name))
+    }
+
+    fn cancelled(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.io.cancelled())
+    }
+}

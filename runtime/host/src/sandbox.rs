@@ -1,0 +1,352 @@
+//! The per-invocation sandbox: the data every `Store` carries, built from
+//! a plugin's effective grants and the invocation's limits.
+//!
+//! Each invocation gets a fresh store and instance, so no state leaks
+//! between invocations or runs. Only what was granted is wired in: no
+//! preopened directories, environment or network unless granted.
+
+use crate::egress::{DenialLog, EgressHooks};
+use crate::error::InvokeError;
+use crate::events::{InvocationObserver, LogLevel, LogSource, PluginEvent};
+use crate::output::CapturedOutput;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use weft_model::{EffectiveGrants, InvocationLimits};
+
+/// How much of stdout/stderr the host keeps per invocation.
+const CAPTURE_BYTES: usize = 16 * 1024;
+/// Longest log line kept; longer ones are truncated (and still counted in full).
+const MAX_LOG_LINE_BYTES: usize = 16 * 1024;
+/// Largest table a plugin may grow to (elements).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Everything a sandbox needs besides the limits.
+pub(crate) struct SandboxSpec {
+    pub(crate) grants: Arc<EffectiveGrants>,
+    pub(crate) secrets: Arc<HashMap<String, String>>,
+    pub(crate) observer: Option<Arc<dyn InvocationObserver>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) limits: InvocationLimits,
+}
+
+/// The `T` of every plugin `Store<T>`.
+pub(crate) struct SandboxState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    egress: EgressHooks,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) io: InvocationIo,
+    /// Epoch ticks spent executing WebAssembly; compared with `cpu_tick_budget`.
+    pub(crate) cpu_ticks: u64,
+    pub(crate) cpu_tick_budget: u64,
+}
+
+impl SandboxState {
+    pub(crate) fn new(spec: SandboxSpec, epoch_tick: Duration) -> Result<Self, InvokeError> {
+        let SandboxSpec {
+            grants,
+            secrets,
+            observer,
+            cancel,
+            limits,
+        } = spec;
+        let stdout = CapturedOutput::new(CAPTURE_BYTES);
+        let stderr = CapturedOutput::new(CAPTURE_BYTES);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        for key in &grants.env {
+            if let Ok(value) = std::env::var(key) {
+                wasi.env(key, value);
+            }
+        }
+        for dir in &grants.directories {
+            let perms = if dir.read_only {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
+            wasi.preopened_dir(&dir.host_path, &dir.guest_path, perms)
+                .map_err(|e| {
+                    InvokeError::Instantiate(format!(
+                        "cannot preopen {} for {}: {e}",
+                        dir.host_path.display(),
+                        dir.guest_path
+                    ))
+                })?;
+        }
+        let denials = DenialLog::default();
+        if !grants.outbound_hosts.is_empty() {
+            let check_grants = grants.clone();
+            let check_denials = denials.clone();
+            wasi.allow_tcp(true)
+                .allow_ip_name_lookup(true)
+                .socket_addr_check(move |addr: SocketAddr, _use: SocketAddrUse| {
+                    let allowed = check_grants.allows_host(&addr.ip().to_string(), addr.port());
+                    if !allowed {
+                        check_denials.record(format!("socket connection to {addr} is not granted"));
+                    }
+                    Box::pin(async move { allowed })
+                });
+        }
+        let ticks = |d: Duration| (d.as_nanos() / epoch_tick.as_nanos().max(1)).max(1) as u64;
+        Ok(Self {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            egress: EgressHooks {
+                grants: grants.clone(),
+                denials: denials.clone(),
+                max_timeout: limits.timeout,
+            },
+            limiter: MemoryLimiter {
+                max_bytes: limits.max_memory_bytes,
+                hit: false,
+            },
+            cpu_ticks: 0,
+            cpu_tick_budget: ticks(limits.cpu_time),
+            io: InvocationIo {
+                observer,
+                grants,
+                secrets,
+                cancel,
+                limits,
+                log_lines: 0,
+                log_bytes: 0,
+                artifact_bytes: 0,
+                violation: None,
+                denials,
+                stdout,
+                stderr,
+            },
+        })
+    }
+}
+
+impl WasiView for SandboxState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for SandboxState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.egress,
+        }
+    }
+}
+
+/// Caps linear memory and tables, remembering whether the cap was hit so
+/// a subsequent trap can be reported as what it really was.
+pub(crate) struct MemoryLimiter {
+    max_bytes: u64,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// The invocation's side of the `host` interface: limits, counters and
+/// where events go.
+pub(crate) struct InvocationIo {
+    observer: Option<Arc<dyn InvocationObserver>>,
+    grants: Arc<EffectiveGrants>,
+    secrets: Arc<HashMap<String, String>>,
+    cancel: CancellationToken,
+    pub(crate) limits: InvocationLimits,
+    log_lines: u32,
+    log_bytes: u64,
+    artifact_bytes: u64,
+    /// The first limit the plugin broke through a host call.
+    pub(crate) violation: Option<InvokeError>,
+    pub(crate) denials: DenialLog,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+}
+
+impl InvocationIo {
+    fn emit(&self, event: PluginEvent) {
+        if let Some(o) = &self.observer {
+            o.on_event(event);
+        }
+    }
+
+    /// Records a log line, or fails the invocation when the plugin is
+    /// past its log budget.
+    pub(crate) fn log(
+        &mut self,
+        level: LogLevel,
+        mut message: String,
+        context: Option<String>,
+    ) -> Result<(), InvokeError> {
+        self.log_lines += 1;
+        self.log_bytes += (message.len() + context.as_ref().map_or(0, String::len)) as u64;
+        if self.log_lines > self.limits.max_log_lines {
+            return Err(self.violate(InvokeError::LogLimitExceeded(format!(
+                "more than {} lines",
+                self.limits.max_log_lines
+            ))));
+        }
+        if self.log_bytes > self.limits.max_log_bytes {
+            return Err(self.violate(InvokeError::LogLimitExceeded(format!(
+                "more than {} bytes",
+                self.limits.max_log_bytes
+            ))));
+        }
+        if self.observer.is_none() {
+            return Ok(());
+        }
+        truncate_utf8(&mut message, MAX_LOG_LINE_BYTES);
+        let context =
+            context.map(|c| serde_json::from_str(&c).unwrap_or(serde_json::Value::String(c)));
+        self.emit(PluginEvent::Log {
+            at: SystemTime::now(),
+            level,
+            message,
+            context,
+            source: LogSource::Plugin,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn progress(&mut self, fraction: f32, message: Option<String>) {
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.emit(PluginEvent::Progress {
+            at: SystemTime::now(),
+            fraction,
+            message,
+        });
+    }
+
+    pub(crate) fn artifact(
+        &mut self,
+        name: String,
+        media_type: String,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
+        if name.is_empty() || name.len() > 255 || name.contains(['/', '\\', '\0']) {
+            return Err("artifact names must be 1-255 characters without `/`, `\\` or NUL".into());
+        }
+        let total = self.artifact_bytes + data.len() as u64;
+        if total > self.limits.max_artifact_bytes {
+            return Err(format!(
+                "artifact budget of {} bytes exceeded",
+                self.limits.max_artifact_bytes
+            ));
+        }
+        self.artifact_bytes = total;
+        self.emit(PluginEvent::Artifact {
+            at: SystemTime::now(),
+            name,
+            media_type,
+            data,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn secret(&self, name: &str) -> Option<String> {
+        if !self.grants.allows_secret(name) {
+            self.denials
+                .record(format!("secret {name:?} is not granted"));
+            return None;
+        }
+        self.secrets.get(name).cloned()
+    }
+
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    fn violate(&mut self, e: InvokeError) -> InvokeError {
+        if self.violation.is_none() {
+            self.violation = Some(e.clone());
+        }
+        e
+    }
+
+    /// Forwards what the plugin printed as log lines and returns the tail of
+    /// stderr for trap messages.
+    pub(crate) fn flush_stdio(&mut self) -> String {
+        let (out, out_dropped) = self.stdout.take();
+        let (err, err_dropped) = self.stderr.take();
+        for (text, dropped, level, source) in [
+            (&out, out_dropped, LogLevel::Info, LogSource::Stdout),
+            (&err, err_dropped, LogLevel::Warn, LogSource::Stderr),
+        ] {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                self.emit(PluginEvent::Log {
+                    at: SystemTime::now(),
+                    level,
+                    message: line.to_owned(),
+                    context: None,
+                    source,
+                });
+            }
+            if dropped > 0 {
+                self.emit(PluginEvent::Log {
+                    at: SystemTime::now(),
+                    level: LogLevel::Warn,
+                    message: format!("{dropped} more bytes of output were dropped"),
+                    context: None,
+                    source,
+                });
+            }
+        }
+        let err = err.trim_end();
+        let start = err.len().saturating_sub(2048);
+        let start = (start..err.len())
+            .find(|i| err.is_char_boundary(*i))
+            .unwrap_or(err.len());
+        err[start..].to_owned()
+    }
+}
+
+fn truncate_utf8(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str(" …[truncated]");
+    }
+}

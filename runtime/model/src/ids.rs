@@ -1,0 +1,173 @@
+//! Identifier newtypes. Each id says what it identifies, so a run id can
+//! never be passed where a step id is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A malformed identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// A digest that is not 64 lower-case hex characters.
+    #[error("plugin digest must be 64 lower-case hex characters (sha256), got {0:?}")]
+    BadDigest(String),
+    /// An empty id, or one with characters outside `[A-Za-z0-9_.-]`.
+    #[error("{kind} id must be 1-128 characters of [A-Za-z0-9_.-], got {value:?}")]
+    BadId {
+        /// Which kind of id was malformed.
+        kind: &'static str,
+        /// The rejected value.
+        value: String,
+    },
+}
+
+/// The sha256 of a plugin's component bytes, lower-case hex. Plugins are
+/// content-addressed: the same bytes always have the same digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PluginDigest(String);
+
+impl PluginDigest {
+    /// Parses a hex digest, accepting an optional `sha256:` prefix.
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self(hex.to_owned()))
+        } else {
+            Err(IdError::BadDigest(s.to_owned()))
+        }
+    }
+
+    /// Builds a digest from the 32 raw bytes of a sha256 hash.
+    pub fn from_sha256(bytes: [u8; 32]) -> Self {
+        use fmt::Write;
+        let mut s = String::with_capacity(64);
+        for b in bytes {
+            // Writing to a String cannot fail.
+            let _ = write!(s, "{b:02x}");
+        }
+        Self(s)
+    }
+
+    /// The hex string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex characters, for display.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl fmt::Display for PluginDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.0)
+    }
+}
+
+impl TryFrom<String> for PluginDigest {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        Self::parse(&s)
+    }
+}
+
+impl From<PluginDigest> for String {
+    fn from(d: PluginDigest) -> String {
+        d.0
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an id.
+            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+                let s = s.into();
+                if valid_id(&s) {
+                    Ok(Self(s))
+                } else {
+                    Err(IdError::BadId { kind: $kind, value: s })
+                }
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Identifies one workflow run.
+    RunId,
+    "run"
+);
+string_id!(
+    /// Identifies a step within a workflow template (and so within a run).
+    StepId,
+    "step"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_round_trips_and_rejects_garbage() {
+        let d = PluginDigest::from_sha256([0xab; 32]);
+        assert_eq!(d.as_str().len(), 64);
+        assert_eq!(PluginDigest::parse(&d.to_string()).ok(), Some(d.clone()));
+        assert_eq!(d.short(), "abababababab");
+        assert!(PluginDigest::parse("abc").is_err());
+        assert!(PluginDigest::parse(&"G".repeat(64)).is_err());
+        assert!(
+            PluginDigest::parse(&"A".repeat(64)).is_err(),
+            "upper case is not canonical"
+        );
+    }
+
+    #[test]
+    fn ids_reject_empty_and_odd_characters() {
+        assert!(RunId::new("run-1").is_ok());
+        assert!(StepId::new("").is_err());
+        assert!(StepId::new("a b").is_err());
+        assert!(StepId::new("x".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! Weft's domain model: identifiers, plugin manifests, capability grants,
+//! invocation limits and step outcomes.
+//!
+//! This crate does no I/O. Every other crate depends on it, never the other
+//! way round, so the types here are the vocabulary shared by the host, the
+//! engine, the store and the API.
+
+pub mod capabilities;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod manifest;
+pub mod outcome;
+
+pub use capabilities::{
+    CapabilityGrants, DirectoryGrant, EffectiveGrants, HostPattern, HostPatternError,
+    RequestedCapabilities,
+};
+pub use error::{PluginError, PluginErrorKind};
+pub use ids::{IdError, PluginDigest, RunId, StepId};
+pub use limits::InvocationLimits;
+pub use manifest::{
+    ConnectorSpec, ManifestProblem, ManifestProblemCode, PluginManifest, PluginRoles,
+    RawConnectorSpec, RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
+};
+pub use outcome::{InputRequest, StepOutcome};

@@ -1,0 +1,521 @@
+//! Plugin manifests: what `describe()` returned, validated.
+//!
+//! The host converts the WIT `manifest` record into a [`RawManifest`]
+//! (strings as the plugin sent them) and calls [`RawManifest::validate`],
+//! which reports every problem at once, each with a JSON pointer.
+
+use crate::capabilities::{HostPattern, RequestedCapabilities};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fmt;
+
+/// A manifest exactly as a plugin's `describe()` returned it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawManifest {
+    /// Plugin name.
+    pub name: String,
+    /// Version text (should be semver).
+    pub version: String,
+    /// Description.
+    pub description: String,
+    /// Step types with schemas as JSON text.
+    pub step_types: Vec<RawStepType>,
+    /// Connector spec with its config schema as JSON text.
+    pub connector: Option<RawConnectorSpec>,
+    /// Requested outbound host patterns, as text.
+    pub outbound_hosts: Vec<String>,
+    /// Requested preopened directories.
+    pub directories: Vec<String>,
+    /// Requested environment variable names.
+    pub env: Vec<String>,
+    /// Requested secret names.
+    pub secrets: Vec<String>,
+}
+
+/// A step type exactly as a plugin described it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawStepType {
+    /// Name within the plugin.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Input JSON Schema text.
+    pub input_schema: String,
+    /// Output JSON Schema text.
+    pub output_schema: String,
+}
+
+/// A connector spec exactly as a plugin described it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawConnectorSpec {
+    /// Config JSON Schema text.
+    pub config_schema: String,
+    /// Secret config fields.
+    pub secret_fields: Vec<String>,
+    /// Claims to be a source.
+    pub source: bool,
+    /// Claims to be a destination.
+    pub destination: bool,
+}
+
+/// Which roles a component plays, detected from its exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginRoles {
+    /// Exports `step`.
+    pub step: bool,
+    /// Exports `source`.
+    pub source: bool,
+    /// Exports `destination`.
+    pub destination: bool,
+}
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginManifest {
+    /// Plugin name; the prefix of its step types (`core/fibo`).
+    pub name: String,
+    /// Semantic version.
+    pub version: semver::Version,
+    /// Description.
+    pub description: String,
+    /// Roles detected from the component's exports.
+    pub roles: PluginRoles,
+    /// Step types provided.
+    pub step_types: Vec<StepTypeInfo>,
+    /// Connector spec, for source/destination plugins.
+    pub connector: Option<ConnectorSpec>,
+    /// Requested capabilities.
+    pub requested: RequestedCapabilities,
+}
+
+impl PluginManifest {
+    /// Looks up a step type by its name within the plugin.
+    pub fn step_type(&self, name: &str) -> Option<&StepTypeInfo> {
+        self.step_types.iter().find(|s| s.name == name)
+    }
+}
+
+/// One validated step type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepTypeInfo {
+    /// Name within the plugin.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Input JSON Schema.
+    pub input_schema: serde_json::Value,
+    /// Output JSON Schema.
+    pub output_schema: serde_json::Value,
+}
+
+/// A validated connector spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorSpec {
+    /// Config JSON Schema.
+    pub config_schema: serde_json::Value,
+    /// Secret config fields.
+    pub secret_fields: Vec<String>,
+}
+
+/// What is wrong with a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ManifestProblemCode {
+    /// Plugin or step-type name breaks the naming rule.
+    InvalidName,
+    /// Version is not semver.
+    InvalidVersion,
+    /// A schema is not JSON.
+    InvalidJson,
+    /// A schema is JSON but not a valid JSON Schema.
+    InvalidJsonSchema,
+    /// Two step types share a name.
+    DuplicateStepType,
+    /// A requested host pattern is malformed.
+    InvalidHostPattern,
+    /// Exports and manifest disagree (e.g. step types without `step`).
+    RoleMismatch,
+}
+
+/// One problem in a manifest, located by a JSON pointer into the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestProblem {
+    /// JSON pointer, e.g. `/stepTypes/1/inputSchema`.
+    pub pointer: String,
+    /// Machine-readable code.
+    pub code: ManifestProblemCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}",
+            if self.pointer.is_empty() {
+                "/"
+            } else {
+                &self.pointer
+            },
+            self.message
+        )
+    }
+}
+
+/// Whether `name` follows the naming rule for plugins and step types:
+/// a lower-case letter, then up to 62 lower-case letters, digits or `-`.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+struct Problems(Vec<ManifestProblem>);
+
+impl Problems {
+    fn push(
+        &mut self,
+        pointer: impl Into<String>,
+        code: ManifestProblemCode,
+        message: impl Into<String>,
+    ) {
+        self.0.push(ManifestProblem {
+            pointer: pointer.into(),
+            code,
+            message: message.into(),
+        });
+    }
+
+    fn schema(&mut self, pointer: String, text: &str) -> Option<serde_json::Value> {
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.push(
+                    pointer,
+                    ManifestProblemCode::InvalidJson,
+                    format!("not JSON: {e}"),
+                );
+                return None;
+            }
+        };
+        if !(value.is_object() || value.is_boolean()) {
+            self.push(
+                pointer,
+                ManifestProblemCode::InvalidJsonSchema,
+                "a JSON Schema must be an object or a boolean",
+            );
+            return None;
+        }
+        if let Err(e) = jsonschema::meta::validate(&value) {
+            self.push(
+                pointer,
+                ManifestProblemCode::InvalidJsonSchema,
+                format!("not a valid JSON Schema: {e}"),
+            );
+            return None;
+        }
+        if let Err(e) = jsonschema::validator_for(&value) {
+            self.push(
+                pointer,
+                ManifestProblemCode::InvalidJsonSchema,
+                format!("JSON Schema does not compile: {e}"),
+            );
+            return None;
+        }
+        Some(value)
+    }
+}
+
+impl RawManifest {
+    /// Validates the manifest against the roles detected from the
+    /// component's exports, reporting every problem at once.
+    pub fn validate(self, roles: PluginRoles) -> Result<PluginManifest, Vec<ManifestProblem>> {
+        use ManifestProblemCode as C;
+        let mut p = Problems(Vec::new());
+
+        if !is_valid_name(&self.name) {
+            p.push(
+                "/name",
+                C::InvalidName,
+                format!(
+                    "plugin name {:?} must match [a-z][a-z0-9-]{{0,62}}",
+                    self.name
+                ),
+            );
+        }
+        let version = match semver::Version::parse(self.version.trim()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                p.push(
+                    "/version",
+                    C::InvalidVersion,
+                    format!("version {:?} is not semver: {e}", self.version),
+                );
+                None
+            }
+        };
+
+        let mut seen = HashSet::new();
+        let mut step_types = Vec::with_capacity(self.step_types.len());
+        for (i, st) in self.step_types.into_iter().enumerate() {
+            if !is_valid_name(&st.name) {
+                p.push(
+                    format!("/stepTypes/{i}/name"),
+                    C::InvalidName,
+                    format!(
+                        "step type name {:?} must match [a-z][a-z0-9-]{{0,62}}",
+                        st.name
+                    ),
+                );
+            } else if !seen.insert(st.name.clone()) {
+                p.push(
+                    format!("/stepTypes/{i}/name"),
+                    C::DuplicateStepType,
+                    format!("step type {:?} is declared more than once", st.name),
+                );
+            }
+            let input = p.schema(format!("/stepTypes/{i}/inputSchema"), &st.input_schema);
+            let output = p.schema(format!("/stepTypes/{i}/outputSchema"), &st.output_schema);
+            if let (Some(input_schema), Some(output_schema)) = (input, output) {
+                step_types.push(StepTypeInfo {
+                    name: st.name,
+                    description: st.description,
+                    input_schema,
+                    output_schema,
+                });
+            }
+        }
+        if roles.step && seen.is_empty() {
+            p.push(
+                "/stepTypes",
+                C::RoleMismatch,
+                "the component exports `step` but declares no step types",
+            );
+        }
+        if !roles.step && !seen.is_empty() {
+            p.push(
+                "/stepTypes",
+                C::RoleMismatch,
+                "step types are declared but the component does not export `step`",
+            );
+        }
+
+        let connector = match self.connector {
+            Some(c) => {
+                if c.source != roles.source || c.destination != roles.destination {
+                    p.push("/connector", C::RoleMismatch, format!(
+                        "connector spec claims source={} destination={} but the component exports source={} destination={}",
+                        c.source, c.destination, roles.source, roles.destination
+                    ));
+                }
+                p.schema("/connector/configSchema".into(), &c.config_schema)
+                    .map(|config_schema| ConnectorSpec {
+                        config_schema,
+                        secret_fields: c.secret_fields,
+                    })
+            }
+            None => {
+                if roles.source || roles.destination {
+                    p.push(
+                        "/connector",
+                        C::RoleMismatch,
+                        "the component exports source/destination but has no connector spec",
+                    );
+                }
+                None
+            }
+        };
+
+        let mut outbound_hosts = Vec::new();
+        for (i, h) in self.outbound_hosts.iter().enumerate() {
+            match HostPattern::parse(h) {
+                Ok(pat) => outbound_hosts.push(pat),
+                Err(e) => p.push(
+                    format!("/requested/outboundHosts/{i}"),
+                    C::InvalidHostPattern,
+                    e.to_string(),
+                ),
+            }
+        }
+
+        match (p.0.is_empty(), version) {
+            (true, Some(version)) => Ok(PluginManifest {
+                name: self.name,
+                version,
+                description: self.description,
+                roles,
+                step_types,
+                connector,
+                requested: RequestedCapabilities {
+                    outbound_hosts,
+                    directories: self.directories,
+                    env: self.env,
+                    secrets: self.secrets,
+                },
+            }),
+            _ => Err(p.0),
+        }
+    }
+}
+
+/// A reference to a step type from a template: `plugin/step-type` with an
+/// optional semver requirement, e.g. `core/fibo@^0.1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTypeRef {
+    /// Plugin name.
+    pub plugin: String,
+    /// Step type name within the plugin.
+    pub step_type: String,
+    /// Version requirement; any version when absent.
+    pub version: Option<semver::VersionReq>,
+}
+
+impl StepTypeRef {
+    /// Parses `plugin/step-type[@requirement]`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (path, req) = match s.split_once('@') {
+            Some((path, req)) => (path, Some(req)),
+            None => (s, None),
+        };
+        let (plugin, step_type) = path.split_once('/').ok_or_else(|| {
+            format!("{s:?} must look like `plugin/step-type` or `plugin/step-type@^1.2`")
+        })?;
+        if !is_valid_name(plugin) || !is_valid_name(step_type) {
+            return Err(format!(
+                "{s:?}: plugin and step-type names must match [a-z][a-z0-9-]{{0,62}}"
+            ));
+        }
+        let version = req
+            .map(|r| {
+                semver::VersionReq::parse(r)
+                    .map_err(|e| format!("{s:?}: bad version requirement: {e}"))
+            })
+            .transpose()?;
+        Ok(Self {
+            plugin: plugin.to_owned(),
+            step_type: step_type.to_owned(),
+            version,
+        })
+    }
+}
+
+impl fmt::Display for StepTypeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.plugin, self.step_type)?;
+        if let Some(v) = &self.version {
+            write!(f, "@{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw() -> RawManifest {
+        RawManifest {
+            name: "core".into(),
+            version: "0.1.0".into(),
+            description: "d".into(),
+            step_types: vec![RawStepType {
+                name: "noop".into(),
+                description: "n".into(),
+                input_schema: "{}".into(),
+                output_schema: "true".into(),
+            }],
+            outbound_hosts: vec!["*".into()],
+            ..Default::default()
+        }
+    }
+
+    const STEP: PluginRoles = PluginRoles {
+        step: true,
+        source: false,
+        destination: false,
+    };
+
+    #[test]
+    fn a_good_manifest_validates() {
+        let m = raw().validate(STEP).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(m.version, semver::Version::new(0, 1, 0));
+        assert!(m.step_type("noop").is_some());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut m = raw();
+        m.name = "Core!".into();
+        m.version = "one.two".into();
+        m.step_types.push(RawStepType {
+            name: "noop".into(),
+            input_schema: r#"{"type": 12}"#.into(),
+            output_schema: "nope".into(),
+            ..Default::default()
+        });
+        m.outbound_hosts.push("http://x/".into());
+        let problems = m.validate(STEP).err().unwrap_or_default();
+        let codes: Vec<_> = problems
+            .iter()
+            .map(|p| (p.pointer.as_str(), p.code))
+            .collect();
+        use ManifestProblemCode as C;
+        assert!(codes.contains(&("/name", C::InvalidName)), "{problems:?}");
+        assert!(
+            codes.contains(&("/version", C::InvalidVersion)),
+            "{problems:?}"
+        );
+        assert!(
+            codes.contains(&("/stepTypes/1/name", C::DuplicateStepType)),
+            "{problems:?}"
+        );
+        assert!(
+            codes.contains(&("/stepTypes/1/inputSchema", C::InvalidJsonSchema)),
+            "{problems:?}"
+        );
+        assert!(
+            codes.contains(&("/stepTypes/1/outputSchema", C::InvalidJson)),
+            "{problems:?}"
+        );
+        assert!(
+            codes.contains(&("/requested/outboundHosts/1", C::InvalidHostPattern)),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn roles_must_match_exports() {
+        let problems = raw()
+            .validate(PluginRoles::default())
+            .err()
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, ManifestProblemCode::RoleMismatch);
+    }
+
+    #[test]
+    fn step_type_refs_parse() {
+        let r = StepTypeRef::parse("core/fibo@^0.1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((r.plugin.as_str(), r.step_type.as_str()), ("core", "fibo"));
+        assert!(
+            r.version
+                .is_some_and(|v| v.matches(&semver::Version::new(0, 1, 5)))
+        );
+        assert!(StepTypeRef::parse("core").is_err());
+        assert!(StepTypeRef::parse("core/fibo@banana").is_err());
+        assert_eq!(
+            StepTypeRef::parse("a/b").map(|r| r.to_string()),
+            Ok("a/b".to_owned())
+        );
+    }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite: builds the guest components (first-party plugins,
+# hostile fixtures, the example plugin), then runs every test in the
+# workspace against them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build-guests.sh
+echo "==> cargo test --workspace"
+cargo test --workspace --locked

@@ -1,0 +1,9 @@
+//! End-to-end tests through the real host and real compiled plugins
+//! (`scripts/build-guests.sh` builds them into `build/wasm/`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod capabilities;
+mod core_steps;
+mod hostile;
+mod install;

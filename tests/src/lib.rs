@@ -1,0 +1,110 @@
+//! Shared helpers for Weft's end-to-end tests: locating the compiled guest
+//! components, building hosts with a shared compile cache, and a tiny
+//! loopback HTTP server for capability tests.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_host::{HostConfig, InvokeStepRequest, PluginHost};
+use weft_model::{InvocationLimits, PluginDigest, RunId, StepId};
+
+/// Directory holding the compiled guests (`scripts/build-guests.sh`).
+pub fn wasm_dir() -> PathBuf {
+    std::env::var_os("WEFT_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../build/wasm")))
+}
+
+/// The bytes of a compiled guest, e.g. `core` or `hostile`.
+pub fn wasm(name: &str) -> Result<Vec<u8>> {
+    let path = wasm_dir().join(format!("{name}.wasm"));
+    std::fs::read(&path).with_context(|| {
+        format!(
+            "missing {}: build the guests first with `scripts/build-guests.sh` (or `make test`)",
+            path.display()
+        )
+    })
+}
+
+/// A host for tests: a small instance pool and a compile cache shared by
+/// every test, so each component is compiled once per cache directory.
+pub fn test_host() -> Result<PluginHost> {
+    let cache = std::env::temp_dir().join("weft-test-compile-cache");
+    Ok(PluginHost::new(HostConfig {
+        cache_dir: Some(cache),
+        max_concurrent_instances: 64,
+        memory_ceiling_bytes: 256 << 20,
+        ..HostConfig::default()
+    })?)
+}
+
+/// A host with `names` installed; returns the host and their digests in order.
+pub async fn host_with(names: &[&str]) -> Result<(Arc<PluginHost>, Vec<PluginDigest>)> {
+    let host = Arc::new(test_host()?);
+    let mut digests = Vec::new();
+    for name in names {
+        let installed = host
+            .install(&wasm(name)?)
+            .await
+            .with_context(|| format!("installing {name}"))?;
+        digests.push(installed.plugin.digest.clone());
+    }
+    Ok((host, digests))
+}
+
+/// A step request with test ids.
+pub fn request(
+    plugin: &PluginDigest,
+    step_type: &str,
+    input: serde_json::Value,
+) -> InvokeStepRequest {
+    #[allow(clippy::unwrap_used)] // constant, valid ids
+    InvokeStepRequest::new(
+        plugin.clone(),
+        step_type,
+        input,
+        RunId::new("run-test").unwrap(),
+        StepId::new("step-test").unwrap(),
+    )
+}
+
+/// Limits with a short timeout for misbehaving plugins.
+pub fn tight_limits(timeout: Duration) -> InvocationLimits {
+    InvocationLimits {
+        timeout,
+        cpu_time: timeout,
+        cancel_grace: Duration::from_millis(200),
+        ..InvocationLimits::default()
+    }
+}
+
+/// A one-shot-per-connection HTTP/1.1 server on loopback that answers every
+/// request with `200` and `body`. Returns its port; it runs until the
+/// runtime shuts down.
+pub async fn serve_http(body: &'static str) -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-test: yes\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Ok(port)
+}

@@ -56,7 +56,9 @@ async fn a_second_host_loads_from_the_disk_cache_without_recompiling() -> anyhow
         second.compile_time,
         first.compile_time
     );
-    // A corrupt cache entry is ignored and replaced, not trusted.
+    // A corrupt cache entry is ignored and replaced, not trusted. (Drop the
+    // plugin first: its code is mapped from that file.)
+    drop(second);
     for entry in std::fs::read_dir(dir.path())? {
         std::fs::write(entry?.path(), b"garbage")?;
     }

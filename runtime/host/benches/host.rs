@@ -31,12 +31,20 @@ struct Stats {
 fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    Stats { p50: at(0.50), p99: at(0.99), n: samples.len() }
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        n: samples.len(),
+    }
 }
 
 fn fmt(d: Duration) -> String {
     let us = d.as_secs_f64() * 1e6;
-    if us >= 10_000.0 { format!("{:.1} ms", us / 1e3) } else { format!("{us:.1} µs") }
+    if us >= 10_000.0 {
+        format!("{:.1} ms", us / 1e3)
+    } else {
+        format!("{us:.1} µs")
+    }
 }
 
 fn row(name: &str, s: &Stats) {
@@ -44,11 +52,20 @@ fn row(name: &str, s: &Stats) {
 }
 
 fn config(cache: Option<&std::path::Path>) -> HostConfig {
-    HostConfig { cache_dir: cache.map(|p| p.to_owned()), ..HostConfig::default() }
+    HostConfig {
+        cache_dir: cache.map(|p| p.to_owned()),
+        ..HostConfig::default()
+    }
 }
 
 fn req(d: &PluginDigest, step: &str, input: serde_json::Value) -> InvokeStepRequest {
-    InvokeStepRequest::new(d.clone(), step, input, RunId::new("bench").unwrap(), StepId::new("s").unwrap())
+    InvokeStepRequest::new(
+        d.clone(),
+        step,
+        input,
+        RunId::new("bench").unwrap(),
+        StepId::new("s").unwrap(),
+    )
 }
 
 /// Bare wasmtime: the same component instantiated from an `InstancePre`
@@ -61,12 +78,19 @@ struct Bare {
 }
 impl WasiView for Bare {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 impl WasiHttpView for Bare {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
     }
 }
 
@@ -85,7 +109,11 @@ async fn bare_instantiate(bytes: &[u8], iters: usize) -> Result<Stats> {
         let t = Instant::now();
         let mut store = wasmtime::Store::new(
             &engine,
-            Bare { wasi: WasiCtx::builder().build(), http: WasiHttpCtx::new(), table: Default::default() },
+            Bare {
+                wasi: WasiCtx::builder().build(),
+                http: WasiHttpCtx::new(),
+                table: Default::default(),
+            },
         );
         pre.instantiate_async(&mut store).await?;
         drop(store);
@@ -97,7 +125,10 @@ async fn bare_instantiate(bytes: &[u8], iters: usize) -> Result<Stats> {
 fn main() -> Result<()> {
     let quick = std::env::var_os("WEFT_BENCH_QUICK").is_some();
     let scale = |n: usize| if quick { (n / 20).max(5) } else { n };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let bytes = core_wasm()?;
         println!("core.wasm: {} KiB; {} cores", bytes.len() / 1024, std::thread::available_parallelism().map_or(1, |n| n.get()));

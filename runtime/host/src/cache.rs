@@ -4,6 +4,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use weft_model::PluginDigest;
@@ -71,7 +72,12 @@ impl CompiledCache {
             .serialize()
             .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
         let path = self.path(digest);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per write: concurrent installs of the same component must
+        // never write through one temp file, or a reader could map a file
+        // that is being truncated under it (SIGBUS).
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &path)
     }

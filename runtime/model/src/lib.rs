@@ -11,6 +11,7 @@ pub mod ids;
 pub mod limits;
 pub mod manifest;
 pub mod outcome;
+pub mod run;
 
 pub use capabilities::{
     CapabilityGrants, DirectoryGrant, EffectiveGrants, HostPattern, HostPatternError,
@@ -24,3 +25,4 @@ pub use manifest::{
     RawConnectorSpec, RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
 };
 pub use outcome::{InputRequest, StepOutcome};
+pub use run::{RunStatus, StepStatus};

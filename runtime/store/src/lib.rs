@@ -1,0 +1,85 @@
+//! Weft's persistence on SurrealDB.
+//!
+//! One URL selects the engine: `surrealkv://<dir>` (embedded, on disk, the
+//! default; append `?sync=never` to trade durability for speed), `mem://`
+//! (tests) or `ws://host:port` (a SurrealDB server). Versioned `.surql`
+//! migrations run at start-up and are recorded in the `migration` table.
+//!
+//! The engine owns run state in memory and writes whole records, so every
+//! state transition is one transaction with no read-modify-write round
+//! trip; concurrent transitions are grouped into one commit by
+//! [`Store::commit`]'s caller.
+
+mod error;
+mod migrate;
+mod plugins;
+mod records;
+mod runs;
+mod templates;
+
+pub use error::StoreError;
+pub use records::{
+    ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage, RunProgress, RunRecord,
+    StepRecord, TemplateRecord, TemplateRevisionRecord, Transition,
+};
+pub use runs::CreateRunOutcome;
+
+use std::sync::Arc;
+use std::time::Duration;
+use surrealdb::Surreal;
+use surrealdb::engine::any::Any;
+
+/// A handle to the database. Cheap to clone (one shared session: cloning a
+/// `Surreal` would open a new one, which remote servers cap).
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Surreal<Any>>,
+}
+
+impl Store {
+    /// Connects, selects the `weft` namespace and database, and applies
+    /// pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let db = surrealdb::engine::any::connect(url).await.map_err(|e| StoreError::Connect(format!("{url}: {e}")))?;
+        db.use_ns("weft").use_db("main").await.map_err(|e| StoreError::Connect(e.to_string()))?;
+        let store = Self { db: Arc::new(db) };
+        migrate::apply(&store).await?;
+        Ok(store)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.health().await.map_err(StoreError::db)
+    }
+
+    /// Runs a query with variables, retrying transaction conflicts, and
+    /// returns the response for the caller to take results from.
+    pub(crate) async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<surrealdb::IndexedResults, StoreError> {
+        let mut delay = Duration::from_millis(1);
+        for attempt in 0.. {
+            let result = self.db.query(sql).bind(vars.clone()).await.and_then(|r| r.check());
+            match result {
+                Ok(r) => return Ok(r),
+                Err(e) if attempt < 8 && is_retryable(&e) => {
+                    tracing::debug!(attempt, "retrying after transaction conflict: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(100));
+                }
+                Err(e) => return Err(StoreError::db(e)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+}
+
+fn is_retryable(e: &surrealdb::Error) -> bool {
+    let s = e.to_string();
+    s.contains("can be retried") || s.contains("Transaction conflict") || s.contains("transaction conflict")
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,223 @@
+//! Runs, steps, the event log, logs, artifacts and schedule claims.
+
+use crate::records::{ArtifactRecord, LogRecord, RunEvent, RunFilter, RunPage, RunRecord, StepRecord, Transition};
+use crate::{Store, StoreError};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use std::fmt::Write;
+
+/// Whether `create_run` made a new run or found one with the same idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateRunOutcome {
+    /// A new run was written.
+    Created,
+    /// A run with this idempotency key already exists.
+    Existing(Box<RunRecord>),
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+pub(crate) fn rows<T: DeserializeOwned>(res: &mut surrealdb::IndexedResults, idx: usize) -> Result<Vec<T>, StoreError> {
+    let values: Vec<Value> = res.take(idx).map_err(|e| StoreError::Codec(e.to_string()))?;
+    values
+        .into_iter()
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Codec(e.to_string())))
+        .collect()
+}
+
+/// Appends the statements writing `t` to `sql`, naming variables with `p`.
+fn write_transition(t: &Transition, p: &str, sql: &mut String, vars: &mut Map<String, Value>, events: &mut Vec<Value>, logs: &mut Vec<Value>) -> Result<(), StoreError> {
+    if let Some(run) = &t.run {
+        let _ = writeln!(sql, "UPSERT type::record('run', ${p}r.runId) CONTENT ${p}r RETURN NONE;");
+        vars.insert(format!("{p}r"), to_json(run)?);
+    }
+    for (j, s) in t.steps.iter().enumerate() {
+        let _ = writeln!(sql, "UPSERT type::record('step', [${p}s{j}.runId, ${p}s{j}.key]) CONTENT ${p}s{j} RETURN NONE;");
+        vars.insert(format!("{p}s{j}"), to_json(s)?);
+    }
+    for e in &t.events {
+        events.push(to_json(e)?);
+    }
+    for l in &t.logs {
+        logs.push(to_json(l)?);
+    }
+    Ok(())
+}
+
+fn finish_batch(sql: &mut String, vars: &mut Map<String, Value>, events: Vec<Value>, logs: Vec<Value>) {
+    if !events.is_empty() {
+        sql.push_str("INSERT INTO run_event $events RETURN NONE;\n");
+        vars.insert("events".into(), Value::Array(events));
+    }
+    if !logs.is_empty() {
+        sql.push_str("INSERT INTO log $logs RETURN NONE;\n");
+        vars.insert("logs".into(), Value::Array(logs));
+    }
+    sql.push_str("COMMIT TRANSACTION;");
+}
+
+impl Store {
+    /// Writes a new run with its initial steps and events in one
+    /// transaction. With an idempotency key that was used before, nothing
+    /// is written and the existing run is returned.
+    pub async fn create_run(&self, initial: &Transition) -> Result<CreateRunOutcome, StoreError> {
+        let run = initial.run.as_ref().ok_or_else(|| StoreError::Codec("create_run needs a run record".into()))?;
+        let mut sql = String::from("BEGIN TRANSACTION;\n");
+        let mut vars = Map::new();
+        if let Some(key) = &run.idempotency_key {
+            sql.push_str("CREATE type::record('idempotency', $idem) SET runId = $idemRun RETURN NONE;\n");
+            vars.insert("idem".into(), json!(key));
+            vars.insert("idemRun".into(), json!(run.run_id));
+        }
+        let (mut events, mut logs) = (Vec::new(), Vec::new());
+        write_transition(initial, "t", &mut sql, &mut vars, &mut events, &mut logs)?;
+        finish_batch(&mut sql, &mut vars, events, logs);
+        match self.run(&sql, Value::Object(vars)).await {
+            Ok(_) => Ok(CreateRunOutcome::Created),
+            Err(e) => {
+                let Some(key) = &run.idempotency_key else { return Err(e) };
+                let mut res = self.run("SELECT VALUE runId FROM type::record('idempotency', $k);", json!({"k": key})).await?;
+                let existing: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
+                match existing.first() {
+                    Some(id) => Ok(CreateRunOutcome::Existing(Box::new(self.get_run(id).await?))),
+                    None => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Commits a batch of transitions (from one or many runs) atomically.
+    pub async fn commit(&self, batch: &[Transition]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("BEGIN TRANSACTION;\n");
+        let mut vars = Map::new();
+        let (mut events, mut logs) = (Vec::new(), Vec::new());
+        for (i, t) in batch.iter().enumerate() {
+            write_transition(t, &format!("t{i}"), &mut sql, &mut vars, &mut events, &mut logs)?;
+        }
+        finish_batch(&mut sql, &mut vars, events, logs);
+        self.run(&sql, Value::Object(vars)).await.map(drop)
+    }
+
+    /// A run by id.
+    pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        let mut res = self.run("SELECT * OMIT id FROM type::record('run', $id);", json!({"id": run_id})).await?;
+        rows(&mut res, 0)?.into_iter().next().ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
+    }
+
+    /// Runs matching a filter, newest first.
+    pub async fn list_runs(&self, f: &RunFilter) -> Result<RunPage, StoreError> {
+        let mut cond = vec!["true".to_owned()];
+        if f.status.is_some() {
+            cond.push("status = $status".into());
+        }
+        if f.template_id.is_some() {
+            cond.push("templateId = $template".into());
+        }
+        if f.created_after.is_some() {
+            cond.push("createdAt >= $after".into());
+        }
+        if f.created_before.is_some() {
+            cond.push("createdAt < $before".into());
+        }
+        let cond = cond.join(" AND ");
+        let size = f.page_size.clamp(1, 100);
+        let start = (f.page.max(1) - 1) * size;
+        let sql = format!(
+            "SELECT * OMIT id FROM run WHERE {cond} ORDER BY createdAt DESC LIMIT {size} START {start};\n\
+             SELECT VALUE count() FROM run WHERE {cond} GROUP ALL;"
+        );
+        let mut res = self
+            .run(&sql, json!({"status": f.status, "template": f.template_id, "after": f.created_after, "before": f.created_before}))
+            .await?;
+        let runs = rows(&mut res, 0)?;
+        let total: Vec<u64> = res.take(1).map_err(|e| StoreError::Codec(e.to_string()))?;
+        Ok(RunPage { runs, total: total.first().copied().unwrap_or(0) })
+    }
+
+    /// A run's steps, in key order.
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+        let mut res = self.run("SELECT * OMIT id FROM step WHERE runId = $id ORDER BY key;", json!({"id": run_id})).await?;
+        rows(&mut res, 0)
+    }
+
+    /// Runs that have not finished, for recovery at start-up.
+    pub async fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut res = self
+            .run("SELECT * OMIT id FROM run WHERE status IN ['PENDING', 'RUNNING', 'PAUSED', 'AWAITING_INPUT'];", json!({}))
+            .await?;
+        rows(&mut res, 0)
+    }
+
+    /// A run's events after `after_seq`, in order.
+    pub async fn events(&self, run_id: &str, after_seq: u64, limit: u32) -> Result<Vec<RunEvent>, StoreError> {
+        let mut res = self
+            .run(
+                "SELECT * OMIT id FROM run_event WHERE runId = $id AND seq > $after ORDER BY seq LIMIT $limit;",
+                json!({"id": run_id, "after": after_seq, "limit": limit.clamp(1, 1000)}),
+            )
+            .await?;
+        rows(&mut res, 0)
+    }
+
+    /// A step's log lines after `after_seq`, in order.
+    pub async fn logs(&self, run_id: &str, step_key: &str, after_seq: u64, limit: u32) -> Result<Vec<LogRecord>, StoreError> {
+        let mut res = self
+            .run(
+                "SELECT * OMIT id FROM log WHERE runId = $id AND stepKey = $step AND seq > $after ORDER BY seq LIMIT $limit;",
+                json!({"id": run_id, "step": step_key, "after": after_seq, "limit": limit.clamp(1, 1000)}),
+            )
+            .await?;
+        rows(&mut res, 0)
+    }
+
+    /// Stores an artifact: metadata in `artifact`, bytes by reference in `artifact_blob`.
+    pub async fn put_artifact(&self, meta: &ArtifactRecord, data: &[u8]) -> Result<(), StoreError> {
+        self.run(
+            "BEGIN TRANSACTION;\
+             UPSERT type::record('artifact', [$m.runId, $m.stepKey, $m.attempt, $m.name]) CONTENT $m RETURN NONE;\
+             UPSERT type::record('artifact_blob', [$m.runId, $m.stepKey, $m.attempt, $m.name]) CONTENT { data: $data } RETURN NONE;\
+             COMMIT TRANSACTION;",
+            json!({"m": to_json(meta)?, "data": crate::plugins::b64(data)}),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// A step's artifacts (metadata).
+    pub async fn artifacts(&self, run_id: &str, step_key: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
+        let mut res = self
+            .run("SELECT * OMIT id FROM artifact WHERE runId = $id AND stepKey = $step ORDER BY attempt, name;", json!({"id": run_id, "step": step_key}))
+            .await?;
+        rows(&mut res, 0)
+    }
+
+    /// An artifact's bytes (latest attempt with that name).
+    pub async fn artifact_data(&self, meta: &ArtifactRecord) -> Result<Vec<u8>, StoreError> {
+        let mut res = self
+            .run(
+                "SELECT VALUE data FROM type::record('artifact_blob', [$m.runId, $m.stepKey, $m.attempt, $m.name]);",
+                json!({"m": to_json(meta)?}),
+            )
+            .await?;
+        let data: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
+        let s = data.first().ok_or_else(|| StoreError::NotFound(format!("artifact {}", meta.name)))?;
+        crate::plugins::unb64(s)
+    }
+
+    /// Claims one firing of a schedule cluster-wide; true for exactly one caller.
+    pub async fn claim_schedule_fire(&self, template_id: &str, fire_at_ms: i64) -> Result<bool, StoreError> {
+        match self
+            .run("CREATE type::record('schedule_fire', [$t, $at]) SET claimedAt = $now RETURN NONE;", json!({"t": template_id, "at": fire_at_ms, "now": crate::now_ms()}))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::Db(msg)) if msg.contains("already exists") => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Workflow templates and their immutable revisions.
+
+use crate::records::{TemplateRecord, TemplateRevisionRecord};
+use crate::runs::{rows, to_json};
+use crate::{Store, StoreError, now_ms};
+use serde_json::{Value, json};
+
+impl Store {
+    /// Creates a template at revision 1. Names are unique.
+    pub async fn create_template(&self, template_id: &str, name: &str, body: &Value) -> Result<TemplateRecord, StoreError> {
+        let now = now_ms();
+        let rec = TemplateRecord { template_id: template_id.into(), name: name.into(), revision: 1, body: body.clone(), created_at: now, updated_at: now };
+        let rev = TemplateRevisionRecord { template_id: template_id.into(), revision: 1, body: body.clone(), created_at: now };
+        let res = self
+            .run(
+                "BEGIN TRANSACTION;\
+                 CREATE type::record('template', $t.templateId) CONTENT $t RETURN NONE;\
+                 CREATE type::record('template_revision', [$r.templateId, $r.revision]) CONTENT $r RETURN NONE;\
+                 COMMIT TRANSACTION;",
+                json!({"t": to_json(&rec)?, "r": to_json(&rev)?}),
+            )
+            .await;
+        match res {
+            Ok(_) => Ok(rec),
+            Err(StoreError::Db(m)) if m.contains("already") || m.contains("unique") || m.contains("index") => {
+                Err(StoreError::Conflict(format!("a template named {name:?} already exists")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a new revision if the head is still `expected_revision`.
+    pub async fn update_template(&self, template_id: &str, body: &Value, expected_revision: u32) -> Result<TemplateRecord, StoreError> {
+        let current = self.template(template_id).await?;
+        if current.revision != expected_revision {
+            return Err(StoreError::Conflict(format!("template is at revision {}, not {expected_revision}", current.revision)));
+        }
+        let now = now_ms();
+        let next = TemplateRecord { revision: expected_revision + 1, body: body.clone(), updated_at: now, ..current };
+        let rev = TemplateRevisionRecord { template_id: template_id.into(), revision: next.revision, body: body.clone(), created_at: now };
+        // Creating the revision record fails if a concurrent update took the number.
+        match self
+            .run(
+                "BEGIN TRANSACTION;\
+                 CREATE type::record('template_revision', [$r.templateId, $r.revision]) CONTENT $r RETURN NONE;\
+                 UPSERT type::record('template', $t.templateId) CONTENT $t RETURN NONE;\
+                 COMMIT TRANSACTION;",
+                json!({"t": to_json(&next)?, "r": to_json(&rev)?}),
+            )
+            .await
+        {
+            Ok(_) => Ok(next),
+            Err(StoreError::Db(m)) if m.contains("already exists") => Err(StoreError::Conflict("template was updated concurrently".into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A template by id or, failing that, by name.
+    pub async fn template(&self, id_or_name: &str) -> Result<TemplateRecord, StoreError> {
+        let mut res = self
+            .run(
+                "SELECT * OMIT id FROM type::record('template', $k); SELECT * OMIT id FROM template WHERE name = $k;",
+                json!({"k": id_or_name}),
+            )
+            .await?;
+        let by_id: Vec<TemplateRecord> = rows(&mut res, 0)?;
+        let by_name: Vec<TemplateRecord> = rows(&mut res, 1)?;
+        by_id.into_iter().chain(by_name).next().ok_or_else(|| StoreError::NotFound(format!("template {id_or_name}")))
+    }
+
+    /// One revision of a template.
+    pub async fn template_revision(&self, template_id: &str, revision: u32) -> Result<TemplateRevisionRecord, StoreError> {
+        let mut res = self
+            .run("SELECT * OMIT id FROM type::record('template_revision', [$t, $r]);", json!({"t": template_id, "r": revision}))
+            .await?;
+        rows(&mut res, 0)?.into_iter().next().ok_or_else(|| StoreError::NotFound(format!("template {template_id} revision {revision}")))
+    }
+
+    /// All templates by name.
+    pub async fn templates(&self) -> Result<Vec<TemplateRecord>, StoreError> {
+        let mut res = self.run("SELECT * OMIT id FROM template ORDER BY name;", json!({})).await?;
+        rows(&mut res, 0)
+    }
+
+    /// A template's revisions, oldest first.
+    pub async fn template_revisions(&self, template_id: &str) -> Result<Vec<TemplateRevisionRecord>, StoreError> {
+        let mut res = self
+            .run("SELECT * OMIT id FROM template_revision WHERE templateId = $t ORDER BY revision;", json!({"t": template_id}))
+            .await?;
+        rows(&mut res, 0)
+    }
+
+    /// Deletes a template and its revisions (runs keep their pinned copies).
+    pub async fn delete_template(&self, template_id: &str) -> Result<(), StoreError> {
+        self.run(
+            "BEGIN TRANSACTION; DELETE type::record('template', $t); DELETE template_revision WHERE templateId = $t; COMMIT TRANSACTION;",
+            json!({"t": template_id}),
+        )
+        .await
+        .map(drop)
+    }
+}

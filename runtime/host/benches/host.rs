@@ -3,7 +3,10 @@
 //! every core. Prints a Markdown table.
 //!
 //! Run with `cargo bench -p weft-host --bench host` after
-//! `scripts/build-guests.sh`. `WEFT_BENCH_QUICK=1` shrinks iteration counts.
+//! `scripts/build-guests.sh`. Knobs: `WEFT_BENCH_QUICK=1` shrinks
+//! iteration counts; `WEFT_BENCH_ONLY=invoke` skips compile and warm start
+//! (for profiling); `WEFT_BENCH_WASM=<file>` and `WEFT_BENCH_STEP=<name>`
+//! measure another component's step instead of `core/noop`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,8 +21,10 @@ use weft_host::{HostConfig, InvokeStepRequest, PluginHost};
 use weft_model::{PluginDigest, RunId, StepId};
 
 fn core_wasm() -> Result<Vec<u8>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../build/wasm/core.wasm");
-    std::fs::read(path).with_context(|| format!("{path} missing: run scripts/build-guests.sh"))
+    let path = std::env::var("WEFT_BENCH_WASM").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../build/wasm/core.wasm").to_owned()
+    });
+    std::fs::read(&path).with_context(|| format!("{path} missing: run scripts/build-guests.sh"))
 }
 
 struct Stats {
@@ -69,8 +74,9 @@ fn req(d: &PluginDigest, step: &str, input: serde_json::Value) -> InvokeStepRequ
 }
 
 /// Bare wasmtime: the same component instantiated from an `InstancePre`
-/// into a store with an empty WASI context, then dropped. The floor the
-/// host's per-invocation cost is compared with.
+/// into a store with an empty WASI context, then dropped (no call, no
+/// limits, no events). The floor the host's per-invocation cost is
+/// compared with.
 struct Bare {
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -102,7 +108,12 @@ async fn bare_instantiate(bytes: &[u8], iters: usize) -> Result<Stats> {
     let mut linker: Linker<Bare> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    linker.define_unknown_imports_as_traps(&component)?;
+    // The Weft host interface as no-ops: `noop` never calls it.
+    linker.instance("weft:plugin/types@0.1.0")?;
+    let mut host = linker.instance("weft:plugin/host@0.1.0")?;
+    for name in ["log", "progress", "emit-artifact", "secret", "cancelled"] {
+        host.func_new(name, |_, _, _, _| Ok(()))?;
+    }
     let pre = linker.instantiate_pre(&component)?;
     let mut samples = Vec::with_capacity(iters);
     for _ in 0..iters {
@@ -136,8 +147,10 @@ fn main() -> Result<()> {
         println!("| measurement | p50 | p99 | n |");
         println!("|---|---|---|---|");
 
+        // `WEFT_BENCH_ONLY=invoke` skips compile and warm-start (for profiling).
+        let only_invoke = std::env::var("WEFT_BENCH_ONLY").is_ok_and(|v| v == "invoke");
         let mut compile = Vec::new();
-        for _ in 0..scale(5).min(5) {
+        for _ in 0..if only_invoke { 1 } else { scale(5).min(5) } {
             let host = PluginHost::new(config(None))?;
             compile.push(host.install(&bytes).await?.compile_time);
         }
@@ -147,7 +160,7 @@ fn main() -> Result<()> {
         PluginHost::new(config(Some(cache.path())))?.install(&bytes).await?;
         let mut warm = Vec::new();
         let mut warm_load = Vec::new();
-        for _ in 0..scale(40) {
+        for _ in 0..if only_invoke { 1 } else { scale(40) } {
             let host = PluginHost::new(config(Some(cache.path())))?;
             let installed = host.install(&bytes).await?;
             assert_eq!(installed.source, weft_host::CompileSource::Cache);
@@ -160,14 +173,16 @@ fn main() -> Result<()> {
         let host = Arc::new(PluginHost::new(config(None))?);
         let core = host.install(&bytes).await?.plugin.digest.clone();
 
+        let noop_step = std::env::var("WEFT_BENCH_STEP").unwrap_or_else(|_| "noop".into());
+        let noop_step = noop_step.as_str();
         for _ in 0..1000 {
-            host.invoke_step(req(&core, "noop", json!({}))).await?;
+            host.invoke_step(req(&core, noop_step, json!({}))).await?;
         }
         let iters = scale(20_000);
         let mut noop = Vec::with_capacity(iters);
         for _ in 0..iters {
             let t = Instant::now();
-            host.invoke_step(req(&core, "noop", json!({}))).await?;
+            host.invoke_step(req(&core, noop_step, json!({}))).await?;
             noop.push(t.elapsed());
         }
         let noop = stats(noop);

@@ -19,8 +19,8 @@ mod templates;
 
 pub use error::StoreError;
 pub use records::{
-    ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage, RunProgress, RunRecord,
-    StepRecord, TemplateRecord, TemplateRevisionRecord, Transition,
+    ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage,
+    RunProgress, RunRecord, StepRecord, TemplateRecord, TemplateRevisionRecord, Transition,
 };
 pub use runs::CreateRunOutcome;
 
@@ -40,8 +40,13 @@ impl Store {
     /// Connects, selects the `weft` namespace and database, and applies
     /// pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let db = surrealdb::engine::any::connect(url).await.map_err(|e| StoreError::Connect(format!("{url}: {e}")))?;
-        db.use_ns("weft").use_db("main").await.map_err(|e| StoreError::Connect(e.to_string()))?;
+        let db = surrealdb::engine::any::connect(url)
+            .await
+            .map_err(|e| StoreError::Connect(format!("{url}: {e}")))?;
+        db.use_ns("weft")
+            .use_db("main")
+            .await
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
         let store = Self { db: Arc::new(db) };
         migrate::apply(&store).await?;
         Ok(store)
@@ -54,10 +59,19 @@ impl Store {
 
     /// Runs a query with variables, retrying transaction conflicts, and
     /// returns the response for the caller to take results from.
-    pub(crate) async fn run(&self, sql: &str, vars: serde_json::Value) -> Result<surrealdb::IndexedResults, StoreError> {
+    pub(crate) async fn run(
+        &self,
+        sql: &str,
+        vars: serde_json::Value,
+    ) -> Result<surrealdb::IndexedResults, StoreError> {
         let mut delay = Duration::from_millis(1);
         for attempt in 0.. {
-            let result = self.db.query(sql).bind(vars.clone()).await.and_then(|r| r.check());
+            let result = self
+                .db
+                .query(sql)
+                .bind(vars.clone())
+                .await
+                .and_then(|r| r.check());
             match result {
                 Ok(r) => return Ok(r),
                 Err(e) if attempt < 8 && is_retryable(&e) => {
@@ -74,7 +88,9 @@ impl Store {
 
 fn is_retryable(e: &surrealdb::Error) -> bool {
     let s = e.to_string();
-    s.contains("can be retried") || s.contains("Transaction conflict") || s.contains("transaction conflict")
+    s.contains("can be retried")
+        || s.contains("Transaction conflict")
+        || s.contains("transaction conflict")
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.

@@ -13,7 +13,9 @@ pub(crate) fn b64(data: &[u8]) -> String {
 }
 
 pub(crate) fn unb64(s: &str) -> Result<Vec<u8>, StoreError> {
-    base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| StoreError::Codec(format!("bad blob: {e}")))
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| StoreError::Codec(format!("bad blob: {e}")))
 }
 
 impl Store {
@@ -32,25 +34,51 @@ impl Store {
 
     /// All plugins, by name then install time.
     pub async fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
-        let mut res = self.run("SELECT * OMIT id FROM plugin ORDER BY name, installedAt;", json!({})).await?;
+        let mut res = self
+            .run(
+                "SELECT * OMIT id FROM plugin ORDER BY name, installedAt;",
+                json!({}),
+            )
+            .await?;
         rows(&mut res, 0)
     }
 
     /// A plugin by digest.
     pub async fn plugin(&self, digest: &str) -> Result<PluginRecord, StoreError> {
-        let mut res = self.run("SELECT * OMIT id FROM type::record('plugin', $d);", json!({"d": digest})).await?;
-        rows(&mut res, 0)?.into_iter().next().ok_or_else(|| StoreError::NotFound(format!("plugin {digest}")))
+        let mut res = self
+            .run(
+                "SELECT * OMIT id FROM type::record('plugin', $d);",
+                json!({"d": digest}),
+            )
+            .await?;
+        rows(&mut res, 0)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(format!("plugin {digest}")))
     }
 
     /// A plugin's component bytes.
     pub async fn plugin_bytes(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
-        let mut res = self.run("SELECT VALUE data FROM type::record('plugin_blob', $d);", json!({"d": digest})).await?;
+        let mut res = self
+            .run(
+                "SELECT VALUE data FROM type::record('plugin_blob', $d);",
+                json!({"d": digest}),
+            )
+            .await?;
         let data: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
-        unb64(data.first().ok_or_else(|| StoreError::NotFound(format!("plugin bytes {digest}")))?)
+        unb64(
+            data.first()
+                .ok_or_else(|| StoreError::NotFound(format!("plugin bytes {digest}")))?,
+        )
     }
 
     /// Enables or disables a plugin and replaces its grants.
-    pub async fn set_plugin_state(&self, digest: &str, enabled: bool, grants: &CapabilityGrants) -> Result<(), StoreError> {
+    pub async fn set_plugin_state(
+        &self,
+        digest: &str,
+        enabled: bool,
+        grants: &CapabilityGrants,
+    ) -> Result<(), StoreError> {
         let mut res = self
             .run(
                 "UPDATE type::record('plugin', $d) SET enabled = $enabled, grants = $grants RETURN VALUE digest;",

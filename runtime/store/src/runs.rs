@@ -1,6 +1,8 @@
 //! Runs, steps, the event log, logs, artifacts and schedule claims.
 
-use crate::records::{ArtifactRecord, LogRecord, RunEvent, RunFilter, RunPage, RunRecord, StepRecord, Transition};
+use crate::records::{
+    ArtifactRecord, LogRecord, RunEvent, RunFilter, RunPage, RunRecord, StepRecord, Transition,
+};
 use crate::{Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -19,8 +21,13 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StoreError> {
     serde_json::to_value(v).map_err(|e| StoreError::Codec(e.to_string()))
 }
 
-pub(crate) fn rows<T: DeserializeOwned>(res: &mut surrealdb::IndexedResults, idx: usize) -> Result<Vec<T>, StoreError> {
-    let values: Vec<Value> = res.take(idx).map_err(|e| StoreError::Codec(e.to_string()))?;
+pub(crate) fn rows<T: DeserializeOwned>(
+    res: &mut surrealdb::IndexedResults,
+    idx: usize,
+) -> Result<Vec<T>, StoreError> {
+    let values: Vec<Value> = res
+        .take(idx)
+        .map_err(|e| StoreError::Codec(e.to_string()))?;
     values
         .into_iter()
         .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Codec(e.to_string())))
@@ -28,13 +35,26 @@ pub(crate) fn rows<T: DeserializeOwned>(res: &mut surrealdb::IndexedResults, idx
 }
 
 /// Appends the statements writing `t` to `sql`, naming variables with `p`.
-fn write_transition(t: &Transition, p: &str, sql: &mut String, vars: &mut Map<String, Value>, events: &mut Vec<Value>, logs: &mut Vec<Value>) -> Result<(), StoreError> {
+fn write_transition(
+    t: &Transition,
+    p: &str,
+    sql: &mut String,
+    vars: &mut Map<String, Value>,
+    events: &mut Vec<Value>,
+    logs: &mut Vec<Value>,
+) -> Result<(), StoreError> {
     if let Some(run) = &t.run {
-        let _ = writeln!(sql, "UPSERT type::record('run', ${p}r.runId) CONTENT ${p}r RETURN NONE;");
+        let _ = writeln!(
+            sql,
+            "UPSERT type::record('run', ${p}r.runId) CONTENT ${p}r RETURN NONE;"
+        );
         vars.insert(format!("{p}r"), to_json(run)?);
     }
     for (j, s) in t.steps.iter().enumerate() {
-        let _ = writeln!(sql, "UPSERT type::record('step', [${p}s{j}.runId, ${p}s{j}.key]) CONTENT ${p}s{j} RETURN NONE;");
+        let _ = writeln!(
+            sql,
+            "UPSERT type::record('step', [${p}s{j}.runId, ${p}s{j}.key]) CONTENT ${p}s{j} RETURN NONE;"
+        );
         vars.insert(format!("{p}s{j}"), to_json(s)?);
     }
     for e in &t.events {
@@ -46,7 +66,12 @@ fn write_transition(t: &Transition, p: &str, sql: &mut String, vars: &mut Map<St
     Ok(())
 }
 
-fn finish_batch(sql: &mut String, vars: &mut Map<String, Value>, events: Vec<Value>, logs: Vec<Value>) {
+fn finish_batch(
+    sql: &mut String,
+    vars: &mut Map<String, Value>,
+    events: Vec<Value>,
+    logs: Vec<Value>,
+) {
     if !events.is_empty() {
         sql.push_str("INSERT INTO run_event $events RETURN NONE;\n");
         vars.insert("events".into(), Value::Array(events));
@@ -63,11 +88,16 @@ impl Store {
     /// transaction. With an idempotency key that was used before, nothing
     /// is written and the existing run is returned.
     pub async fn create_run(&self, initial: &Transition) -> Result<CreateRunOutcome, StoreError> {
-        let run = initial.run.as_ref().ok_or_else(|| StoreError::Codec("create_run needs a run record".into()))?;
+        let run = initial
+            .run
+            .as_ref()
+            .ok_or_else(|| StoreError::Codec("create_run needs a run record".into()))?;
         let mut sql = String::from("BEGIN TRANSACTION;\n");
         let mut vars = Map::new();
         if let Some(key) = &run.idempotency_key {
-            sql.push_str("CREATE type::record('idempotency', $idem) SET runId = $idemRun RETURN NONE;\n");
+            sql.push_str(
+                "CREATE type::record('idempotency', $idem) SET runId = $idemRun RETURN NONE;\n",
+            );
             vars.insert("idem".into(), json!(key));
             vars.insert("idemRun".into(), json!(run.run_id));
         }
@@ -77,11 +107,21 @@ impl Store {
         match self.run(&sql, Value::Object(vars)).await {
             Ok(_) => Ok(CreateRunOutcome::Created),
             Err(e) => {
-                let Some(key) = &run.idempotency_key else { return Err(e) };
-                let mut res = self.run("SELECT VALUE runId FROM type::record('idempotency', $k);", json!({"k": key})).await?;
-                let existing: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
+                let Some(key) = &run.idempotency_key else {
+                    return Err(e);
+                };
+                let mut res = self
+                    .run(
+                        "SELECT VALUE runId FROM type::record('idempotency', $k);",
+                        json!({"k": key}),
+                    )
+                    .await?;
+                let existing: Vec<String> =
+                    res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
                 match existing.first() {
-                    Some(id) => Ok(CreateRunOutcome::Existing(Box::new(self.get_run(id).await?))),
+                    Some(id) => Ok(CreateRunOutcome::Existing(Box::new(
+                        self.get_run(id).await?,
+                    ))),
                     None => Err(e),
                 }
             }
@@ -97,7 +137,14 @@ impl Store {
         let mut vars = Map::new();
         let (mut events, mut logs) = (Vec::new(), Vec::new());
         for (i, t) in batch.iter().enumerate() {
-            write_transition(t, &format!("t{i}"), &mut sql, &mut vars, &mut events, &mut logs)?;
+            write_transition(
+                t,
+                &format!("t{i}"),
+                &mut sql,
+                &mut vars,
+                &mut events,
+                &mut logs,
+            )?;
         }
         finish_batch(&mut sql, &mut vars, events, logs);
         self.run(&sql, Value::Object(vars)).await.map(drop)
@@ -105,8 +152,16 @@ impl Store {
 
     /// A run by id.
     pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
-        let mut res = self.run("SELECT * OMIT id FROM type::record('run', $id);", json!({"id": run_id})).await?;
-        rows(&mut res, 0)?.into_iter().next().ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
+        let mut res = self
+            .run(
+                "SELECT * OMIT id FROM type::record('run', $id);",
+                json!({"id": run_id}),
+            )
+            .await?;
+        rows(&mut res, 0)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
     }
 
     /// Runs matching a filter, newest first.
@@ -136,12 +191,20 @@ impl Store {
             .await?;
         let runs = rows(&mut res, 0)?;
         let total: Vec<u64> = res.take(1).map_err(|e| StoreError::Codec(e.to_string()))?;
-        Ok(RunPage { runs, total: total.first().copied().unwrap_or(0) })
+        Ok(RunPage {
+            runs,
+            total: total.first().copied().unwrap_or(0),
+        })
     }
 
     /// A run's steps, in key order.
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
-        let mut res = self.run("SELECT * OMIT id FROM step WHERE runId = $id ORDER BY key;", json!({"id": run_id})).await?;
+        let mut res = self
+            .run(
+                "SELECT * OMIT id FROM step WHERE runId = $id ORDER BY key;",
+                json!({"id": run_id}),
+            )
+            .await?;
         rows(&mut res, 0)
     }
 
@@ -154,7 +217,12 @@ impl Store {
     }
 
     /// A run's events after `after_seq`, in order.
-    pub async fn events(&self, run_id: &str, after_seq: u64, limit: u32) -> Result<Vec<RunEvent>, StoreError> {
+    pub async fn events(
+        &self,
+        run_id: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<RunEvent>, StoreError> {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM run_event WHERE runId = $id AND seq > $after ORDER BY seq LIMIT $limit;",
@@ -165,7 +233,13 @@ impl Store {
     }
 
     /// A step's log lines after `after_seq`, in order.
-    pub async fn logs(&self, run_id: &str, step_key: &str, after_seq: u64, limit: u32) -> Result<Vec<LogRecord>, StoreError> {
+    pub async fn logs(
+        &self,
+        run_id: &str,
+        step_key: &str,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, StoreError> {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM log WHERE runId = $id AND stepKey = $step AND seq > $after ORDER BY seq LIMIT $limit;",
@@ -189,7 +263,11 @@ impl Store {
     }
 
     /// A step's artifacts (metadata).
-    pub async fn artifacts(&self, run_id: &str, step_key: &str) -> Result<Vec<ArtifactRecord>, StoreError> {
+    pub async fn artifacts(
+        &self,
+        run_id: &str,
+        step_key: &str,
+    ) -> Result<Vec<ArtifactRecord>, StoreError> {
         let mut res = self
             .run("SELECT * OMIT id FROM artifact WHERE runId = $id AND stepKey = $step ORDER BY attempt, name;", json!({"id": run_id, "step": step_key}))
             .await?;
@@ -205,14 +283,23 @@ impl Store {
             )
             .await?;
         let data: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
-        let s = data.first().ok_or_else(|| StoreError::NotFound(format!("artifact {}", meta.name)))?;
+        let s = data
+            .first()
+            .ok_or_else(|| StoreError::NotFound(format!("artifact {}", meta.name)))?;
         crate::plugins::unb64(s)
     }
 
     /// Claims one firing of a schedule cluster-wide; true for exactly one caller.
-    pub async fn claim_schedule_fire(&self, template_id: &str, fire_at_ms: i64) -> Result<bool, StoreError> {
+    pub async fn claim_schedule_fire(
+        &self,
+        template_id: &str,
+        fire_at_ms: i64,
+    ) -> Result<bool, StoreError> {
         match self
-            .run("CREATE type::record('schedule_fire', [$t, $at]) SET claimedAt = $now RETURN NONE;", json!({"t": template_id, "at": fire_at_ms, "now": crate::now_ms()}))
+            .run(
+                "CREATE type::record('schedule_fire', [$t, $at]) SET claimedAt = $now RETURN NONE;",
+                json!({"t": template_id, "at": fire_at_ms, "now": crate::now_ms()}),
+            )
             .await
         {
             Ok(_) => Ok(true),

@@ -7,10 +7,27 @@ use serde_json::{Value, json};
 
 impl Store {
     /// Creates a template at revision 1. Names are unique.
-    pub async fn create_template(&self, template_id: &str, name: &str, body: &Value) -> Result<TemplateRecord, StoreError> {
+    pub async fn create_template(
+        &self,
+        template_id: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<TemplateRecord, StoreError> {
         let now = now_ms();
-        let rec = TemplateRecord { template_id: template_id.into(), name: name.into(), revision: 1, body: body.clone(), created_at: now, updated_at: now };
-        let rev = TemplateRevisionRecord { template_id: template_id.into(), revision: 1, body: body.clone(), created_at: now };
+        let rec = TemplateRecord {
+            template_id: template_id.into(),
+            name: name.into(),
+            revision: 1,
+            body: body.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let rev = TemplateRevisionRecord {
+            template_id: template_id.into(),
+            revision: 1,
+            body: body.clone(),
+            created_at: now,
+        };
         let res = self
             .run(
                 "BEGIN TRANSACTION;\
@@ -22,22 +39,44 @@ impl Store {
             .await;
         match res {
             Ok(_) => Ok(rec),
-            Err(StoreError::Db(m)) if m.contains("already") || m.contains("unique") || m.contains("index") => {
-                Err(StoreError::Conflict(format!("a template named {name:?} already exists")))
+            Err(StoreError::Db(m))
+                if m.contains("already") || m.contains("unique") || m.contains("index") =>
+            {
+                Err(StoreError::Conflict(format!(
+                    "a template named {name:?} already exists"
+                )))
             }
             Err(e) => Err(e),
         }
     }
 
     /// Writes a new revision if the head is still `expected_revision`.
-    pub async fn update_template(&self, template_id: &str, body: &Value, expected_revision: u32) -> Result<TemplateRecord, StoreError> {
+    pub async fn update_template(
+        &self,
+        template_id: &str,
+        body: &Value,
+        expected_revision: u32,
+    ) -> Result<TemplateRecord, StoreError> {
         let current = self.template(template_id).await?;
         if current.revision != expected_revision {
-            return Err(StoreError::Conflict(format!("template is at revision {}, not {expected_revision}", current.revision)));
+            return Err(StoreError::Conflict(format!(
+                "template is at revision {}, not {expected_revision}",
+                current.revision
+            )));
         }
         let now = now_ms();
-        let next = TemplateRecord { revision: expected_revision + 1, body: body.clone(), updated_at: now, ..current };
-        let rev = TemplateRevisionRecord { template_id: template_id.into(), revision: next.revision, body: body.clone(), created_at: now };
+        let next = TemplateRecord {
+            revision: expected_revision + 1,
+            body: body.clone(),
+            updated_at: now,
+            ..current
+        };
+        let rev = TemplateRevisionRecord {
+            template_id: template_id.into(),
+            revision: next.revision,
+            body: body.clone(),
+            created_at: now,
+        };
         // Creating the revision record fails if a concurrent update took the number.
         match self
             .run(
@@ -65,27 +104,48 @@ impl Store {
             .await?;
         let by_id: Vec<TemplateRecord> = rows(&mut res, 0)?;
         let by_name: Vec<TemplateRecord> = rows(&mut res, 1)?;
-        by_id.into_iter().chain(by_name).next().ok_or_else(|| StoreError::NotFound(format!("template {id_or_name}")))
+        by_id
+            .into_iter()
+            .chain(by_name)
+            .next()
+            .ok_or_else(|| StoreError::NotFound(format!("template {id_or_name}")))
     }
 
     /// One revision of a template.
-    pub async fn template_revision(&self, template_id: &str, revision: u32) -> Result<TemplateRevisionRecord, StoreError> {
+    pub async fn template_revision(
+        &self,
+        template_id: &str,
+        revision: u32,
+    ) -> Result<TemplateRevisionRecord, StoreError> {
         let mut res = self
-            .run("SELECT * OMIT id FROM type::record('template_revision', [$t, $r]);", json!({"t": template_id, "r": revision}))
+            .run(
+                "SELECT * OMIT id FROM type::record('template_revision', [$t, $r]);",
+                json!({"t": template_id, "r": revision}),
+            )
             .await?;
-        rows(&mut res, 0)?.into_iter().next().ok_or_else(|| StoreError::NotFound(format!("template {template_id} revision {revision}")))
+        rows(&mut res, 0)?.into_iter().next().ok_or_else(|| {
+            StoreError::NotFound(format!("template {template_id} revision {revision}"))
+        })
     }
 
     /// All templates by name.
     pub async fn templates(&self) -> Result<Vec<TemplateRecord>, StoreError> {
-        let mut res = self.run("SELECT * OMIT id FROM template ORDER BY name;", json!({})).await?;
+        let mut res = self
+            .run("SELECT * OMIT id FROM template ORDER BY name;", json!({}))
+            .await?;
         rows(&mut res, 0)
     }
 
     /// A template's revisions, oldest first.
-    pub async fn template_revisions(&self, template_id: &str) -> Result<Vec<TemplateRevisionRecord>, StoreError> {
+    pub async fn template_revisions(
+        &self,
+        template_id: &str,
+    ) -> Result<Vec<TemplateRevisionRecord>, StoreError> {
         let mut res = self
-            .run("SELECT * OMIT id FROM template_revision WHERE templateId = $t ORDER BY revision;", json!({"t": template_id}))
+            .run(
+                "SELECT * OMIT id FROM template_revision WHERE templateId = $t ORDER BY revision;",
+                json!({"t": template_id}),
+            )
             .await?;
         rows(&mut res, 0)
     }

@@ -4,7 +4,10 @@
 
 use serde_json::json;
 use weft_model::{RunStatus, StepStatus};
-use weft_store::{CreateRunOutcome, LogRecord, RunEvent, RunFilter, RunRecord, StepRecord, Store, StoreError, Transition};
+use weft_store::{
+    CreateRunOutcome, LogRecord, RunEvent, RunFilter, RunRecord, StepRecord, Store, StoreError,
+    Transition,
+};
 
 fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
     RunRecord {
@@ -48,40 +51,106 @@ fn step(run: &str, key: &str, status: StepStatus) -> StepRecord {
 }
 
 fn event(run: &str, seq: u64) -> RunEvent {
-    RunEvent { run_id: run.into(), seq, at: seq as i64, kind: "k".into(), step: None, attempt: None, message: format!("e{seq}"), data: None }
+    RunEvent {
+        run_id: run.into(),
+        seq,
+        at: seq as i64,
+        kind: "k".into(),
+        step: None,
+        attempt: None,
+        message: format!("e{seq}"),
+        data: None,
+    }
 }
 
 #[tokio::test]
 async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
     let store = Store::connect("mem://").await?;
-    let t = Transition { run: Some(run("r1", Some("key-1"), 10)), steps: vec![step("r1", "a", StepStatus::Pending)], events: vec![event("r1", 1)], logs: vec![] };
+    let t = Transition {
+        run: Some(run("r1", Some("key-1"), 10)),
+        steps: vec![step("r1", "a", StepStatus::Pending)],
+        events: vec![event("r1", 1)],
+        logs: vec![],
+    };
     assert_eq!(store.create_run(&t).await?, CreateRunOutcome::Created);
-    let again = Transition { run: Some(run("r2", Some("key-1"), 11)), ..Default::default() };
+    let again = Transition {
+        run: Some(run("r2", Some("key-1"), 11)),
+        ..Default::default()
+    };
     match store.create_run(&again).await? {
         CreateRunOutcome::Existing(r) => assert_eq!(r.run_id, "r1"),
         other => panic!("expected the existing run, got {other:?}"),
     }
-    assert!(matches!(store.get_run("r2").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.get_run("r2").await,
+        Err(StoreError::NotFound(_))
+    ));
 
     let mut r = run("r1", Some("key-1"), 10);
     r.status = RunStatus::Success;
     let mut s = step("r1", "a", StepStatus::Success);
     s.output = Some(json!({"value": 55}));
-    let log = LogRecord { run_id: "r1".into(), step_key: "a".into(), attempt: 1, seq: 1, at: 1, level: "info".into(), message: "hi".into(), context: None, source: "plugin".into() };
-    store.commit(&[Transition { run: Some(r), steps: vec![s], events: vec![event("r1", 2)], logs: vec![log] }]).await?;
+    let log = LogRecord {
+        run_id: "r1".into(),
+        step_key: "a".into(),
+        attempt: 1,
+        seq: 1,
+        at: 1,
+        level: "info".into(),
+        message: "hi".into(),
+        context: None,
+        source: "plugin".into(),
+    };
+    store
+        .commit(&[Transition {
+            run: Some(r),
+            steps: vec![s],
+            events: vec![event("r1", 2)],
+            logs: vec![log],
+        }])
+        .await?;
     assert_eq!(store.get_run("r1").await?.status, RunStatus::Success);
-    assert_eq!(store.steps("r1").await?[0].output, Some(json!({"value": 55})));
-    assert_eq!(store.events("r1", 0, 10).await?.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        store.steps("r1").await?[0].output,
+        Some(json!({"value": 55}))
+    );
+    assert_eq!(
+        store
+            .events("r1", 0, 10)
+            .await?
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
     assert_eq!(store.events("r1", 1, 10).await?.len(), 1);
     assert_eq!(store.logs("r1", "a", 0, 10).await?[0].message, "hi");
     assert!(store.unfinished_runs().await?.is_empty());
 
     for i in 0..5 {
-        store.create_run(&Transition { run: Some(run(&format!("p{i}"), None, 100 + i)), ..Default::default() }).await?;
+        store
+            .create_run(&Transition {
+                run: Some(run(&format!("p{i}"), None, 100 + i)),
+                ..Default::default()
+            })
+            .await?;
     }
-    let page = store.list_runs(&RunFilter { page: 1, page_size: 2, status: Some(RunStatus::Pending), ..Default::default() }).await?;
+    let page = store
+        .list_runs(&RunFilter {
+            page: 1,
+            page_size: 2,
+            status: Some(RunStatus::Pending),
+            ..Default::default()
+        })
+        .await?;
     assert_eq!(page.total, 5);
-    assert_eq!(page.runs.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(), ["p4", "p3"]);
+    assert_eq!(
+        page.runs
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect::<Vec<_>>(),
+        ["p4", "p3"]
+    );
     assert_eq!(store.unfinished_runs().await?.len(), 5);
     Ok(())
 }
@@ -89,15 +158,28 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
 #[tokio::test]
 async fn templates_revisions_and_schedule_claims() -> anyhow::Result<()> {
     let store = Store::connect("mem://").await?;
-    let t = store.create_template("t1", "hello", &json!({"name": "hello", "steps": []})).await?;
+    let t = store
+        .create_template("t1", "hello", &json!({"name": "hello", "steps": []}))
+        .await?;
     assert_eq!(t.revision, 1);
-    assert!(matches!(store.create_template("t2", "hello", &json!({})).await, Err(StoreError::Conflict(_))));
-    let t2 = store.update_template("t1", &json!({"name": "hello", "v": 2}), 1).await?;
+    assert!(matches!(
+        store.create_template("t2", "hello", &json!({})).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let t2 = store
+        .update_template("t1", &json!({"name": "hello", "v": 2}), 1)
+        .await?;
     assert_eq!(t2.revision, 2);
-    assert!(matches!(store.update_template("t1", &json!({}), 1).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.update_template("t1", &json!({}), 1).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.template("hello").await?.revision, 2);
     assert_eq!(store.template_revisions("t1").await?.len(), 2);
-    assert_eq!(store.template_revision("t1", 1).await?.body["steps"], json!([]));
+    assert_eq!(
+        store.template_revision("t1", 1).await?.body["steps"],
+        json!([])
+    );
     assert!(store.claim_schedule_fire("t1", 1000).await?);
     assert!(!store.claim_schedule_fire("t1", 1000).await?);
     Ok(())
@@ -109,7 +191,12 @@ async fn surrealkv_persists_across_reopen() -> anyhow::Result<()> {
     let url = format!("surrealkv://{}", dir.path().display());
     {
         let store = Store::connect(&url).await?;
-        store.create_run(&Transition { run: Some(run("r1", None, 1)), ..Default::default() }).await?;
+        store
+            .create_run(&Transition {
+                run: Some(run("r1", None, 1)),
+                ..Default::default()
+            })
+            .await?;
     }
     // The embedded engine releases its lock in the background after the
     // last handle is dropped: poll until it can be reopened.
@@ -117,7 +204,9 @@ async fn surrealkv_persists_across_reopen() -> anyhow::Result<()> {
     let store = loop {
         match Store::connect(&url).await {
             Ok(s) => break s,
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("locked") => tokio::task::yield_now().await,
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("locked") => {
+                tokio::task::yield_now().await
+            }
             Err(e) => return Err(e.into()),
         }
     };

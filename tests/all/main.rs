@@ -5,5 +5,6 @@
 
 mod capabilities;
 mod core_steps;
+mod engine;
 mod hostile;
 mod install;

@@ -108,3 +108,25 @@ pub async fn serve_http(body: &'static str) -> Result<u16> {
     });
     Ok(port)
 }
+
+/// An engine on a fresh in-memory store with `names` installed and enabled.
+pub async fn engine_with(names: &[&str]) -> Result<weft_engine::Engine> {
+    engine_on("mem://", names, weft_engine::EngineConfig::default()).await
+}
+
+/// An engine on the store at `url` with `names` installed and enabled.
+pub async fn engine_on(
+    url: &str,
+    names: &[&str],
+    config: weft_engine::EngineConfig,
+) -> Result<weft_engine::Engine> {
+    let store = weft_store::Store::connect(url).await?;
+    let engine = weft_engine::Engine::start(config, Arc::new(test_host()?), store).await?;
+    for name in names {
+        engine
+            .install_plugin(&wasm(name)?, true)
+            .await
+            .with_context(|| format!("installing {name}"))?;
+    }
+    Ok(engine)
+}

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod manifest;
 pub mod outcome;
 pub mod run;
+pub mod template;
 
 pub use capabilities::{
     CapabilityGrants, DirectoryGrant, EffectiveGrants, HostPattern, HostPatternError,
@@ -26,3 +27,4 @@ pub use manifest::{
 };
 pub use outcome::{InputRequest, StepOutcome};
 pub use run::{RunStatus, StepStatus};
+pub use template::{ValidatedTemplate, WorkflowTemplate, validate_template};

@@ -76,7 +76,10 @@ pub enum StepStatus {
 impl StepStatus {
     /// Whether the step has finished for good.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Success | Self::Failed | Self::Skipped | Self::Cancelled)
+        matches!(
+            self,
+            Self::Success | Self::Failed | Self::Skipped | Self::Cancelled
+        )
     }
 
     /// The upper-case name used in the API and the store.
@@ -107,8 +110,14 @@ mod tests {
 
     #[test]
     fn statuses_serialize_upper_case() {
-        assert_eq!(serde_json::to_value(RunStatus::AwaitingInput).ok(), Some(serde_json::json!("AWAITING_INPUT")));
-        assert_eq!(serde_json::to_value(StepStatus::Retrying).ok(), Some(serde_json::json!("RETRYING")));
+        assert_eq!(
+            serde_json::to_value(RunStatus::AwaitingInput).ok(),
+            Some(serde_json::json!("AWAITING_INPUT"))
+        );
+        assert_eq!(
+            serde_json::to_value(StepStatus::Retrying).ok(),
+            Some(serde_json::json!("RETRYING"))
+        );
         assert!(RunStatus::Cancelled.is_terminal() && !RunStatus::Paused.is_terminal());
         assert!(StepStatus::Skipped.is_terminal() && !StepStatus::AwaitingInput.is_terminal());
     }

@@ -1,0 +1,58 @@
+//! Group commit: transitions from concurrent runs are batched into one
+//! store transaction, so N runs finishing steps at once cost one commit,
+//! not N. A run's transition is acknowledged only after its batch committed.
+
+use tokio::sync::{mpsc, oneshot};
+use weft_store::{Store, StoreError, Transition};
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// Handle to the committer task.
+#[derive(Clone)]
+pub(crate) struct Committer {
+    tx: mpsc::UnboundedSender<(Transition, Reply)>,
+}
+
+/// Largest number of transitions committed in one transaction.
+const MAX_BATCH: usize = 256;
+
+impl Committer {
+    pub(crate) fn spawn(store: Store) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Transition, Reply)>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            let mut replies = Vec::new();
+            while let Some((t, reply)) = rx.recv().await {
+                batch.push(t);
+                replies.push(reply);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok((t, reply)) => {
+                            batch.push(t);
+                            replies.push(reply);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let result = store
+                    .commit(&batch)
+                    .await
+                    .map_err(|e: StoreError| e.to_string());
+                for reply in replies.drain(..) {
+                    let _ = reply.send(result.clone());
+                }
+                batch.clear();
+            }
+        });
+        Self { tx }
+    }
+
+    /// Commits `t` (possibly together with others) and waits until it is durable.
+    pub(crate) async fn commit(&self, t: Transition) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((t, reply))
+            .map_err(|_| "committer stopped".to_owned())?;
+        rx.await.map_err(|_| "committer stopped".to_owned())?
+    }
+}

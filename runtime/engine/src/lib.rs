@@ -1,0 +1,531 @@
+//! Weft's durable workflow engine.
+//!
+//! [`Engine`] runs workflow templates as DAGs of plugin steps on the
+//! [`weft_host::PluginHost`], persisting every transition to the
+//! [`weft_store::Store`] before acting on it. Each unfinished run is one
+//! actor task owning its state; transitions of concurrent runs are
+//! group-committed. On start the engine recovers unfinished runs:
+//! finished steps are never re-run, interrupted ones re-run as attempt + 1
+//! (at-least-once), retries and timers continue.
+
+mod actor;
+mod committer;
+mod live;
+mod plan;
+mod registry;
+
+pub use live::LiveEvent;
+pub use registry::PluginEntry;
+
+use actor::{RunActor, RunCommand};
+use committer::Committer;
+use live::LiveHub;
+use plan::RunPlan;
+use registry::Registry;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use weft_host::PluginHost;
+use weft_model::template::{
+    TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template,
+};
+use weft_model::{CapabilityGrants, InvocationLimits, PluginDigest, RunStatus};
+use weft_store::{
+    CreateRunOutcome, RunRecord, StepRecord, Store, StoreError, TemplateRecord, Transition, now_ms,
+};
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The operation conflicts with the current state (e.g. cancelling a finished run).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A template is invalid; every problem with its JSON pointer.
+    #[error("invalid template: {} problem(s)", .0.len())]
+    InvalidTemplate(Vec<TemplateProblem>),
+    /// Run inputs do not match the template's `inputs` schema.
+    #[error("invalid inputs: {} problem(s)", .0.len())]
+    InvalidInputs(Vec<TemplateProblem>),
+    /// An answer does not match the input request's schema.
+    #[error("invalid answer: {}", .0.join("; "))]
+    InvalidAnswer(Vec<String>),
+    /// A plugin could not be installed.
+    #[error(transparent)]
+    Install(#[from] weft_host::InstallError),
+    /// The host refused an operation.
+    #[error(transparent)]
+    Host(#[from] weft_host::InvokeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bug or an impossible state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// Whether retrying the operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Store(e) if e.is_retryable())
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Step invocations running at once across all runs.
+    pub max_concurrent_steps: usize,
+    /// Limits for step invocations (a step's `timeout` overrides the timeout).
+    pub step_limits: InvocationLimits,
+    /// Secrets available to expressions (`secrets.x`) and to plugins granted them.
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_steps: 256,
+            step_limits: actor::default_step_limits(),
+            secrets: BTreeMap::new(),
+        }
+    }
+}
+
+/// What starts a run.
+#[derive(Debug, Clone)]
+pub struct StartRunRequest {
+    /// Template id or name.
+    pub template: String,
+    /// Run inputs, validated against the template's `inputs` schema.
+    pub inputs: Value,
+    /// Starting twice with the same key returns the first run.
+    pub idempotency_key: Option<String>,
+}
+
+/// State shared by the engine and its run actors.
+pub(crate) struct Shared {
+    pub(crate) host: Arc<PluginHost>,
+    pub(crate) store: Store,
+    pub(crate) committer: Committer,
+    pub(crate) config: EngineConfig,
+    pub(crate) secrets: Arc<HashMap<String, String>>,
+    pub(crate) step_slots: Arc<Semaphore>,
+    pub(crate) live: LiveHub,
+    runs: Mutex<HashMap<String, mpsc::Sender<RunCommand>>>,
+}
+
+impl Shared {
+    pub(crate) fn finish_run(&self, run_id: &str) {
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(run_id);
+        self.live.close(run_id);
+    }
+}
+
+/// The workflow engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+    registry: Registry,
+}
+
+impl Engine {
+    /// Starts the engine: loads stored plugins into the host and recovers
+    /// every unfinished run.
+    pub async fn start(
+        config: EngineConfig,
+        host: Arc<PluginHost>,
+        store: Store,
+    ) -> Result<Self, EngineError> {
+        let registry = Registry::new(host.clone(), store.clone());
+        registry.load_all().await?;
+        let shared = Arc::new(Shared {
+            secrets: Arc::new(
+                config
+                    .secrets
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            step_slots: Arc::new(Semaphore::new(config.max_concurrent_steps.max(1))),
+            committer: Committer::spawn(store.clone()),
+            host,
+            store,
+            config,
+            live: LiveHub::default(),
+            runs: Mutex::default(),
+        });
+        let engine = Self { shared, registry };
+        engine.recover().await?;
+        Ok(engine)
+    }
+
+    async fn recover(&self) -> Result<(), EngineError> {
+        let runs = self.shared.store.unfinished_runs().await?;
+        let n = runs.len();
+        for run in runs {
+            let steps = self.shared.store.steps(&run.run_id).await?;
+            let plan = match self.plan_for(&run).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(run = %run.run_id, "cannot recover run: {e}");
+                    continue;
+                }
+            };
+            let (tx, rx) = mpsc::channel(64);
+            self.shared
+                .runs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(run.run_id.clone(), tx);
+            let mut actor = RunActor::new(self.shared.clone(), plan, run, steps, rx);
+            actor.recover().await;
+            tokio::spawn(actor.run());
+        }
+        if n > 0 {
+            tracing::info!(runs = n, "recovered unfinished runs");
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a run's plan from its pinned revision and plugin digests.
+    async fn plan_for(&self, run: &RunRecord) -> Result<Arc<RunPlan>, EngineError> {
+        let rev = self
+            .shared
+            .store
+            .template_revision(&run.template_id, run.revision)
+            .await?;
+        let template = parse_template(&rev.body)?;
+        let pinned = PinnedCatalog {
+            registry: &self.registry,
+            pinned: &run.pinned_plugins,
+        };
+        let validated =
+            validate_template(&template, &pinned).map_err(EngineError::InvalidTemplate)?;
+        Ok(RunPlan::new(validated))
+    }
+
+    // ---- plugins -------------------------------------------------------
+
+    /// Installs a plugin from its component bytes.
+    pub async fn install_plugin(
+        &self,
+        bytes: &[u8],
+        enabled: bool,
+    ) -> Result<PluginEntry, EngineError> {
+        self.registry.install(bytes, enabled).await
+    }
+
+    /// Enables or disables a plugin and replaces its grants.
+    pub async fn set_plugin_state(
+        &self,
+        digest: &PluginDigest,
+        enabled: bool,
+        grants: CapabilityGrants,
+    ) -> Result<PluginEntry, EngineError> {
+        self.registry.set_state(digest, enabled, grants).await
+    }
+
+    /// Installed plugins.
+    pub fn plugins(&self) -> Vec<PluginEntry> {
+        self.registry.list()
+    }
+
+    // ---- templates -----------------------------------------------------
+
+    /// Validates a template body against the installed plugins.
+    pub fn validate_template(&self, body: &Value) -> Result<ValidatedTemplate, EngineError> {
+        let template = parse_template(body)?;
+        validate_template(&template, &self.registry).map_err(EngineError::InvalidTemplate)
+    }
+
+    /// Creates a template (revision 1) after validating it.
+    pub async fn create_template(&self, body: &Value) -> Result<TemplateRecord, EngineError> {
+        let validated = self.validate_template(body)?;
+        let name = validated.template().name.clone();
+        let id = new_id();
+        Ok(self.shared.store.create_template(&id, &name, body).await?)
+    }
+
+    /// Writes a new revision if the template is still at `expected_revision`.
+    pub async fn update_template(
+        &self,
+        id_or_name: &str,
+        body: &Value,
+        expected_revision: u32,
+    ) -> Result<TemplateRecord, EngineError> {
+        self.validate_template(body)?;
+        let current = self.shared.store.template(id_or_name).await?;
+        Ok(self
+            .shared
+            .store
+            .update_template(&current.template_id, body, expected_revision)
+            .await?)
+    }
+
+    /// A template by id or name.
+    pub async fn template(&self, id_or_name: &str) -> Result<TemplateRecord, EngineError> {
+        Ok(self.shared.store.template(id_or_name).await?)
+    }
+
+    // ---- runs ----------------------------------------------------------
+
+    /// Starts a run: validates inputs, pins the template revision and
+    /// plugin digests, persists the run, and schedules its first steps.
+    pub async fn start_run(&self, req: StartRunRequest) -> Result<RunRecord, EngineError> {
+        let t = self.shared.store.template(&req.template).await?;
+        let template = parse_template(&t.body)?;
+        let validated =
+            validate_template(&template, &self.registry).map_err(EngineError::InvalidTemplate)?;
+        validated
+            .validate_run_inputs(&req.inputs)
+            .map_err(EngineError::InvalidInputs)?;
+        let plan = RunPlan::new(validated);
+        let run_id = new_id();
+        let run = RunRecord {
+            run_id: run_id.clone(),
+            template_id: t.template_id,
+            template_name: t.name,
+            revision: t.revision,
+            status: RunStatus::Pending,
+            inputs: req.inputs,
+            outputs: None,
+            error: None,
+            pinned_plugins: plan.pinned(),
+            idempotency_key: req.idempotency_key,
+            progress: Default::default(),
+            created_at: now_ms(),
+            started_at: None,
+            ended_at: None,
+            next_event_seq: 1,
+        };
+        let steps: Vec<StepRecord> = actor::initial_steps(&plan, &run_id);
+        let created = weft_store::RunEvent {
+            run_id: run_id.clone(),
+            seq: 1,
+            at: run.created_at,
+            kind: "run.created".into(),
+            step: None,
+            attempt: None,
+            message: format!(
+                "run of {} revision {} created",
+                run.template_name, run.revision
+            ),
+            data: None,
+        };
+        let mut run = run;
+        run.next_event_seq = 2;
+        let initial = Transition {
+            run: Some(run.clone()),
+            steps: steps.clone(),
+            events: vec![created],
+            logs: vec![],
+        };
+        match self.shared.store.create_run(&initial).await? {
+            CreateRunOutcome::Existing(existing) => Ok(*existing),
+            CreateRunOutcome::Created => {
+                let (tx, rx) = mpsc::channel(64);
+                self.shared
+                    .runs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(run_id, tx);
+                tokio::spawn(
+                    RunActor::new(self.shared.clone(), plan, run.clone(), steps, rx).run(),
+                );
+                Ok(run)
+            }
+        }
+    }
+
+    async fn command(
+        &self,
+        run_id: &str,
+        make: impl FnOnce(oneshot::Sender<Result<(), EngineError>>) -> RunCommand,
+    ) -> Result<(), EngineError> {
+        let tx = self
+            .shared
+            .runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(run_id)
+            .cloned();
+        let Some(tx) = tx else {
+            let run = self.shared.store.get_run(run_id).await?;
+            return Err(EngineError::Conflict(format!("run is {}", run.status)));
+        };
+        let (reply, rx) = oneshot::channel();
+        if tx.send(make(reply)).await.is_err() {
+            let run = self.shared.store.get_run(run_id).await?;
+            return Err(EngineError::Conflict(format!("run is {}", run.status)));
+        }
+        rx.await
+            .map_err(|_| EngineError::Conflict("run finished".into()))?
+    }
+
+    /// Cancels a run: in-flight plugin code is stopped, the run ends CANCELLED.
+    pub async fn cancel_run(&self, run_id: &str, by: &str) -> Result<(), EngineError> {
+        self.command(run_id, |reply| RunCommand::Cancel {
+            by: by.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Pauses a run: no new steps start; in-flight ones finish.
+    pub async fn pause_run(&self, run_id: &str, by: &str) -> Result<(), EngineError> {
+        self.command(run_id, |reply| RunCommand::Pause {
+            by: by.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Resumes a paused run.
+    pub async fn resume_run(&self, run_id: &str, by: &str) -> Result<(), EngineError> {
+        self.command(run_id, |reply| RunCommand::Resume {
+            by: by.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// Answers a step's input request; the answer is validated against the
+    /// request's schema and its secret fields are kept in memory only.
+    pub async fn answer(
+        &self,
+        run_id: &str,
+        step: &str,
+        values: Value,
+        by: &str,
+    ) -> Result<(), EngineError> {
+        self.command(run_id, |reply| RunCommand::Answer {
+            step: step.to_owned(),
+            values,
+            by: by.to_owned(),
+            reply,
+        })
+        .await
+    }
+
+    /// A run's current state.
+    pub async fn run(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        Ok(self.shared.store.get_run(run_id).await?)
+    }
+
+    /// A run's steps.
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, EngineError> {
+        Ok(self.shared.store.steps(run_id).await?)
+    }
+
+    /// The store, for read-only queries the engine does not wrap.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// Subscribes to a run's live events (published after each commit).
+    pub fn subscribe(&self, run_id: &str) -> broadcast::Receiver<LiveEvent> {
+        self.shared.live.subscribe(run_id)
+    }
+
+    /// Waits until a run reaches one of `statuses` (or any terminal status
+    /// when empty), up to `timeout`.
+    pub async fn wait_for(
+        &self,
+        run_id: &str,
+        statuses: &[RunStatus],
+        timeout: Duration,
+    ) -> Result<RunRecord, EngineError> {
+        let mut rx = self.subscribe(run_id);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let run = self.run(run_id).await?;
+            let hit = if statuses.is_empty() {
+                run.status.is_terminal()
+            } else {
+                statuses.contains(&run.status)
+            };
+            if hit {
+                return Ok(run);
+            }
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => {
+                    return Err(EngineError::Conflict(format!(
+                        "run still {} after {timeout:?}",
+                        run.status
+                    )));
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => rx = self.subscribe(run_id),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+fn parse_template(body: &Value) -> Result<WorkflowTemplate, EngineError> {
+    WorkflowTemplate::from_json(&body.to_string()).map_err(|e| {
+        EngineError::InvalidTemplate(vec![TemplateProblem {
+            pointer: String::new(),
+            code: weft_model::template::TemplateProblemCode::InvalidTemplate,
+            message: e.to_string(),
+        }])
+    })
+}
+
+/// A run id: time-ordered so ids sort by creation.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Resolves step types to the digests a run pinned, so a recovered run
+/// keeps using exactly the plugins it started with.
+struct PinnedCatalog<'a> {
+    registry: &'a Registry,
+    pinned: &'a BTreeMap<String, String>,
+}
+
+impl weft_model::template::StepTypeCatalog for PinnedCatalog<'_> {
+    fn resolve(
+        &self,
+        r: &weft_model::StepTypeRef,
+    ) -> Result<weft_model::template::ResolvedStepType, weft_model::template::CatalogMiss> {
+        use weft_model::template::{CatalogMiss, ResolvedStepType};
+        let mut pinned_for_plugin = self
+            .pinned
+            .values()
+            .filter_map(|d| PluginDigest::parse(d).ok())
+            .filter_map(|d| self.registry.get(&d))
+            .filter(|e| e.manifest.name == r.plugin);
+        match pinned_for_plugin.next() {
+            Some(e) => {
+                let step = e.manifest.step_type(&r.step_type).ok_or_else(|| {
+                    CatalogMiss::UnknownStepType {
+                        available: e
+                            .manifest
+                            .step_types
+                            .iter()
+                            .map(|s| s.name.clone())
+                            .collect(),
+                    }
+                })?;
+                Ok(ResolvedStepType {
+                    plugin: e.manifest.name.clone(),
+                    version: e.manifest.version.clone(),
+                    digest: e.digest.clone(),
+                    step_type: step.name.clone(),
+                    input_schema: step.input_schema.clone(),
+                    output_schema: step.output_schema.clone(),
+                })
+            }
+            // Compensation step types were not pinned: resolve them normally.
+            None => self.registry.resolve(r),
+        }
+    }
+}

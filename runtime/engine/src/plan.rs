@@ -1,0 +1,141 @@
+//! A run's plan: the validated template revision with every step resolved
+//! to a pinned plugin digest. The run actor asks the plan to evaluate
+//! conditions, fan-outs, inputs and retry decisions.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_model::PluginDigest;
+use weft_model::template::{ExprContext, RetryOn, ValidatedTemplate};
+
+/// The validated template revision a run executes.
+pub(crate) struct RunPlan {
+    pub(crate) validated: ValidatedTemplate,
+}
+
+/// A step's fixed facts, looked up once.
+pub(crate) struct PlanStep<'a> {
+    pub(crate) needs: &'a [String],
+    pub(crate) digest: &'a PluginDigest,
+    pub(crate) step_type: &'a str,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) for_each: bool,
+}
+
+impl RunPlan {
+    pub(crate) fn new(validated: ValidatedTemplate) -> Arc<Self> {
+        Arc::new(Self { validated })
+    }
+
+    /// Step ids in topological order.
+    pub(crate) fn order(&self) -> Vec<&str> {
+        self.validated.order().iter().map(String::as_str).collect()
+    }
+
+    pub(crate) fn step(&self, id: &str) -> Option<PlanStep<'_>> {
+        let s = self.validated.step(id)?;
+        Some(PlanStep {
+            needs: &s.spec.needs,
+            digest: &s.resolved.digest,
+            step_type: &s.resolved.step_type,
+            timeout: s.spec.timeout.as_ref().map(|d| d.as_duration()),
+            for_each: s.for_each.is_some(),
+        })
+    }
+
+    pub(crate) fn parallel_limit(&self) -> Option<u32> {
+        self.validated.template().parallel_limit
+    }
+
+    pub(crate) fn run_timeout(&self) -> Option<Duration> {
+        self.validated
+            .template()
+            .timeout
+            .as_ref()
+            .map(|d| d.as_duration())
+    }
+
+    /// Pinned digests by step id.
+    pub(crate) fn pinned(&self) -> BTreeMap<String, String> {
+        self.order()
+            .into_iter()
+            .filter_map(|id| {
+                self.validated
+                    .step(id)
+                    .map(|s| (id.to_owned(), s.resolved.digest.as_str().to_owned()))
+            })
+            .collect()
+    }
+
+    pub(crate) fn condition(&self, id: &str, ctx: &ExprContext) -> Result<bool, String> {
+        match self.validated.step(id).and_then(|s| s.condition.as_ref()) {
+            Some(c) => c
+                .evaluate_bool(ctx)
+                .map_err(|e| format!("`if` failed: {e}")),
+            None => Ok(true),
+        }
+    }
+
+    pub(crate) fn for_each(&self, id: &str, ctx: &ExprContext) -> Result<Vec<Value>, String> {
+        match self.validated.step(id).and_then(|s| s.for_each.as_ref()) {
+            Some(f) => f
+                .evaluate_list(ctx)
+                .map_err(|e| format!("`forEach` failed: {e}")),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Evaluates a step's `with` and validates it against the input schema.
+    pub(crate) fn input(&self, id: &str, ctx: &ExprContext) -> Result<Value, String> {
+        let s = self
+            .validated
+            .step(id)
+            .ok_or_else(|| format!("unknown step {id}"))?;
+        let input = s
+            .with
+            .evaluate(ctx)
+            .map_err(|e| format!("evaluating `with` failed: {e}"))?;
+        self.validated.validate_input(id, &input).map_err(|errs| {
+            format!(
+                "input does not match the step type's schema: {}",
+                errs.join("; ")
+            )
+        })?;
+        Ok(input)
+    }
+
+    /// The compensation of a step, evaluated: (digest, step type, input).
+    pub(crate) fn compensation(
+        &self,
+        id: &str,
+        ctx: &ExprContext,
+    ) -> Option<Result<(PluginDigest, String, Value), String>> {
+        let c = self.validated.step(id)?.compensation.as_ref()?;
+        Some(
+            c.with
+                .evaluate(ctx)
+                .map(|input| {
+                    (
+                        c.resolved.digest.clone(),
+                        c.resolved.step_type.clone(),
+                        input,
+                    )
+                })
+                .map_err(|e| format!("evaluating the compensation's `with` failed: {e}")),
+        )
+    }
+
+    /// The delay before the next attempt, or `None` when the failure is final.
+    pub(crate) fn retry_delay(
+        &self,
+        id: &str,
+        on: RetryOn,
+        attempt: u32,
+        rand01: f64,
+    ) -> Option<Duration> {
+        let policy = self.validated.step(id)?.spec.retry.as_ref()?;
+        (attempt < policy.max_attempts && policy.retries(on))
+            .then(|| policy.delay_for(attempt, rand01))
+    }
+}

@@ -1,0 +1,727 @@
+//! CEL expressions in templates.
+//!
+//! A string that is exactly `${{ expr }}` is replaced by the expression's
+//! value, with its JSON type; `${{ expr }}` inside a longer string is
+//! interpolated as text (strings raw, anything else as compact JSON).
+//! `$${{` writes a literal `${{`. Conditions (`if`) and fan-outs (`forEach`)
+//! are bare expressions, optionally wrapped in `${{ }}`.
+//!
+//! Expressions are parsed once, by the `cel` crate, and evaluated many
+//! times against an [`ExprContext`] that exposes the variables `inputs`,
+//! `steps` (id → `{output, status}`), `run`, `secrets`, `item` and `index`.
+//! Only the variables an expression mentions are converted, and of `steps`
+//! only the steps it names.
+
+use super::cel_json::{cel_to_json, json_to_val, object_to_val};
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue, operators};
+use cel::common::types::{CelInt, CelString, CelUInt};
+use cel::common::value::Val;
+use cel::{Context, Env, Program};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+/// The CEL environment: the standard library plus the `strings`, `lists`,
+/// `math` and `base64` extensions. Built once; every evaluation shares it.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    type Ext = fn(&mut Env) -> Result<(), cel::DeclarationError>;
+    let mut env = Env::stdlib();
+    let extensions: [Ext; 4] = [
+        cel::extensions::strings,
+        cel::extensions::lists,
+        cel::extensions::math,
+        cel::extensions::encoders,
+    ];
+    for ext in extensions {
+        // The extensions are disjoint from each other and from the standard
+        // library, so this cannot fail; if a future version made them
+        // overlap, expressions would merely lack that extension.
+        let _ = env.add_extension(ext);
+    }
+    Arc::new(env)
+});
+
+/// The variables an expression can read.
+pub const VARIABLES: [&str; 6] = ["inputs", "steps", "run", "secrets", "item", "index"];
+
+/// One finished (or skipped) step as expressions see it: `steps.<id>`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepResultView {
+    /// The step's output (`null` when it has none).
+    pub output: Value,
+    /// The step's status, e.g. `SUCCESS` or `SKIPPED`.
+    pub status: String,
+}
+
+/// What expressions are evaluated against. Its `Debug` output shows the
+/// names of the secrets, never their values.
+#[derive(Clone, PartialEq, Default)]
+pub struct ExprContext {
+    /// The run's inputs: `inputs`.
+    pub inputs: Value,
+    /// Step results by step id: `steps`.
+    pub steps: BTreeMap<String, StepResultView>,
+    /// Facts about the run (`id`, `template`, `revision`, `attempt`…): `run`.
+    pub run: Value,
+    /// Secret values by name: `secrets`.
+    pub secrets: BTreeMap<String, String>,
+    /// The current `forEach` item: `item`; unbound outside a fan-out.
+    pub item: Option<Value>,
+    /// The current `forEach` index: `index`; unbound outside a fan-out.
+    pub index: Option<u64>,
+}
+
+impl fmt::Debug for ExprContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExprContext")
+            .field("inputs", &self.inputs)
+            .field("steps", &self.steps)
+            .field("run", &self.run)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("item", &self.item)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+/// An expression failed at run time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExprError {
+    /// CEL reported an error (missing key, no such overload, …).
+    #[error("`{expr}` failed: {message}")]
+    Evaluation {
+        /// The expression source.
+        expr: String,
+        /// CEL's explanation.
+        message: String,
+    },
+    /// The value has the wrong type for where it is used.
+    #[error("`{expr}` returned {got}, expected {expected}")]
+    WrongType {
+        /// The expression source.
+        expr: String,
+        /// The type needed, e.g. `bool`.
+        expected: &'static str,
+        /// The JSON of what was returned.
+        got: String,
+    },
+    /// The value cannot be represented in JSON.
+    #[error("`{expr}` returned a value JSON cannot hold: {message}")]
+    NotJson {
+        /// The expression source.
+        expr: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// An expression that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ExprSyntaxError {
+    /// What is wrong, with the position within the expression.
+    pub message: String,
+}
+
+/// A problem compiling the expressions inside a JSON value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExprProblem {
+    /// JSON pointer of the string holding the expression.
+    pub pointer: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ExprProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pointer, self.message)
+    }
+}
+
+/// What an expression mentions, found by walking its syntax tree.
+#[derive(Debug, Default)]
+struct Refs {
+    /// Step ids named as `steps.x`, `steps['x']`, `steps.?x`, `has(steps.x)`.
+    steps: BTreeSet<String>,
+    /// `steps` is used other than with a literal name, so all are needed.
+    all_steps: bool,
+    /// Every free identifier, call namespaces (`math` in `math.abs(x)`) included.
+    bind: BTreeSet<String>,
+    /// Free identifiers read as values.
+    read: BTreeSet<String>,
+}
+
+struct Inner {
+    source: String,
+    program: Program,
+    refs: Refs,
+}
+
+/// One compiled CEL expression. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct CompiledExpr(Arc<Inner>);
+
+impl fmt::Debug for CompiledExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CompiledExpr").field(&self.0.source).finish()
+    }
+}
+
+impl PartialEq for CompiledExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source == other.0.source
+    }
+}
+
+impl CompiledExpr {
+    /// Compiles a bare expression, or one wrapped in `${{ }}`.
+    pub fn compile(src: &str) -> Result<Self, ExprSyntaxError> {
+        let trimmed = src.trim();
+        let inner = match trimmed.strip_prefix("${{") {
+            Some(rest) => match find_close(rest) {
+                Ok(end) if end + 2 == rest.len() => &rest[..end],
+                Ok(_) => {
+                    return Err(ExprSyntaxError {
+                        message: "text after the closing `}}`; write a single expression".into(),
+                    });
+                }
+                Err(e) => return Err(ExprSyntaxError { message: e }),
+            },
+            None => trimmed,
+        };
+        Self::compile_bare(inner)
+    }
+
+    fn compile_bare(src: &str) -> Result<Self, ExprSyntaxError> {
+        let source = src.trim();
+        if source.is_empty() {
+            return Err(ExprSyntaxError {
+                message: "empty expression".into(),
+            });
+        }
+        let program = ENV.compile(source).map_err(|errs| ExprSyntaxError {
+            message: errs
+                .errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "syntax error in `{source}` at {}:{}: {}",
+                        e.pos.0, e.pos.1, e.msg
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        let mut refs = Refs::default();
+        walk(program.expression(), &mut Vec::new(), &mut refs);
+        Ok(Self(Arc::new(Inner {
+            source: source.to_owned(),
+            program,
+            refs,
+        })))
+    }
+
+    /// The expression source, without `${{ }}`.
+    pub fn source(&self) -> &str {
+        &self.0.source
+    }
+
+    /// The step ids the expression names (`steps.x`, `steps['x']`, …).
+    pub fn referenced_steps(&self) -> BTreeSet<String> {
+        self.0.refs.steps.clone()
+    }
+
+    /// Whether the expression uses `steps` other than with a literal step
+    /// id (e.g. `steps[name]` or `steps.all(…)`), so which steps it reads
+    /// cannot be known before it runs.
+    pub fn references_all_steps(&self) -> bool {
+        self.0.refs.all_steps
+    }
+
+    /// The free variables the expression reads (`inputs`, `steps`, …);
+    /// names only used as function namespaces, like `math` in
+    /// `math.greatest(…)`, are left out.
+    pub fn variables(&self) -> BTreeSet<&str> {
+        self.0.refs.read.iter().map(String::as_str).collect()
+    }
+
+    /// Evaluates to JSON.
+    pub fn evaluate(&self, ctx: &ExprContext) -> Result<Value, ExprError> {
+        let v = self.execute(ctx)?;
+        cel_to_json(&v).map_err(|message| ExprError::NotJson {
+            expr: self.0.source.clone(),
+            message,
+        })
+    }
+
+    /// Evaluates to a boolean; any other type is an error.
+    pub fn evaluate_bool(&self, ctx: &ExprContext) -> Result<bool, ExprError> {
+        match self.execute(ctx)? {
+            cel::Value::Bool(b) => Ok(b),
+            other => Err(self.wrong_type("bool", &other)),
+        }
+    }
+
+    /// Evaluates to a list of JSON values; any other type is an error.
+    pub fn evaluate_list(&self, ctx: &ExprContext) -> Result<Vec<Value>, ExprError> {
+        match self.evaluate(ctx)? {
+            Value::Array(items) => Ok(items),
+            other => Err(ExprError::WrongType {
+                expr: self.0.source.clone(),
+                expected: "list",
+                got: other.to_string(),
+            }),
+        }
+    }
+
+    fn wrong_type(&self, expected: &'static str, got: &cel::Value) -> ExprError {
+        ExprError::WrongType {
+            expr: self.0.source.clone(),
+            expected,
+            got: cel_to_json(got)
+                .map(|j| j.to_string())
+                .unwrap_or_else(|_| got.type_of().to_string()),
+        }
+    }
+
+    fn execute(&self, ctx: &ExprContext) -> Result<cel::Value, ExprError> {
+        let refs = &self.0.refs;
+        let mut c = Context::with_env(Arc::clone(&ENV));
+        for var in &refs.bind {
+            let val: Box<dyn Val + '_> = match var.as_str() {
+                "inputs" => json_to_val(&ctx.inputs),
+                "run" => json_to_val(&ctx.run),
+                "secrets" => Box::new(object_to_val(ctx.secrets.iter().map(|(k, v)| {
+                    let v: Box<dyn Val + '_> = Box::new(CelString::from(v.as_str()));
+                    (k.as_str(), v)
+                }))),
+                "steps" => Box::new(if refs.all_steps {
+                    object_to_val(ctx.steps.iter().map(step_view))
+                } else {
+                    object_to_val(
+                        refs.steps
+                            .iter()
+                            .filter_map(|id| ctx.steps.get_key_value(id))
+                            .map(step_view),
+                    )
+                }),
+                "item" => match &ctx.item {
+                    Some(item) => json_to_val(item),
+                    None => continue,
+                },
+                "index" => match ctx.index {
+                    Some(i) => match i64::try_from(i) {
+                        Ok(i) => Box::new(CelInt::from(i)),
+                        Err(_) => Box::new(CelUInt::from(i)),
+                    },
+                    None => continue,
+                },
+                _ => continue,
+            };
+            c.add_variable_as_val(var.as_str(), val);
+        }
+        self.0
+            .program
+            .execute(&c)
+            .map_err(|e| ExprError::Evaluation {
+                expr: self.0.source.clone(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// `steps.<id>` as CEL: `{output, status}`.
+fn step_view<'v>((id, s): (&'v String, &'v StepResultView)) -> (&'v str, Box<dyn Val + 'v>) {
+    let fields: [(&str, Box<dyn Val + 'v>); 2] = [
+        ("output", json_to_val(&s.output)),
+        ("status", Box::new(CelString::from(s.status.as_str()))),
+    ];
+    (id.as_str(), Box::new(object_to_val(fields)))
+}
+
+/// Records what `e` mentions; `bound` holds comprehension variables in scope.
+fn walk(e: &IdedExpr, bound: &mut Vec<String>, refs: &mut Refs) {
+    let free = |name: &str, bound: &[String]| !bound.iter().any(|b| b == name);
+    let is_steps = |e: &IdedExpr, bound: &[String]| matches!(&e.expr, Expr::Ident(n) if n == "steps" && free(n, bound));
+    match &e.expr {
+        Expr::Unspecified | Expr::Literal(_) => {}
+        Expr::Ident(name) => {
+            if free(name, bound) {
+                refs.bind.insert(name.clone());
+                refs.read.insert(name.clone());
+                if name == "steps" {
+                    refs.all_steps = true;
+                }
+            }
+        }
+        Expr::Select(s) => {
+            if is_steps(&s.operand, bound) {
+                refs.bind.insert("steps".into());
+                refs.read.insert("steps".into());
+                refs.steps.insert(s.field.clone());
+            } else {
+                walk(&s.operand, bound, refs);
+            }
+        }
+        Expr::Call(call) => {
+            let by_name = matches!(
+                call.func_name.as_str(),
+                operators::INDEX | operators::OPT_INDEX | operators::OPT_SELECT
+            );
+            if let (true, None, [target, key]) = (by_name, &call.target, call.args.as_slice())
+                && is_steps(target, bound)
+                && let Expr::Literal(LiteralValue::String(id)) = &key.expr
+            {
+                refs.bind.insert("steps".into());
+                refs.read.insert("steps".into());
+                refs.steps.insert(id.inner().to_owned());
+                return;
+            }
+            if let Some(target) = &call.target {
+                match &target.expr {
+                    // `ns.f(…)`: `ns` may be a function namespace, not a variable.
+                    Expr::Ident(name) if free(name, bound) => {
+                        refs.bind.insert(name.clone());
+                        if name == "steps" {
+                            refs.read.insert(name.clone());
+                            refs.all_steps = true;
+                        }
+                    }
+                    _ => walk(target, bound, refs),
+                }
+            }
+            for arg in &call.args {
+                walk(arg, bound, refs);
+            }
+        }
+        Expr::Comprehension(c) => {
+            walk(&c.iter_range, bound, refs);
+            walk(&c.accu_init, bound, refs);
+            let depth = bound.len();
+            bound.push(c.iter_var.clone());
+            bound.extend(c.iter_var2.iter().cloned());
+            bound.push(c.accu_var.clone());
+            walk(&c.loop_cond, bound, refs);
+            walk(&c.loop_step, bound, refs);
+            walk(&c.result, bound, refs);
+            bound.truncate(depth);
+        }
+        Expr::List(l) => {
+            for item in &l.elements {
+                walk(item, bound, refs);
+            }
+        }
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                walk_entry(&entry.expr, bound, refs);
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                walk_entry(&entry.expr, bound, refs);
+            }
+        }
+    }
+}
+
+fn walk_entry(entry: &EntryExpr, bound: &mut Vec<String>, refs: &mut Refs) {
+    match entry {
+        EntryExpr::MapEntry(m) => {
+            walk(&m.key, bound, refs);
+            walk(&m.value, bound, refs);
+        }
+        EntryExpr::StructField(f) => walk(&f.value, bound, refs),
+    }
+}
+
+/// The byte offset of the `}}` closing an expression that starts at the
+/// beginning of `s` (just after `${{`). Braces and string literals inside
+/// the expression are skipped, so `${{ {'a': {'b': '}}'}} }}` works.
+fn find_close(s: &str) -> Result<usize, String> {
+    let b = s.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"') => {
+                let raw = i > 0 && matches!(b[i - 1], b'r' | b'R');
+                i = skip_string(b, i, q, raw).ok_or("unterminated string literal")?;
+                continue;
+            }
+            b'{' => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            b'}' if b.get(i + 1) == Some(&b'}') => return Ok(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    Err("`${{` without a closing `}}`".into())
+}
+
+/// The index just past the string literal opening at `start`.
+fn skip_string(b: &[u8], start: usize, q: u8, raw: bool) -> Option<usize> {
+    let triple = b.get(start..start + 3) == Some(&[q, q, q][..]);
+    let mut i = start + if triple { 3 } else { 1 };
+    while i < b.len() {
+        if b[i] == b'\\' && !raw {
+            i += 2;
+            continue;
+        }
+        if triple {
+            if b.get(i..i + 3) == Some(&[q, q, q][..]) {
+                return Some(i + 3);
+            }
+        } else if b[i] == q {
+            return Some(i + 1);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// A piece of a string that may hold expressions.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Expr(CompiledExpr),
+}
+
+/// Splits a string into text and `${{ }}` expressions.
+fn split(s: &str) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut text = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("${{") {
+        if rest[..at].ends_with('$') {
+            // `$${{` is a literal `${{`.
+            text.push_str(&rest[..at - 1]);
+            text.push_str("${{");
+            rest = &rest[at + 3..];
+            continue;
+        }
+        text.push_str(&rest[..at]);
+        let body = &rest[at + 3..];
+        let end = find_close(body)?;
+        if !text.is_empty() {
+            parts.push(Part::Text(std::mem::take(&mut text)));
+        }
+        let expr = CompiledExpr::compile_bare(&body[..end]).map_err(|e| e.message)?;
+        parts.push(Part::Expr(expr));
+        rest = &body[end + 2..];
+    }
+    text.push_str(rest);
+    if !text.is_empty() || parts.is_empty() {
+        parts.push(Part::Text(text));
+    }
+    Ok(parts)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    /// No expressions below: used as is.
+    Literal(Value),
+    /// The whole string was one expression: its value, any JSON type.
+    Expr(CompiledExpr),
+    /// A string with expressions interpolated as text.
+    Interpolated(Vec<Part>),
+    Array(Vec<Node>),
+    Object(Vec<(String, Node)>),
+}
+
+/// Where in a value an expression sits.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ExprSite {
+    /// JSON pointer, including the compile prefix.
+    pub(crate) pointer: String,
+    /// Whether the whole value is the expression (else it is interpolated
+    /// into a string, so the value there is always a string).
+    pub(crate) whole: bool,
+    pub(crate) expr: CompiledExpr,
+}
+
+/// A JSON value whose strings may hold `${{ }}` expressions, compiled once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledValue {
+    root: Node,
+    sites: Vec<ExprSite>,
+}
+
+/// Escapes one JSON-pointer segment.
+pub(crate) fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+impl CompiledValue {
+    /// Compiles every `${{ }}` in `value` (object keys are literal).
+    /// Problems carry JSON pointers starting with `pointer_prefix`.
+    pub fn compile(value: &Value, pointer_prefix: &str) -> Result<Self, Vec<ExprProblem>> {
+        let mut sites = Vec::new();
+        let mut problems = Vec::new();
+        let root = compile_node(value, pointer_prefix.to_owned(), &mut sites, &mut problems);
+        if problems.is_empty() {
+            Ok(Self { root, sites })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Evaluates every expression and rebuilds the value.
+    pub fn evaluate(&self, ctx: &ExprContext) -> Result<Value, ExprError> {
+        eval_node(&self.root, ctx)
+    }
+
+    /// Every step id named by an expression in the value.
+    pub fn referenced_steps(&self) -> BTreeSet<String> {
+        self.sites
+            .iter()
+            .flat_map(|s| s.expr.0.refs.steps.iter().cloned())
+            .collect()
+    }
+
+    /// Whether some expression uses `steps` without a literal step id.
+    pub fn references_all_steps(&self) -> bool {
+        self.sites.iter().any(|s| s.expr.references_all_steps())
+    }
+
+    /// Whether the value holds no expressions.
+    pub fn is_literal(&self) -> bool {
+        self.sites.is_empty()
+    }
+
+    /// JSON pointers (with the compile prefix) of the strings holding
+    /// expressions, in document order, each once.
+    pub fn expression_pointers(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(self.sites.len());
+        for s in &self.sites {
+            if out.last() != Some(&s.pointer) {
+                out.push(s.pointer.clone());
+            }
+        }
+        out
+    }
+
+    /// Every expression with the pointer of the string holding it.
+    pub fn expressions(&self) -> impl Iterator<Item = (&str, &CompiledExpr)> {
+        self.sites.iter().map(|s| (s.pointer.as_str(), &s.expr))
+    }
+
+    pub(crate) fn sites(&self) -> &[ExprSite] {
+        &self.sites
+    }
+}
+
+fn compile_node(
+    v: &Value,
+    pointer: String,
+    sites: &mut Vec<ExprSite>,
+    problems: &mut Vec<ExprProblem>,
+) -> Node {
+    match v {
+        Value::String(s) if s.contains("${{") => match split(s) {
+            Ok(parts) => {
+                let exprs = parts.iter().filter_map(|p| match p {
+                    Part::Expr(e) => Some(e.clone()),
+                    Part::Text(_) => None,
+                });
+                let whole = matches!(parts.as_slice(), [Part::Expr(_)]);
+                for expr in exprs {
+                    sites.push(ExprSite {
+                        pointer: pointer.clone(),
+                        whole,
+                        expr,
+                    });
+                }
+                match parts.as_slice() {
+                    [Part::Expr(e)] => Node::Expr(e.clone()),
+                    [Part::Text(t)] => Node::Literal(Value::String(t.clone())),
+                    _ => Node::Interpolated(parts),
+                }
+            }
+            Err(message) => {
+                problems.push(ExprProblem { pointer, message });
+                Node::Literal(v.clone())
+            }
+        },
+        Value::Array(items) => {
+            let nodes: Vec<Node> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| compile_node(item, format!("{pointer}/{i}"), sites, problems))
+                .collect();
+            if nodes.iter().all(|n| matches!(n, Node::Literal(_))) {
+                Node::Literal(Value::Array(
+                    nodes.into_iter().filter_map(literal).collect(),
+                ))
+            } else {
+                Node::Array(nodes)
+            }
+        }
+        Value::Object(map) => {
+            let nodes: Vec<(String, Node)> = map
+                .iter()
+                .map(|(k, item)| {
+                    let p = format!("{pointer}/{}", escape_pointer(k));
+                    (k.clone(), compile_node(item, p, sites, problems))
+                })
+                .collect();
+            if nodes.iter().all(|(_, n)| matches!(n, Node::Literal(_))) {
+                Node::Literal(Value::Object(
+                    nodes
+                        .into_iter()
+                        .filter_map(|(k, n)| Some((k, literal(n)?)))
+                        .collect(),
+                ))
+            } else {
+                Node::Object(nodes)
+            }
+        }
+        _ => Node::Literal(v.clone()),
+    }
+}
+
+fn literal(n: Node) -> Option<Value> {
+    match n {
+        Node::Literal(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn eval_node(n: &Node, ctx: &ExprContext) -> Result<Value, ExprError> {
+    Ok(match n {
+        Node::Literal(v) => v.clone(),
+        Node::Expr(e) => e.evaluate(ctx)?,
+        Node::Interpolated(parts) => {
+            let mut out = String::new();
+            for p in parts {
+                match p {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Expr(e) => match e.evaluate(ctx)? {
+                        Value::String(s) => out.push_str(&s),
+                        other => out.push_str(&other.to_string()),
+                    },
+                }
+            }
+            Value::String(out)
+        }
+        Node::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| eval_node(i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
+        Node::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, n)| Ok((k.clone(), eval_node(n, ctx)?)))
+                .collect::<Result<_, ExprError>>()?,
+        ),
+    })
+}
+
+#[cfg(test)]
+#[path = "expr_tests.rs"]
+mod tests;

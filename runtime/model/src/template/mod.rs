@@ -1,0 +1,34 @@
+//! Workflow templates: the schema users write (JSON or YAML), CEL
+//! expressions, the step DAG and validation against installed step types.
+//!
+//! ```text
+//! text ──parse──▶ WorkflowTemplate ──validate_template(catalog)──▶ ValidatedTemplate
+//!                                                                 (resolved, compiled, ordered)
+//! ```
+
+pub mod catalog;
+mod cel_json;
+pub mod dag;
+pub mod duration;
+pub mod expr;
+pub mod retry;
+pub mod spec;
+pub mod validate;
+
+pub use catalog::{
+    CatalogMiss, ResolvedStepType, StepTypeCatalog, TemplateProblem, TemplateProblemCode,
+};
+pub use dag::{Cycle, Dag};
+pub use duration::{DurationParseError, DurationSpec};
+pub use expr::{
+    CompiledExpr, CompiledValue, ExprContext, ExprError, ExprProblem, ExprSyntaxError,
+    StepResultView, VARIABLES,
+};
+pub use retry::{Backoff, BackoffKind, RetryOn, RetryPolicy};
+pub use spec::{
+    CompensationSpec, ScheduleSpec, StepSpec, TemplateFormat, TemplateParseError, WorkflowTemplate,
+};
+pub use validate::{
+    ValidatedCompensation, ValidatedStep, ValidatedTemplate, is_valid_step_id,
+    is_valid_template_name, validate_template,
+};

@@ -1,0 +1,317 @@
+//! The workflow engine end to end: real SurrealDB (mem://), real host,
+//! real compiled plugins.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use weft_engine::{Engine, EngineError, StartRunRequest};
+use weft_model::template::TemplateProblemCode;
+use weft_model::{RunStatus, StepStatus};
+use weft_tests::engine_with;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start(engine: &Engine, template: &Value, inputs: Value) -> anyhow::Result<String> {
+    let name = template["name"].as_str().unwrap_or_default().to_owned();
+    if engine.template(&name).await.is_err() {
+        engine.create_template(template).await?;
+    }
+    Ok(engine
+        .start_run(StartRunRequest {
+            template: name,
+            inputs,
+            idempotency_key: None,
+        })
+        .await?
+        .run_id)
+}
+
+async fn step_status(engine: &Engine, run: &str, key: &str) -> anyhow::Result<StepStatus> {
+    Ok(engine
+        .steps(run)
+        .await?
+        .into_iter()
+        .find(|s| s.key == key)
+        .map(|s| s.status)
+        .unwrap_or(StepStatus::Pending))
+}
+
+#[tokio::test]
+async fn a_dag_with_expressions_succeeds() -> anyhow::Result<()> {
+    let engine = engine_with(&["core"]).await?;
+    let t = json!({
+        "name": "hello",
+        "inputs": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+        "steps": [
+            {"id": "fib", "uses": "core/fibo@^0.1", "with": {"n": "${{ inputs.n }}"}},
+            {"id": "double", "uses": "core/transform", "needs": ["fib"],
+             "with": {"expression": "data * 2", "data": "${{ steps.fib.output.value }}"}},
+            {"id": "say", "uses": "core/noop", "needs": ["double"], "with": {"text": "fib*2 = ${{ steps.double.output.result }}"}},
+            {"id": "never", "uses": "core/noop", "if": "inputs.n > 100"}
+        ]
+    });
+    let run = start(&engine, &t, json!({"n": 10})).await?;
+    let done = engine.wait_for(&run, &[], WAIT).await?;
+    assert_eq!(done.status, RunStatus::Success, "{done:?}");
+    let out = done.outputs.unwrap_or_default();
+    assert_eq!(out["fib"], json!({"value": 55}));
+    assert_eq!(out["double"], json!({"result": 110}));
+    assert_eq!(out["say"], json!({"text": "fib*2 = 110"}));
+    assert_eq!(
+        step_status(&engine, &run, "never").await?,
+        StepStatus::Skipped
+    );
+    assert_eq!(done.progress.completed, 4);
+    let events = engine.store().events(&run, 0, 100).await?;
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "event sequence is dense"
+    );
+    assert!(events.iter().any(|e| e.kind == "run.success"));
+
+    // Bad inputs are refused before anything runs.
+    match engine
+        .start_run(StartRunRequest {
+            template: "hello".into(),
+            inputs: json!({"n": "x"}),
+            idempotency_key: None,
+        })
+        .await
+    {
+        Err(EngineError::InvalidInputs(p)) => assert_eq!(p[0].pointer, "/inputs/n"),
+        other => panic!("expected InvalidInputs, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn fan_out_collects_results_in_order() -> anyhow::Result<()> {
+    let engine = engine_with(&["core"]).await?;
+    let t = json!({
+        "name": "fan", "parallelLimit": 3,
+        "steps": [{"id": "fib", "uses": "core/fibo", "forEach": "[5, 1, 10, 2, 7]", "with": {"n": "${{ item }}"}}]
+    });
+    let run = start(&engine, &t, json!({})).await?;
+    let done = engine.wait_for(&run, &[], WAIT).await?;
+    assert_eq!(done.status, RunStatus::Success, "{done:?}");
+    let values: Vec<Value> = done.outputs.unwrap_or_default()["fib"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o["value"].clone())
+        .collect();
+    assert_eq!(values, [json!(5), json!(1), json!(55), json!(1), json!(13)]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn approval_waits_validates_the_answer_and_resumes() -> anyhow::Result<()> {
+    let engine = engine_with(&["core"]).await?;
+    let t = json!({
+        "name": "approve",
+        "steps": [
+            {"id": "ask", "uses": "core/approval", "with": {"prompt": "Ship it?", "secretFields": ["otp"],
+             "schema": {"type": "object", "properties": {"approved": {"type": "boolean"}, "otp": {"type": "string"}}, "required": ["approved"]}}},
+            {"id": "after", "uses": "core/noop", "needs": ["ask"], "with": {"approved": "${{ steps.ask.output.approved }}"}}
+        ]
+    });
+    let run = start(&engine, &t, json!({})).await?;
+    engine
+        .wait_for(&run, &[RunStatus::AwaitingInput], WAIT)
+        .await?;
+    assert!(matches!(
+        engine
+            .answer(&run, "ask", json!({"approved": "yes"}), "tester")
+            .await,
+        Err(EngineError::InvalidAnswer(_))
+    ));
+    assert!(matches!(
+        engine.answer(&run, "after", json!({}), "tester").await,
+        Err(EngineError::Conflict(_))
+    ));
+    engine
+        .answer(
+            &run,
+            "ask",
+            json!({"approved": true, "otp": "123456"}),
+            "tester",
+        )
+        .await?;
+    let done = engine.wait_for(&run, &[], WAIT).await?;
+    assert_eq!(done.status, RunStatus::Success, "{done:?}");
+    assert_eq!(
+        done.outputs.unwrap_or_default()["after"],
+        json!({"approved": true})
+    );
+    // The secret field reached the plugin (it echoes the answer) but was never persisted as an answer.
+    let ask = engine
+        .steps(&run)
+        .await?
+        .into_iter()
+        .find(|s| s.key == "ask")
+        .expect("ask step");
+    assert_eq!(ask.answer, Some(json!({"approved": true})));
+    assert!(matches!(
+        engine
+            .answer(&run, "ask", json!({"approved": true}), "tester")
+            .await,
+        Err(EngineError::Conflict(_))
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
+    let engine = engine_with(&["core", "hostile"]).await?;
+    let t = json!({
+        "name": "provision",
+        "steps": [
+            {"id": "vpc", "uses": "core/noop", "with": {"made": "vpc"}, "onFailure": {"uses": "core/noop", "with": {"undo": "vpc"}}},
+            {"id": "db", "uses": "core/noop", "needs": ["vpc"], "with": {"made": "db"}, "onFailure": {"uses": "core/noop", "with": {"undo": "${{ steps.db.output.made }}"}}},
+            {"id": "app", "uses": "hostile/fail", "needs": ["db"], "with": {"kind": "transient", "message": "boom"},
+             "retry": {"maxAttempts": 3, "backoff": {"kind": "fixed", "initial": "10ms", "max": "10ms", "jitter": 0}}}
+        ]
+    });
+    let run = start(&engine, &t, json!({})).await?;
+    let done = engine.wait_for(&run, &[], WAIT).await?;
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(
+        done.error.as_ref().map(|e| e["step"].clone()),
+        Some(json!("app"))
+    );
+    let app = engine
+        .steps(&run)
+        .await?
+        .into_iter()
+        .find(|s| s.key == "app")
+        .expect("app");
+    assert_eq!(app.attempt, 3);
+    assert_eq!(app.attempts.len(), 3);
+    let events = engine.store().events(&run, 0, 200).await?;
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "step.retrying").count(),
+        2
+    );
+    let compensated: Vec<(String, Value)> = events
+        .iter()
+        .filter(|e| e.kind == "step.compensated")
+        .map(|e| {
+            (
+                e.step.clone().unwrap_or_default(),
+                e.data.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        compensated,
+        [
+            ("db".to_owned(), json!({"undo": "db"})),
+            ("vpc".to_owned(), json!({"undo": "vpc"}))
+        ]
+    );
+    let logs = engine.store().logs(&run, "app", 0, 100).await?;
+    assert!(
+        logs.iter()
+            .any(|l| l.source == "engine" && l.message.contains("retrying")),
+        "{logs:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancel_stops_in_flight_plugins_and_pause_holds_new_steps() -> anyhow::Result<()> {
+    let engine = engine_with(&["core"]).await?;
+    let t = json!({"name": "slow", "steps": [
+        {"id": "nap", "uses": "core/sleep", "with": {"ms": 60000}},
+        {"id": "after", "uses": "core/noop", "needs": ["nap"]}
+    ]});
+    let run = start(&engine, &t, json!({})).await?;
+    engine.wait_for(&run, &[RunStatus::Running], WAIT).await?;
+    let started = std::time::Instant::now();
+    engine.cancel_run(&run, "tester").await?;
+    let done = engine.wait_for(&run, &[], WAIT).await?;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cancel took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        step_status(&engine, &run, "nap").await?,
+        StepStatus::Cancelled
+    );
+    assert_eq!(
+        step_status(&engine, &run, "after").await?,
+        StepStatus::Cancelled
+    );
+    assert!(matches!(
+        engine.cancel_run(&run, "tester").await,
+        Err(EngineError::Conflict(_))
+    ));
+
+    let t = json!({"name": "two", "steps": [
+        {"id": "a", "uses": "core/sleep", "with": {"ms": 200}},
+        {"id": "b", "uses": "core/noop", "needs": ["a"]}
+    ]});
+    let run = start(&engine, &t, json!({})).await?;
+    engine.pause_run(&run, "tester").await?;
+    assert!(matches!(
+        engine.pause_run(&run, "tester").await,
+        Err(EngineError::Conflict(_))
+    ));
+    // `a` finishes while paused, but `b` must not start.
+    let mut rx = engine.subscribe(&run);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while step_status(&engine, &run, "a").await? != StepStatus::Success {
+        tokio::time::timeout_at(deadline, rx.recv()).await??;
+    }
+    assert_eq!(engine.run(&run).await?.status, RunStatus::Paused);
+    assert_eq!(step_status(&engine, &run, "b").await?, StepStatus::Pending);
+    engine.resume_run(&run, "tester").await?;
+    assert_eq!(
+        engine.wait_for(&run, &[], WAIT).await?.status,
+        RunStatus::Success
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn idempotency_keys_and_validation_problems() -> anyhow::Result<()> {
+    let engine = engine_with(&["core"]).await?;
+    let t = json!({"name": "idem", "steps": [{"id": "a", "uses": "core/noop"}]});
+    engine.create_template(&t).await?;
+    let req = || StartRunRequest {
+        template: "idem".into(),
+        inputs: json!({}),
+        idempotency_key: Some("k-1".into()),
+    };
+    let first = engine.start_run(req()).await?;
+    let second = engine.start_run(req()).await?;
+    assert_eq!(first.run_id, second.run_id);
+
+    let bad = json!({"name": "bad", "schedule": {"cron": "not a cron"}, "steps": [
+        {"id": "a", "uses": "core/nope"},
+        {"id": "b", "uses": "core/fibo@^9", "needs": ["c"]},
+        {"id": "c", "uses": "core/fibo", "needs": ["b"], "with": {"n": "ten"}},
+        {"id": "d", "uses": "core/noop", "with": {"x": "${{ steps.a.output }}"}},
+        {"id": "d", "uses": "missing/thing"}
+    ]});
+    let Err(EngineError::InvalidTemplate(problems)) = engine.create_template(&bad).await else {
+        panic!("expected problems")
+    };
+    let codes: Vec<TemplateProblemCode> = problems.iter().map(|p| p.code).collect();
+    for code in [
+        TemplateProblemCode::InvalidCron,
+        TemplateProblemCode::UnknownStepType,
+        TemplateProblemCode::UnsatisfiableVersion,
+        TemplateProblemCode::Cycle,
+        TemplateProblemCode::InputSchemaMismatch,
+        TemplateProblemCode::NotUpstream,
+        TemplateProblemCode::DuplicateStepId,
+    ] {
+        assert!(codes.contains(&code), "missing {code:?} in {problems:#?}");
+    }
+    Ok(())
+}

@@ -5,6 +5,7 @@
 
 mod capabilities;
 mod core_steps;
+mod durability;
 mod engine;
 mod hostile;
 mod install;

@@ -30,7 +30,7 @@ weft_plugin_sdk::export_plugin! {
     },
     steps: [
         Spin, Membomb, Recurse, Panic, BigOutput, LogFlood, HttpGet, ReadFile,
-        IgnoreCancel, Env, Secret, Artifact, Fail,
+        IgnoreCancel, Env, Secret, Artifact, Fail, Flaky,
     ],
 }
 
@@ -391,5 +391,38 @@ impl Step for Fail {
         err.retry_after_ms = input.retry_after_ms;
         err.details = input.details;
         Err(err)
+    }
+}
+
+/// `flaky`: fails with a transient error until the given attempt, then
+/// succeeds — exercises retries across restarts.
+pub struct Flaky;
+
+/// Input of `flaky`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlakyInput {
+    /// The first attempt that succeeds.
+    pub succeed_on_attempt: u32,
+}
+
+/// Output of `flaky`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FlakyOutput {
+    /// The attempt that succeeded.
+    pub attempt: u32,
+}
+
+impl Step for Flaky {
+    const NAME: &'static str = "flaky";
+    const DESCRIPTION: &'static str = "Fails transiently until `succeedOnAttempt`, then succeeds.";
+    type Input = FlakyInput;
+    type Output = FlakyOutput;
+
+    fn run(&self, ctx: &StepContext, input: FlakyInput) -> Result<Outcome<FlakyOutput>, PluginError> {
+        if ctx.attempt() < input.succeed_on_attempt {
+            return Err(PluginError::transient(format!("attempt {} fails on purpose", ctx.attempt())));
+        }
+        Ok(Outcome::Done(FlakyOutput { attempt: ctx.attempt() }))
     }
 }

@@ -315,3 +315,56 @@ async fn idempotency_keys_and_validation_problems() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_schedules_fire_once_across_two_nodes() -> anyhow::Result<()> {
+    let store = weft_store::Store::connect("mem://").await?;
+    let node = |store: weft_store::Store| async move {
+        Engine::start(
+            weft_engine::EngineConfig::default(),
+            std::sync::Arc::new(weft_tests::test_host()?),
+            store,
+        )
+        .await
+        .map_err(anyhow::Error::from)
+    };
+    let a = node(store.clone()).await?;
+    let b = node(store.clone()).await?;
+    a.install_plugin(&weft_tests::wasm("core")?, true).await?;
+    b.install_plugin(&weft_tests::wasm("core")?, true).await?;
+    let t = a
+        .create_template(
+            &json!({"name": "tick", "schedule": {"cron": "* * * * * *", "timezone": "Europe/Paris"},
+        "steps": [{"id": "a", "uses": "core/noop"}]}),
+        )
+        .await?;
+    let filter = || weft_store::RunFilter {
+        template_id: Some(t.template_id.clone()),
+        page: 1,
+        page_size: 100,
+        ..Default::default()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let page = store.list_runs(&filter()).await?;
+        if page.total >= 3 {
+            break page.runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} scheduled runs after 20 s",
+            page.total
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut keys: Vec<String> = runs
+        .iter()
+        .filter_map(|r| r.idempotency_key.clone())
+        .collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n, "a firing started more than one run");
+    assert!(keys.iter().all(|k| k.starts_with("schedule:")));
+    Ok(())
+}

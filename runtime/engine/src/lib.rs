@@ -13,6 +13,7 @@ mod committer;
 mod live;
 mod plan;
 mod registry;
+mod scheduler;
 
 pub use live::LiveEvent;
 pub use registry::PluginEntry;
@@ -164,6 +165,7 @@ impl Engine {
         });
         let engine = Self { shared, registry };
         engine.recover().await?;
+        scheduler::spawn(engine.clone());
         Ok(engine)
     }
 
@@ -470,7 +472,7 @@ impl Engine {
 }
 
 fn parse_template(body: &Value) -> Result<WorkflowTemplate, EngineError> {
-    WorkflowTemplate::from_json(&body.to_string()).map_err(|e| {
+    WorkflowTemplate::from_value(body).map_err(|e| {
         EngineError::InvalidTemplate(vec![TemplateProblem {
             pointer: String::new(),
             code: weft_model::template::TemplateProblemCode::InvalidTemplate,

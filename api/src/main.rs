@@ -1,10 +1,19 @@
-//! The `weft` binary: the server (`weft serve`, coming with the API) and
-//! the command-line client. Today it can inspect plugin components.
+//! The `weft` binary: `weft serve` runs the server with the embedded store
+//! and the first-party plugins; `weft plugin inspect` validates a component.
+
+mod server;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 use weft_host::{HostConfig, PluginHost};
+
+/// The first-party plugins, bundled at build time.
+const BUNDLED_PLUGINS: &[(&str, &[u8])] = &[(
+    "core",
+    include_bytes!(concat!(env!("OUT_DIR"), "/core.wasm")),
+)];
 
 /// Weft: workflows whose every step is a sandboxed WebAssembly component.
 #[derive(Parser)]
@@ -16,11 +25,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server (embedded store, first-party plugins installed).
+    Serve(ServeArgs),
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Store URL: surrealkv://<dir> (durable), mem:// or ws://host:port.
+    #[arg(long, env = "WEFT_DB", default_value = "surrealkv://./weft-data/db")]
+    db: String,
+    /// Directory for the compile cache and the admin token hash.
+    #[arg(long, env = "WEFT_DATA_DIR", default_value = "./weft-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -33,15 +57,54 @@ enum PluginCommand {
 }
 
 fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Serve(args) => rt.block_on(serve(args)),
         Command::Plugin {
             command: PluginCommand::Inspect { file },
         } => rt.block_on(inspect(file)),
     }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    if let Some(token) = server::auth::init_admin_token(&args.data_dir)? {
+        println!(
+            "Generated the bootstrap admin token (shown once; set WEFT_ADMIN_TOKEN to choose your own):\n\n    {token}\n"
+        );
+    }
+    let host = Arc::new(PluginHost::new(HostConfig {
+        cache_dir: Some(args.data_dir.join("compiled")),
+        ..HostConfig::default()
+    })?);
+    let store = weft_store::Store::connect(&args.db).await?;
+    let engine =
+        weft_engine::Engine::start(weft_engine::EngineConfig::default(), host, store).await?;
+    for (name, bytes) in BUNDLED_PLUGINS {
+        if bytes.is_empty() {
+            tracing::warn!(
+                "no bundled {name} plugin in this build (run scripts/build-guests.sh before building)"
+            );
+            continue;
+        }
+        let entry = engine
+            .install_plugin(bytes, true)
+            .await
+            .with_context(|| format!("installing bundled plugin {name}"))?;
+        tracing::info!(plugin = %entry.manifest.name, version = %entry.manifest.version, "first-party plugin ready");
+    }
+    server::serve(engine, &args.listen).await
 }
 
 async fn inspect(file: PathBuf) -> Result<()> {

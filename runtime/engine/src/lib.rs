@@ -324,6 +324,7 @@ impl Engine {
         };
         let mut run = run;
         run.next_event_seq = 2;
+        run.progress.total = u32::try_from(steps.len()).unwrap_or(u32::MAX);
         let initial = Transition {
             run: Some(run.clone()),
             steps: steps.clone(),

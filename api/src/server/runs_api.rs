@@ -1,0 +1,431 @@
+//! `workflow-runs` endpoints: start, list, inspect, control, answer,
+//! steps, logs (JSON pages or live SSE) and run events (SSE).
+
+// Endpoint functions take one argument per HTTP parameter; poem-openapi
+// extracts and documents them individually, so a request struct is not an option.
+#![allow(clippy::too_many_arguments)]
+
+use super::auth::BearerAuth;
+use super::envelope::{self, ApiError, ApiResult, Envelope, ok};
+use super::views::{EventView, LogView, RunView, StepView};
+use futures::StreamExt;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::{EventStream, Json};
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use serde_json::Value;
+use std::time::Duration;
+use weft_engine::{Engine, LiveEvent, StartRunRequest};
+use weft_model::RunStatus;
+use weft_store::RunFilter;
+
+#[derive(Tags)]
+enum Tag {
+    /// Start, watch and control workflow runs.
+    WorkflowRuns,
+}
+
+/// Starts a run.
+#[derive(Object, Debug)]
+pub struct StartRunBody {
+    /// Template id or name.
+    pub template: String,
+    /// Inputs, validated against the template's `inputs` schema.
+    #[oai(default)]
+    pub inputs: Option<Value>,
+}
+
+/// Answers a step's input request.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct AnswerBody {
+    /// The step waiting for input.
+    pub step_id: String,
+    /// The answer, validated against the request's schema.
+    pub values: Value,
+}
+
+#[derive(ApiResponse)]
+enum Started {
+    /// Started (or, with a reused `Idempotency-Key`, the existing run).
+    #[oai(status = 201)]
+    Created(Json<Envelope<RunView>>, #[oai(header = "Location")] String),
+}
+
+#[derive(ApiResponse)]
+enum LogsResponse {
+    /// A page of log lines, or a live stream with `Accept: text/event-stream`.
+    #[oai(status = 200)]
+    Page(Json<Envelope<Vec<LogView>>>),
+    /// Live log lines; event ids are sequence numbers (resume with `Last-Event-ID`).
+    #[oai(status = 200, content_type = "text/event-stream")]
+    Stream(EventStream<futures::stream::BoxStream<'static, LogView>>),
+}
+
+/// Run endpoints.
+pub struct RunsApi {
+    /// The engine.
+    pub engine: Engine,
+}
+
+fn parse_status(s: &str) -> ApiResult<RunStatus> {
+    serde_json::from_value(Value::String(s.to_ascii_uppercase())).map_err(|_| {
+        ApiError::validation(
+            "INVALID_STATUS",
+            format!("unknown status {s:?}"),
+            Vec::new(),
+        )
+    })
+}
+
+#[OpenApi]
+impl RunsApi {
+    /// Starts a run of a template. The same `Idempotency-Key` returns the same run.
+    #[oai(path = "/workflow-runs", method = "post", tag = "Tag::WorkflowRuns")]
+    async fn start(
+        &self,
+        _auth: BearerAuth,
+        #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
+        body: Json<StartRunBody>,
+    ) -> ApiResult<Started> {
+        let req = StartRunRequest {
+            template: body.0.template,
+            inputs: body.0.inputs.unwrap_or_else(|| serde_json::json!({})),
+            idempotency_key: key.0,
+        };
+        let run = self.engine.start_run(req).await?;
+        let location = format!("/api/v1/workflow-runs/{}", run.run_id);
+        Ok(Started::Created(ok(run.into()), location))
+    }
+
+    /// Lists runs, newest first, filtered by status, template and creation time.
+    #[oai(path = "/workflow-runs", method = "get", tag = "Tag::WorkflowRuns")]
+    async fn list(
+        &self,
+        _auth: BearerAuth,
+        status: Query<Option<String>>,
+        template: Query<Option<String>>,
+        #[oai(name = "createdAfter")] created_after: Query<Option<i64>>,
+        #[oai(name = "createdBefore")] created_before: Query<Option<i64>>,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
+    ) -> ApiResult<Json<Envelope<Vec<RunView>>>> {
+        let template_id = match template.0 {
+            Some(t) => Some(self.engine.template(&t).await?.template_id),
+            None => None,
+        };
+        let filter = RunFilter {
+            status: status.0.as_deref().map(parse_status).transpose()?,
+            template_id,
+            created_after: created_after.0,
+            created_before: created_before.0,
+            page: page.0,
+            page_size: page_size.0,
+        };
+        let p = self
+            .engine
+            .store()
+            .list_runs(&filter)
+            .await
+            .map_err(weft_engine::EngineError::from)?;
+        Ok(envelope::page(
+            p.runs.into_iter().map(Into::into).collect(),
+            filter.page,
+            filter.page_size,
+            p.total,
+        ))
+    }
+
+    /// One run.
+    #[oai(path = "/workflow-runs/:id", method = "get", tag = "Tag::WorkflowRuns")]
+    async fn get(&self, _auth: BearerAuth, id: Path<String>) -> ApiResult<Json<Envelope<RunView>>> {
+        Ok(ok(self.engine.run(&id).await?.into()))
+    }
+
+    /// Pauses a run: no new steps start; in-flight ones finish.
+    #[oai(
+        path = "/workflow-runs/:id/pause",
+        method = "post",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn pause(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<RunView>>> {
+        self.engine.pause_run(&id, &auth.0.name).await?;
+        Ok(ok(self.engine.run(&id).await?.into()))
+    }
+
+    /// Resumes a paused run.
+    #[oai(
+        path = "/workflow-runs/:id/resume",
+        method = "post",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn resume(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<RunView>>> {
+        self.engine.resume_run(&id, &auth.0.name).await?;
+        Ok(ok(self.engine.run(&id).await?.into()))
+    }
+
+    /// Cancels a run; in-flight plugin code is stopped.
+    #[oai(
+        path = "/workflow-runs/:id/cancel",
+        method = "post",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn cancel(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<RunView>>> {
+        self.engine.cancel_run(&id, &auth.0.name).await?;
+        Ok(ok(self.engine.run(&id).await?.into()))
+    }
+
+    /// Answers a step's input request.
+    #[oai(
+        path = "/workflow-runs/:id/input",
+        method = "post",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn input(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        body: Json<AnswerBody>,
+    ) -> ApiResult<Json<Envelope<RunView>>> {
+        self.engine
+            .answer(&id, &body.0.step_id, body.0.values, &auth.0.name)
+            .await?;
+        Ok(ok(self.engine.run(&id).await?.into()))
+    }
+
+    /// A run's steps.
+    #[oai(
+        path = "/workflow-runs/:id/steps",
+        method = "get",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn steps(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<Vec<StepView>>>> {
+        self.engine.run(&id).await?;
+        Ok(ok(self
+            .engine
+            .steps(&id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect()))
+    }
+
+    /// One step of a run, with its attempts.
+    #[oai(
+        path = "/workflow-runs/:id/steps/:step_id",
+        method = "get",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn step(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+        step_id: Path<String>,
+    ) -> ApiResult<Json<Envelope<StepView>>> {
+        self.engine.run(&id).await?;
+        let s = self
+            .engine
+            .steps(&id)
+            .await?
+            .into_iter()
+            .find(|s| s.key == step_id.0)
+            .ok_or_else(|| ApiError::not_found(format!("step {} not found", step_id.0)))?;
+        Ok(ok(s.into()))
+    }
+
+    /// A step's log lines after `after` (a sequence number), or a live SSE
+    /// stream with `Accept: text/event-stream` (resumable with `Last-Event-ID`).
+    #[oai(
+        path = "/workflow-runs/:id/steps/:step_id/logs",
+        method = "get",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn logs(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+        step_id: Path<String>,
+        #[oai(default)] after: Query<u64>,
+        #[oai(
+            default = "default_log_limit",
+            validator(minimum(value = "1"), maximum(value = "1000"))
+        )]
+        limit: Query<u32>,
+        #[oai(name = "Accept")] accept: Header<Option<String>>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+    ) -> ApiResult<LogsResponse> {
+        self.engine.run(&id).await?;
+        let store = self.engine.store().clone();
+        if !accept
+            .0
+            .as_deref()
+            .is_some_and(|a| a.contains("text/event-stream"))
+        {
+            let lines = store
+                .logs(&id, &step_id, after.0, limit.0)
+                .await
+                .map_err(weft_engine::EngineError::from)?;
+            return Ok(LogsResponse::Page(ok(lines
+                .into_iter()
+                .map(Into::into)
+                .collect())));
+        }
+        let start = last_event_id
+            .0
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(after.0);
+        let mut live = self.engine.subscribe(&id);
+        let (run_id, step) = (id.0, step_id.0);
+        let stream = async_stream(move |tx| async move {
+            // Backlog first, then live lines, skipping what was already sent.
+            let mut sent = start;
+            loop {
+                match store.logs(&run_id, &step, sent, 1000).await {
+                    Ok(lines) if !lines.is_empty() => {
+                        for l in lines {
+                            sent = l.seq;
+                            if tx.send(LogView::from(l)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), live.recv()).await {
+                    Ok(Ok(LiveEvent::Log(l))) if l.step_key == step && l.seq > sent => {
+                        sent = l.seq;
+                        if tx.send(LogView::from(l)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Ok(LiveEvent::Event(e)))
+                        if e.kind.starts_with("run.")
+                            && matches!(
+                                e.kind.as_str(),
+                                "run.success" | "run.failed" | "run.cancelled"
+                            ) =>
+                    {
+                        return;
+                    }
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(_)) => return,
+                }
+            }
+        });
+        Ok(LogsResponse::Stream(EventStream::new(stream).to_event(
+            |l: LogView| {
+                poem::web::sse::Event::message(serde_json::to_string(&l).unwrap_or_default())
+                    .id(l.seq.to_string())
+                    .event_type("log")
+            },
+        )))
+    }
+
+    /// Live run events (status changes, step transitions) as SSE.
+    #[oai(
+        path = "/workflow-runs/:id/events",
+        method = "get",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn events(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+        #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
+    ) -> ApiResult<EventStream<futures::stream::BoxStream<'static, EventView>>> {
+        self.engine.run(&id).await?;
+        let store = self.engine.store().clone();
+        let mut live = self.engine.subscribe(&id);
+        let start = last_event_id
+            .0
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        let run_id = id.0;
+        let stream = async_stream(move |tx| async move {
+            let mut sent = start;
+            let mut finished = false;
+            while let Ok(events) = store.events(&run_id, sent, 1000).await {
+                if events.is_empty() {
+                    break;
+                }
+                for e in events {
+                    sent = e.seq;
+                    finished |= matches!(
+                        e.kind.as_str(),
+                        "run.success" | "run.failed" | "run.cancelled"
+                    );
+                    if tx.send(EventView::from(e)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            while !finished {
+                match tokio::time::timeout(Duration::from_secs(15), live.recv()).await {
+                    Ok(Ok(LiveEvent::Event(e))) if e.seq > sent => {
+                        sent = e.seq;
+                        finished = matches!(
+                            e.kind.as_str(),
+                            "run.success" | "run.failed" | "run.cancelled"
+                        );
+                        if tx.send(EventView::from(e)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(_)) => return,
+                }
+            }
+        });
+        Ok(EventStream::new(stream).to_event(|e: EventView| {
+            poem::web::sse::Event::message(serde_json::to_string(&e).unwrap_or_default())
+                .id(e.seq.to_string())
+                .event_type(e.kind.clone())
+        }))
+    }
+}
+
+fn default_page() -> u32 {
+    1
+}
+
+fn default_page_size() -> u32 {
+    20
+}
+
+fn default_log_limit() -> u32 {
+    100
+}
+
+/// A stream fed by a producer task through a bounded channel.
+fn async_stream<T, F, Fut>(producer: F) -> futures::stream::BoxStream<'static, T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(producer(tx));
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
+}

@@ -1,0 +1,246 @@
+//! `workflow-templates` endpoints. Bodies are JSON or YAML
+//! (`Content-Type: application/yaml`); every update is a new revision,
+//! guarded by `If-Match: "<revision>"`.
+
+use super::auth::BearerAuth;
+use super::envelope::{ApiError, ApiResult, Envelope, ErrorBody, ok};
+use super::views::{TemplateRevisionView, TemplateView};
+use poem_openapi::param::{Header, Path};
+use poem_openapi::payload::{Binary, Json};
+use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, Tags};
+use serde_json::Value;
+use weft_engine::Engine;
+
+#[derive(Tags)]
+enum Tag {
+    /// Workflow templates and their revisions.
+    WorkflowTemplates,
+}
+
+/// A template body, as JSON or YAML.
+#[derive(ApiRequest, Debug)]
+pub enum TemplateBody {
+    /// JSON.
+    #[oai(content_type = "application/json")]
+    Json(Json<Value>),
+    /// YAML.
+    #[oai(content_type = "application/yaml")]
+    Yaml(Binary<Vec<u8>>),
+}
+
+impl TemplateBody {
+    fn into_value(self) -> ApiResult<Value> {
+        match self {
+            Self::Json(j) => Ok(j.0),
+            Self::Yaml(b) => serde_yaml_ng::from_slice::<Value>(&b.0)
+                .map_err(|e| ApiError::bad_request(format!("invalid YAML: {e}"))),
+        }
+    }
+}
+
+/// The result of validating a template.
+#[derive(Object, Debug)]
+pub struct ValidationView {
+    /// True when there are no problems.
+    pub valid: bool,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// Created.
+    #[oai(status = 201)]
+    Created(
+        Json<Envelope<TemplateView>>,
+        #[oai(header = "Location")] String,
+        #[oai(header = "ETag")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+enum WithEtag {
+    /// The template.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<TemplateView>>, #[oai(header = "ETag")] String),
+}
+
+/// Template endpoints.
+pub struct TemplatesApi {
+    /// The engine.
+    pub engine: Engine,
+}
+
+fn etag(revision: u32) -> String {
+    format!("\"{revision}\"")
+}
+
+#[OpenApi]
+impl TemplatesApi {
+    /// Creates a template (revision 1) after validating it.
+    #[oai(
+        path = "/workflow-templates",
+        method = "post",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn create(&self, _auth: BearerAuth, body: TemplateBody) -> ApiResult<Created> {
+        let t = self.engine.create_template(&body.into_value()?).await?;
+        let (location, tag) = (
+            format!("/api/v1/workflow-templates/{}", t.template_id),
+            etag(t.revision),
+        );
+        Ok(Created::Created(ok(t.into()), location, tag))
+    }
+
+    /// Lists templates by name.
+    #[oai(
+        path = "/workflow-templates",
+        method = "get",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn list(&self, _auth: BearerAuth) -> ApiResult<Json<Envelope<Vec<TemplateView>>>> {
+        Ok(ok(self
+            .engine
+            .store()
+            .templates()
+            .await
+            .map_err(weft_engine::EngineError::from)?
+            .into_iter()
+            .map(Into::into)
+            .collect()))
+    }
+
+    /// Validates an unsaved template body; problems come back as a 422 with JSON pointers.
+    #[oai(
+        path = "/workflow-templates/validate",
+        method = "post",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn validate_body(
+        &self,
+        _auth: BearerAuth,
+        body: TemplateBody,
+    ) -> ApiResult<Json<Envelope<ValidationView>>> {
+        self.engine.validate_template(&body.into_value()?)?;
+        Ok(ok(ValidationView { valid: true }))
+    }
+
+    /// One template by id or name.
+    #[oai(
+        path = "/workflow-templates/:id",
+        method = "get",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn get(&self, _auth: BearerAuth, id: Path<String>) -> ApiResult<WithEtag> {
+        let t = self.engine.template(&id).await?;
+        let tag = etag(t.revision);
+        Ok(WithEtag::Ok(ok(t.into()), tag))
+    }
+
+    /// Writes a new revision. `If-Match` must carry the current revision's ETag.
+    #[oai(
+        path = "/workflow-templates/:id",
+        method = "put",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn update(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+        #[oai(name = "If-Match")] if_match: Header<Option<String>>,
+        body: TemplateBody,
+    ) -> ApiResult<WithEtag> {
+        let current = self.engine.template(&id).await?;
+        let expected = match if_match.0.as_deref().map(|s| {
+            s.trim()
+                .trim_matches('"')
+                .trim_start_matches("W/")
+                .trim_matches('"')
+        }) {
+            None => current.revision,
+            Some(s) => s
+                .parse::<u32>()
+                .map_err(|_| precondition(current.revision))?,
+        };
+        if expected != current.revision {
+            return Err(precondition(current.revision));
+        }
+        let t = match self
+            .engine
+            .update_template(&current.template_id, &body.into_value()?, expected)
+            .await
+        {
+            Err(weft_engine::EngineError::Store(weft_store::StoreError::Conflict(_))) => {
+                return Err(precondition(current.revision));
+            }
+            other => other?,
+        };
+        let tag = etag(t.revision);
+        Ok(WithEtag::Ok(ok(t.into()), tag))
+    }
+
+    /// Deletes a template; runs keep their pinned revision.
+    #[oai(
+        path = "/workflow-templates/:id",
+        method = "delete",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn delete(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<TemplateView>>> {
+        let t = self.engine.template(&id).await?;
+        self.engine
+            .store()
+            .delete_template(&t.template_id)
+            .await
+            .map_err(weft_engine::EngineError::from)?;
+        Ok(ok(t.into()))
+    }
+
+    /// A template's revisions, oldest first.
+    #[oai(
+        path = "/workflow-templates/:id/revisions",
+        method = "get",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn revisions(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<Vec<TemplateRevisionView>>>> {
+        let t = self.engine.template(&id).await?;
+        let revs = self
+            .engine
+            .store()
+            .template_revisions(&t.template_id)
+            .await
+            .map_err(weft_engine::EngineError::from)?;
+        Ok(ok(revs.into_iter().map(Into::into).collect()))
+    }
+
+    /// Validates the stored template against the plugins installed now.
+    #[oai(
+        path = "/workflow-templates/:id/validate",
+        method = "post",
+        tag = "Tag::WorkflowTemplates"
+    )]
+    async fn validate_stored(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<ValidationView>>> {
+        let t = self.engine.template(&id).await?;
+        self.engine.validate_template(&t.body)?;
+        Ok(ok(ValidationView { valid: true }))
+    }
+}
+
+fn precondition(current: u32) -> ApiError {
+    ApiError::PreconditionFailed(Json(ErrorBody::new(
+        "PRECONDITION_FAILED",
+        format!(
+            "If-Match does not match the current revision; the current ETag is {}",
+            etag(current)
+        ),
+    )))
+}

@@ -118,6 +118,10 @@ async fn with_request_id<E: Endpoint>(
 /// Turns any error poem or poem-openapi raised (bad JSON, unknown route,
 /// wrong method, missing token, body too large…) into the error envelope.
 async fn error_to_envelope(err: poem::Error) -> Response {
+    // Our own `ApiError`s arrive already enveloped: keep them as they are.
+    if err.is_from_response() {
+        return err.into_response();
+    }
     let status = err.status();
     let code = match status {
         StatusCode::BAD_REQUEST => "BAD_REQUEST",
@@ -129,6 +133,10 @@ async fn error_to_envelope(err: poem::Error) -> Response {
         StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
         StatusCode::UNPROCESSABLE_ENTITY => "UNPROCESSABLE",
+        StatusCode::CONFLICT => "CONFLICT",
+        StatusCode::PRECONDITION_FAILED => "PRECONDITION_FAILED",
+        StatusCode::LENGTH_REQUIRED => "LENGTH_REQUIRED",
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
         s if s.is_server_error() => "INTERNAL",
         _ => "ERROR",
     };

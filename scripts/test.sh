@@ -8,3 +8,5 @@ scripts/setup.sh
 scripts/build-guests.sh
 echo "==> cargo test --workspace"
 cargo test --workspace --locked
+echo "==> schemathesis"
+scripts/schemathesis.sh

@@ -141,7 +141,7 @@ pub struct ErrorDetail {
     #[oai(skip_serializing_if_is_none)]
     pub details: Option<serde_json::Value>,
     /// Per-field problems (422).
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(default, skip_serializing_if_is_empty)]
     pub validation_errors: Vec<ValidationError>,
 }
 
@@ -190,6 +190,9 @@ pub enum ApiError {
     /// `If-Match` does not match the current revision.
     #[oai(status = 412)]
     PreconditionFailed(Json<ErrorBody>),
+    /// The body's media type is not accepted.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Validation failed.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),

@@ -52,6 +52,7 @@ pub fn app(engine: Engine, public_url: &str) -> impl Endpoint + 'static {
     )
     .description("Workflows whose every step is a sandboxed WebAssembly component.")
     .server(format!("{public_url}/api/v1"));
+    let allow = Arc::new(AllowTable::from_spec(&api.spec()));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let metrics = Arc::new(Metrics::default());
@@ -65,16 +66,60 @@ pub fn app(engine: Engine, public_url: &str) -> impl Endpoint + 'static {
         .catch_all_error(error_to_envelope)
         .around(move |ep, req| {
             let metrics = metrics.clone();
-            async move { with_request_id(ep, req, metrics).await }
+            let allow = allow.clone();
+            async move { with_request_id(ep, req, metrics, allow).await }
         })
         .data(engine)
+}
+
+/// Which methods each documented path accepts, for the `Allow` header of
+/// 405 responses (RFC 9110).
+struct AllowTable(Vec<(Vec<String>, String)>);
+
+impl AllowTable {
+    fn from_spec(spec: &str) -> Self {
+        let spec: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let paths = spec["paths"].as_object().cloned().unwrap_or_default();
+        Self(
+            paths
+                .into_iter()
+                .map(|(path, ops)| {
+                    let segments = format!("/api/v1{path}")
+                        .split('/')
+                        .map(str::to_owned)
+                        .collect();
+                    let methods: Vec<String> = ops
+                        .as_object()
+                        .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
+                        .unwrap_or_default();
+                    (segments, methods.join(", "))
+                })
+                .collect(),
+        )
+    }
+
+    fn allowed(&self, path: &str) -> Option<&str> {
+        let parts: Vec<&str> = path.split('/').collect();
+        self.0
+            .iter()
+            .find(|(segs, _)| {
+                segs.len() == parts.len()
+                    && segs
+                        .iter()
+                        .zip(&parts)
+                        .all(|(s, p)| s.starts_with('{') || s == p)
+            })
+            .map(|(_, m)| m.as_str())
+    }
 }
 
 async fn with_request_id<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     metrics: Arc<Metrics>,
+    allow: Arc<AllowTable>,
 ) -> poem::Result<Response> {
+    let path = req.uri().path().to_owned();
     let too_large = req
         .headers()
         .get("content-length")
@@ -111,6 +156,11 @@ async fn with_request_id<E: Endpoint>(
     }
     if let Ok(v) = id.parse() {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && let Some(v) = allow.allowed(&path).and_then(|m| m.parse().ok())
+    {
+        resp.headers_mut().insert("allow", v);
     }
     Ok(resp)
 }

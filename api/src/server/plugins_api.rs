@@ -71,8 +71,13 @@ impl PluginsApi {
 
     /// Lists installed plugins.
     #[oai(path = "/plugins", method = "get", tag = "Tag::Plugins")]
-    async fn list(&self, _auth: BearerAuth) -> Json<Envelope<Vec<PluginView>>> {
-        ok(self.engine.plugins().into_iter().map(Into::into).collect())
+    async fn list(&self, _auth: BearerAuth) -> ApiResult<Json<Envelope<Vec<PluginView>>>> {
+        Ok(ok(self
+            .engine
+            .plugins()
+            .into_iter()
+            .map(Into::into)
+            .collect()))
     }
 
     /// One plugin by id (`sha256:…`).
@@ -175,8 +180,8 @@ impl PluginsApi {
 
     /// Lists step types of installed plugins.
     #[oai(path = "/step-types", method = "get", tag = "Tag::StepTypes")]
-    async fn step_types(&self, _auth: BearerAuth) -> Json<Envelope<Vec<StepTypeView>>> {
-        ok(all_step_types(&self.engine))
+    async fn step_types(&self, _auth: BearerAuth) -> ApiResult<Json<Envelope<Vec<StepTypeView>>>> {
+        Ok(ok(all_step_types(&self.engine)))
     }
 
     /// One step type, e.g. `core/fibo` (URL-encode the slash as `%2F`) or `core.fibo`.

@@ -67,14 +67,38 @@ pub struct RunsApi {
     pub engine: Engine,
 }
 
-fn parse_status(s: &str) -> ApiResult<RunStatus> {
-    serde_json::from_value(Value::String(s.to_ascii_uppercase())).map_err(|_| {
-        ApiError::validation(
-            "INVALID_STATUS",
-            format!("unknown status {s:?}"),
-            Vec::new(),
-        )
-    })
+/// A run status, as a query filter.
+#[derive(poem_openapi::Enum, Debug, Clone, Copy)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatusParam {
+    /// Created, nothing started.
+    Pending,
+    /// Running.
+    Running,
+    /// Paused.
+    Paused,
+    /// Waiting for input.
+    AwaitingInput,
+    /// Succeeded.
+    Success,
+    /// Failed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl From<RunStatusParam> for RunStatus {
+    fn from(p: RunStatusParam) -> Self {
+        match p {
+            RunStatusParam::Pending => Self::Pending,
+            RunStatusParam::Running => Self::Running,
+            RunStatusParam::Paused => Self::Paused,
+            RunStatusParam::AwaitingInput => Self::AwaitingInput,
+            RunStatusParam::Success => Self::Success,
+            RunStatusParam::Failed => Self::Failed,
+            RunStatusParam::Cancelled => Self::Cancelled,
+        }
+    }
 }
 
 #[OpenApi]
@@ -102,7 +126,7 @@ impl RunsApi {
     async fn list(
         &self,
         _auth: BearerAuth,
-        status: Query<Option<String>>,
+        status: Query<Option<RunStatusParam>>,
         template: Query<Option<String>>,
         #[oai(name = "createdAfter")] created_after: Query<Option<i64>>,
         #[oai(name = "createdBefore")] created_before: Query<Option<i64>>,
@@ -119,7 +143,7 @@ impl RunsApi {
             None => None,
         };
         let filter = RunFilter {
-            status: status.0.as_deref().map(parse_status).transpose()?,
+            status: status.0.map(Into::into),
             template_id,
             created_after: created_after.0,
             created_before: created_before.0,

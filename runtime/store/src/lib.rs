@@ -93,6 +93,15 @@ fn is_retryable(e: &surrealdb::Error) -> bool {
         || s.contains("transaction conflict")
 }
 
+/// Rejects keys that cannot name a record (empty or absurdly long) as
+/// not found, before they reach the database.
+pub(crate) fn check_key(what: &str, key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > 512 {
+        return Err(StoreError::NotFound(format!("{what} {key:?}")));
+    }
+    Ok(())
+}
+
 /// Milliseconds since the Unix epoch, the store's time unit.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -45,6 +45,7 @@ impl Store {
 
     /// A plugin by digest.
     pub async fn plugin(&self, digest: &str) -> Result<PluginRecord, StoreError> {
+        crate::check_key("plugin", digest)?;
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM type::record('plugin', $d);",

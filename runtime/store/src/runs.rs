@@ -152,6 +152,7 @@ impl Store {
 
     /// A run by id.
     pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        crate::check_key("run", run_id)?;
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM type::record('run', $id);",
@@ -181,7 +182,7 @@ impl Store {
         }
         let cond = cond.join(" AND ");
         let size = f.page_size.clamp(1, 100);
-        let start = (f.page.max(1) - 1) * size;
+        let start = u64::from(f.page.max(1) - 1).saturating_mul(u64::from(size));
         let sql = format!(
             "SELECT * OMIT id FROM run WHERE {cond} ORDER BY createdAt DESC LIMIT {size} START {start};\n\
              SELECT VALUE count() FROM run WHERE {cond} GROUP ALL;"

@@ -96,6 +96,7 @@ impl Store {
 
     /// A template by id or, failing that, by name.
     pub async fn template(&self, id_or_name: &str) -> Result<TemplateRecord, StoreError> {
+        crate::check_key("template", id_or_name)?;
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM type::record('template', $k); SELECT * OMIT id FROM template WHERE name = $k;",
@@ -117,6 +118,7 @@ impl Store {
         template_id: &str,
         revision: u32,
     ) -> Result<TemplateRevisionRecord, StoreError> {
+        crate::check_key("template", template_id)?;
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM type::record('template_revision', [$t, $r]);",

@@ -7,5 +7,6 @@ mod capabilities;
 mod core_steps;
 mod durability;
 mod engine;
+mod examples;
 mod hostile;
 mod install;

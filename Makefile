@@ -9,6 +9,6 @@ run:
 test:
 	scripts/test.sh
 
-## Host benchmark (release): compile, warm start, per-invocation cost, throughput.
+## Benchmarks (release): the host (compile, warm start, per-invocation cost, throughput), then the engine (fibo workloads, run throughput, per-step overhead, memory).
 bench:
-	scripts/setup.sh && scripts/build-guests.sh && cargo bench --locked -p weft-host --bench host
+	scripts/setup.sh && scripts/build-guests.sh && cargo bench --locked -p weft-host --bench host && cargo bench --locked -p weft-engine --bench engine

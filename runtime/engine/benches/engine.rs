@@ -284,6 +284,7 @@ fn main() -> Result<()> {
         })?);
         let engine = Engine::start(EngineConfig::default(), host.clone(), store.clone()).await?;
         let core = engine.install_plugin(&bytes, true).await?.digest;
+        let rss_at_start = rss_bytes()?;
         println!(
             "core.wasm: {} KiB; {} cores; store {url} (default durability); {}",
             bytes.len() / 1024,
@@ -453,7 +454,14 @@ fn main() -> Result<()> {
         println!("| measurement | result | target |");
         println!("|---|---|---|");
         let before = rss_bytes()?;
-        println!("| RSS before | {} | |", mb(before as f64));
+        println!(
+            "| RSS at start (engine up, core plugin installed, no run yet) | {} | |",
+            mb(rss_at_start as f64)
+        );
+        println!(
+            "| RSS before (after the workloads above) | {} | |",
+            mb(before as f64)
+        );
         match many_runs(&engine, "one-approval", m, in_flight, &[RunStatus::AwaitingInput], RunStatus::AwaitingInput).await {
             Ok((elapsed, ids)) => {
                 // Spot-check from the store that they are still waiting.

@@ -55,6 +55,18 @@ enum Created {
     ),
 }
 
+impl PluginsApi {
+    /// An installed plugin by id, or 404.
+    fn entry(&self, id: &str) -> ApiResult<weft_engine::PluginEntry> {
+        let d = digest(id)?;
+        self.engine
+            .plugins()
+            .into_iter()
+            .find(|p| p.digest == d)
+            .ok_or_else(|| ApiError::not_found(format!("plugin {id} not found")))
+    }
+}
+
 fn digest(id: &str) -> ApiResult<PluginDigest> {
     PluginDigest::parse(id).map_err(|_| ApiError::not_found(format!("plugin {id} not found")))
 }
@@ -87,13 +99,7 @@ impl PluginsApi {
         _auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
-        let d = digest(&id)?;
-        let e = self
-            .engine
-            .plugins()
-            .into_iter()
-            .find(|p| p.digest == d)
-            .ok_or_else(|| ApiError::not_found(format!("plugin {} not found", id.0)))?;
+        let e = self.entry(&id)?;
         Ok(ok(e.into()))
     }
 
@@ -144,17 +150,10 @@ impl PluginsApi {
         _auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
-        let d = digest(&id)?;
-        let grants = self
-            .engine
-            .plugins()
-            .into_iter()
-            .find(|p| p.digest == d)
-            .map(|p| p.grants)
-            .unwrap_or_default();
+        let e = self.entry(&id)?;
         Ok(ok(self
             .engine
-            .set_plugin_state(&d, false, grants)
+            .set_plugin_state(&e.digest, false, e.grants)
             .await?
             .into()))
     }
@@ -166,13 +165,7 @@ impl PluginsApi {
         _auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginHealthView>>> {
-        let d = digest(&id)?;
-        let e = self
-            .engine
-            .plugins()
-            .into_iter()
-            .find(|p| p.digest == d)
-            .ok_or_else(|| ApiError::not_found(format!("plugin {} not found", id.0)))?;
+        let e = self.entry(&id)?;
         Ok(ok(PluginHealthView {
             status: if e.enabled { "OK" } else { "DISABLED" }.into(),
         }))

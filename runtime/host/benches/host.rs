@@ -6,7 +6,8 @@
 //! `scripts/build-guests.sh`. Knobs: `WEFT_BENCH_QUICK=1` shrinks
 //! iteration counts; `WEFT_BENCH_ONLY=invoke` skips compile and warm start
 //! (for profiling); `WEFT_BENCH_WASM=<file>` and `WEFT_BENCH_STEP=<name>`
-//! measure another component's step instead of `core/noop`.
+//! measure another component's step instead of `core/noop`, with
+//! `WEFT_BENCH_INPUT=<json>` as its input (default `{}`).
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -50,6 +51,34 @@ fn fmt(d: Duration) -> String {
     } else {
         format!("{us:.1} µs")
     }
+}
+
+/// CPU time used so far by each live thread of this process, from
+/// `/proc/self/task/*/schedstat` (nanoseconds); empty off Linux.
+fn thread_cpu() -> std::collections::HashMap<String, u64> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Default::default();
+    };
+    tasks
+        .filter_map(|t| {
+            let t = t.ok()?;
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            let ns = stat.split_whitespace().next()?.parse().ok()?;
+            Some((t.file_name().to_string_lossy().into_owned(), ns))
+        })
+        .collect()
+}
+
+/// CPU time the threads alive at both points used in between.
+fn cpu_between(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+) -> Option<Duration> {
+    let ns: u64 = after
+        .iter()
+        .filter_map(|(tid, a)| Some(a.saturating_sub(*before.get(tid)?)))
+        .sum();
+    (ns > 0).then(|| Duration::from_nanos(ns))
 }
 
 fn row(name: &str, s: &Stats) {
@@ -170,19 +199,24 @@ fn main() -> Result<()> {
         row("warm start: install from disk cache (hash + load + link + describe)", &stats(warm));
         row("  of which: sha256 + load compiled artifact", &stats(warm_load));
 
-        let host = Arc::new(PluginHost::new(config(None))?);
+        // Profiling runs reuse the cached artifact so cranelift stays out of the profile.
+        let host = Arc::new(PluginHost::new(config(only_invoke.then(|| cache.path())))?);
         let core = host.install(&bytes).await?.plugin.digest.clone();
 
         let noop_step = std::env::var("WEFT_BENCH_STEP").unwrap_or_else(|_| "noop".into());
         let noop_step = noop_step.as_str();
+        let noop_input: serde_json::Value = match std::env::var("WEFT_BENCH_INPUT") {
+            Ok(v) => serde_json::from_str(&v).context("WEFT_BENCH_INPUT is not JSON")?,
+            Err(_) => json!({}),
+        };
         for _ in 0..1000 {
-            host.invoke_step(req(&core, noop_step, json!({}))).await?;
+            host.invoke_step(req(&core, noop_step, noop_input.clone())).await?;
         }
         let iters = scale(20_000);
         let mut noop = Vec::with_capacity(iters);
         for _ in 0..iters {
             let t = Instant::now();
-            host.invoke_step(req(&core, noop_step, json!({}))).await?;
+            host.invoke_step(req(&core, noop_step, noop_input.clone())).await?;
             noop.push(t.elapsed());
         }
         let noop = stats(noop);
@@ -190,24 +224,29 @@ fn main() -> Result<()> {
         let bare = bare_instantiate(&bytes, iters).await?;
         row("bare wasmtime: new store + instantiate + drop", &bare);
 
-        let mut fibo = Vec::new();
-        for _ in 0..scale(2_000) {
-            let t = Instant::now();
-            host.invoke_step(req(&core, "fibo", json!({"n": 10}))).await?;
-            fibo.push(t.elapsed());
+        if std::env::var_os("WEFT_BENCH_WASM").is_none() {
+            let mut fibo = Vec::new();
+            for _ in 0..scale(2_000) {
+                let t = Instant::now();
+                host.invoke_step(req(&core, "fibo", json!({"n": 10}))).await?;
+                fibo.push(t.elapsed());
+            }
+            row("core/fibo(10) invocation", &stats(fibo));
         }
-        row("core/fibo(10) invocation", &stats(fibo));
 
         let total = scale(200_000);
         let concurrency = 64;
+        let cpu_before = thread_cpu();
         let t = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
             let host = host.clone();
             let core = core.clone();
+            let step = noop_step.to_owned();
+            let input = noop_input.clone();
             tasks.push(tokio::spawn(async move {
                 for _ in 0..total / concurrency {
-                    host.invoke_step(req(&core, "noop", json!({}))).await?;
+                    host.invoke_step(req(&core, &step, input.clone())).await?;
                 }
                 anyhow::Ok(())
             }));
@@ -216,6 +255,7 @@ fn main() -> Result<()> {
             task.await??;
         }
         let elapsed = t.elapsed();
+        let cpu = cpu_between(&cpu_before, &thread_cpu());
         println!();
         println!(
             "core/noop throughput, {concurrency} concurrent tasks on 2 worker threads: {:.0} invocations/s ({} in {:.2} s)",
@@ -223,6 +263,15 @@ fn main() -> Result<()> {
             total / concurrency * concurrency,
             elapsed.as_secs_f64()
         );
+        if let Some(cpu) = cpu {
+            println!(
+                "  CPU used by this process meanwhile: {:.2} s of {:.2} s available on 2 workers ({:.1} µs per invocation); load average {}",
+                cpu.as_secs_f64(),
+                2.0 * elapsed.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / (total / concurrency * concurrency) as f64,
+                std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            );
+        }
         println!(
             "ratio engine noop p50 / bare instantiate p50: {:.2}",
             noop.p50.as_secs_f64() / bare.p50.as_secs_f64()

@@ -81,12 +81,17 @@ impl HostEngine {
             // Resetting a slot with madvise costs a TLB shootdown on every
             // core, which dominated short invocations. Where the kernel has
             // PAGEMAP_SCAN (Linux 6.7+) only the pages a plugin dirtied are
-            // reset with memset and stay resident; elsewhere decommits are
-            // at least batched.
+            // reset with memset and stay resident.
             .pagemap_scan(Enabled::Auto)
             .linear_memory_keep_resident(16 << 20)
             .table_keep_resident(1 << 20)
-            .decommit_batch_size(32);
+            // With PAGEMAP_SCAN a reset normally leaves nothing to decommit
+            // (an empty region), and a batch size of 1 then returns the slot
+            // to the pool at once without a syscall. Larger batches park every
+            // slot in a shared, locked queue until the batch fills and then
+            // issue a `process_madvise` of empty regions: measured ~10% more
+            // CPU per invocation and a bimodal sequential latency.
+            .decommit_batch_size(1);
         let mut cfg = Config::new();
         cfg.wasm_component_model(true)
             .epoch_interruption(true)

@@ -345,11 +345,7 @@ impl RunsApi {
                         }
                     }
                     Ok(Ok(LiveEvent::Event(e)))
-                        if e.kind.starts_with("run.")
-                            && matches!(
-                                e.kind.as_str(),
-                                "run.success" | "run.failed" | "run.cancelled"
-                            ) =>
+                        if e.kind.starts_with("run.") && ends_run(e.kind.as_str()) =>
                     {
                         return;
                     }
@@ -396,10 +392,7 @@ impl RunsApi {
                 }
                 for e in events {
                     sent = e.seq;
-                    finished |= matches!(
-                        e.kind.as_str(),
-                        "run.success" | "run.failed" | "run.cancelled"
-                    );
+                    finished |= ends_run(e.kind.as_str());
                     if tx.send(EventView::from(e)).await.is_err() {
                         return;
                     }
@@ -409,10 +402,7 @@ impl RunsApi {
                 match tokio::time::timeout(Duration::from_secs(15), live.recv()).await {
                     Ok(Ok(LiveEvent::Event(e))) if e.seq > sent => {
                         sent = e.seq;
-                        finished = matches!(
-                            e.kind.as_str(),
-                            "run.success" | "run.failed" | "run.cancelled"
-                        );
+                        finished = ends_run(e.kind.as_str());
                         if tx.send(EventView::from(e)).await.is_err() {
                             return;
                         }
@@ -428,6 +418,11 @@ impl RunsApi {
                 .event_type(e.kind.clone())
         }))
     }
+}
+
+/// Whether an event kind marks the end of a run (live streams stop there).
+fn ends_run(kind: &str) -> bool {
+    matches!(kind, "run.success" | "run.failed" | "run.cancelled")
 }
 
 fn default_page() -> u32 {

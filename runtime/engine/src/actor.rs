@@ -21,9 +21,7 @@ use weft_host::{
     InvocationObserver, InvokeError, InvokeStepRequest, LogLevel, LogSource, PluginEvent,
 };
 use weft_model::template::{ExprContext, RetryOn, StepResultView};
-use weft_model::{
-    InvocationLimits, PluginErrorKind, RunId, RunStatus, StepId, StepOutcome, StepStatus,
-};
+use weft_model::{PluginErrorKind, RunId, RunStatus, StepId, StepOutcome, StepStatus};
 use weft_store::{
     ArtifactRecord, AttemptRecord, LogRecord, RunEvent, RunRecord, StepRecord, Transition, now_ms,
 };
@@ -1263,9 +1261,4 @@ fn rand01() -> f64 {
     use std::hash::{BuildHasher, RandomState};
     let x = RandomState::new().hash_one(std::time::SystemTime::now());
     (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Builds a fresh run's limits-independent default for step invocations.
-pub(crate) fn default_step_limits() -> InvocationLimits {
-    InvocationLimits::default()
 }

@@ -91,7 +91,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             max_concurrent_steps: 256,
-            step_limits: actor::default_step_limits(),
+            step_limits: InvocationLimits::default(),
             secrets: BTreeMap::new(),
         }
     }
@@ -499,7 +499,6 @@ impl weft_model::template::StepTypeCatalog for PinnedCatalog<'_> {
         &self,
         r: &weft_model::StepTypeRef,
     ) -> Result<weft_model::template::ResolvedStepType, weft_model::template::CatalogMiss> {
-        use weft_model::template::{CatalogMiss, ResolvedStepType};
         let mut pinned_for_plugin = self
             .pinned
             .values()
@@ -507,26 +506,7 @@ impl weft_model::template::StepTypeCatalog for PinnedCatalog<'_> {
             .filter_map(|d| self.registry.get(&d))
             .filter(|e| e.manifest.name == r.plugin);
         match pinned_for_plugin.next() {
-            Some(e) => {
-                let step = e.manifest.step_type(&r.step_type).ok_or_else(|| {
-                    CatalogMiss::UnknownStepType {
-                        available: e
-                            .manifest
-                            .step_types
-                            .iter()
-                            .map(|s| s.name.clone())
-                            .collect(),
-                    }
-                })?;
-                Ok(ResolvedStepType {
-                    plugin: e.manifest.name.clone(),
-                    version: e.manifest.version.clone(),
-                    digest: e.digest.clone(),
-                    step_type: step.name.clone(),
-                    input_schema: step.input_schema.clone(),
-                    output_schema: step.output_schema.clone(),
-                })
-            }
+            Some(e) => e.resolve_step(&r.step_type),
             // Compensation step types were not pinned: resolve them normally.
             None => self.registry.resolve(r),
         }

@@ -25,6 +25,31 @@ pub struct PluginEntry {
     pub installed_at: i64,
 }
 
+impl PluginEntry {
+    /// Resolves one of this plugin's step types for a template.
+    pub(crate) fn resolve_step(&self, step_type: &str) -> Result<ResolvedStepType, CatalogMiss> {
+        let step =
+            self.manifest
+                .step_type(step_type)
+                .ok_or_else(|| CatalogMiss::UnknownStepType {
+                    available: self
+                        .manifest
+                        .step_types
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect(),
+                })?;
+        Ok(ResolvedStepType {
+            plugin: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            digest: self.digest.clone(),
+            step_type: step.name.clone(),
+            input_schema: step.input_schema.clone(),
+            output_schema: step.output_schema.clone(),
+        })
+    }
+}
+
 /// The registry of installed plugins.
 #[derive(Clone)]
 pub(crate) struct Registry {
@@ -188,23 +213,6 @@ impl StepTypeCatalog for Registry {
         let Some(best) = best else {
             return Err(CatalogMiss::Disabled);
         };
-        let Some(step) = best.manifest.step_type(&r.step_type) else {
-            return Err(CatalogMiss::UnknownStepType {
-                available: best
-                    .manifest
-                    .step_types
-                    .iter()
-                    .map(|s| s.name.clone())
-                    .collect(),
-            });
-        };
-        Ok(ResolvedStepType {
-            plugin: best.manifest.name.clone(),
-            version: best.manifest.version.clone(),
-            digest: best.digest.clone(),
-            step_type: step.name.clone(),
-            input_schema: step.input_schema.clone(),
-            output_schema: step.output_schema.clone(),
-        })
+        best.resolve_step(&r.step_type)
     }
 }

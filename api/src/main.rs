@@ -1,6 +1,7 @@
 //! The `weft` binary: `weft serve` runs the server with the embedded store
 //! and the first-party plugins; `weft plugin inspect` validates a component.
 
+mod config;
 mod server;
 
 use anyhow::{Context, Result};
@@ -34,17 +35,22 @@ enum Command {
     },
 }
 
+/// Flags of `weft serve`. Each is optional so that precedence is
+/// flag > environment > `weft.toml` > default (see `config.rs`).
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: String,
-    /// Store URL: surrealkv://<dir> (durable), mem:// or ws://host:port.
-    #[arg(long, env = "WEFT_DB", default_value = "surrealkv://./weft-data/db")]
-    db: String,
-    /// Directory for the compile cache and the admin token hash.
-    #[arg(long, env = "WEFT_DATA_DIR", default_value = "./weft-data")]
-    data_dir: PathBuf,
+    /// Settings file [default: ./weft.toml when it exists].
+    #[arg(long, env = "WEFT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "WEFT_LISTEN")]
+    listen: Option<String>,
+    /// Store URL: surrealkv://<dir> (durable), mem:// or ws://host:port [default: surrealkv://./weft-data/db].
+    #[arg(long, env = "WEFT_DB")]
+    db: Option<String>,
+    /// Directory for the compile cache and the admin token hash [default: ./weft-data].
+    #[arg(long, env = "WEFT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -77,6 +83,17 @@ fn main() -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // Before anything records a metric.
+    server::metrics::install();
+    let args = config::resolve(config::Overrides {
+        config: args.config,
+        listen: args.listen,
+        db: args.db,
+        data_dir: args.data_dir,
+    })?;
+    if let Some(file) = &args.file {
+        tracing::info!(file = %file.display(), "settings read");
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     if let Some(token) = server::auth::init_admin_token(&args.data_dir)? {
@@ -89,8 +106,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ..HostConfig::default()
     })?);
     let store = weft_store::Store::connect(&args.db).await?;
-    let engine =
-        weft_engine::Engine::start(weft_engine::EngineConfig::default(), host, store).await?;
+    let engine = weft_engine::Engine::start(args.engine, host, store).await?;
     for (name, bytes) in BUNDLED_PLUGINS {
         if bytes.is_empty() {
             tracing::warn!(

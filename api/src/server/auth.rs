@@ -5,7 +5,7 @@
 
 use poem::Request;
 use poem_openapi::SecurityScheme;
-use poem_openapi::auth::Bearer;
+use poem_openapi::auth::{ApiKey, Bearer};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -55,9 +55,60 @@ pub fn init_admin_token(data_dir: &Path) -> anyhow::Result<Option<String>> {
 pub struct BearerAuth(pub Principal);
 
 async fn check_bearer(_req: &Request, bearer: Bearer) -> Option<Principal> {
+    principal_for(&bearer.token)
+}
+
+/// Who a bearer token belongs to, if anyone.
+fn principal_for(token: &str) -> Option<Principal> {
     let expected = ADMIN_TOKEN_SHA256.get()?;
     // Compare hashes so the comparison time does not depend on the token.
-    (sha256(&bearer.token) == *expected).then(|| Principal {
+    (sha256(token) == *expected).then(|| Principal {
         name: "admin".into(),
     })
+}
+
+/// The WebSocket subprotocol a stream speaks; the server selects it.
+pub const WS_PROTOCOL: &str = "weft.v1";
+
+/// Prefix of the subprotocol entry that carries a token.
+pub const WS_TOKEN_PREFIX: &str = "weft.bearer.";
+
+/// The bearer token sent as a WebSocket subprotocol, for browsers: their
+/// `WebSocket` API cannot set `Authorization`, and a `?token=` query
+/// parameter would end up in proxy and access logs. Offer
+/// `["weft.v1", "weft.bearer.<token>"]`; the server answers `weft.v1`.
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "Sec-WebSocket-Protocol",
+    key_in = "header",
+    checker = "check_ws_protocol"
+)]
+pub struct WsProtocolAuth(pub Principal);
+
+async fn check_ws_protocol(_req: &Request, key: ApiKey) -> Option<Principal> {
+    key.key
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix(WS_TOKEN_PREFIX))
+        .and_then(principal_for)
+}
+
+/// Authentication of the WebSocket stream: the bearer header, or the
+/// token as a subprotocol (browsers).
+#[derive(SecurityScheme)]
+pub enum StreamAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(BearerAuth),
+    /// `Sec-WebSocket-Protocol: weft.v1, weft.bearer.<token>`.
+    Protocol(WsProtocolAuth),
+}
+
+impl StreamAuth {
+    /// Who is calling, whichever way they authenticated.
+    pub fn principal(&self) -> &Principal {
+        match self {
+            Self::Bearer(b) => &b.0,
+            Self::Protocol(p) => &p.0,
+        }
+    }
 }

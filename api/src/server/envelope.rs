@@ -259,6 +259,7 @@ impl From<weft_engine::EngineError> for ApiError {
         match &e {
             E::NotFound(m) => Self::not_found(format!("{m} not found")),
             E::Conflict(m) => Self::conflict(m.clone()),
+            E::PluginInUse { plugin, runs } => plugin_in_use(plugin, runs),
             E::InvalidTemplate(ps) => {
                 Self::validation("INVALID_TEMPLATE", e.to_string(), problems(ps))
             }
@@ -287,6 +288,31 @@ impl From<weft_engine::EngineError> for ApiError {
             _ => Self::internal(&e),
         }
     }
+}
+
+/// 409 naming the runs that pin a plugin (the first ten in the message,
+/// up to a hundred in `details.activeRuns`, all of them counted).
+fn plugin_in_use(plugin: &str, runs: &[String]) -> ApiError {
+    let shown: Vec<&str> = runs.iter().take(10).map(String::as_str).collect();
+    let more = if runs.len() > shown.len() {
+        ", …"
+    } else {
+        ""
+    };
+    let mut body = ErrorBody::new(
+        "CONFLICT",
+        format!(
+            "plugin {plugin} is pinned by {} active run(s): {}{more}; cancel them or wait until they finish",
+            runs.len(),
+            shown.join(", ")
+        ),
+    );
+    body.error.details = Some(serde_json::json!({
+        "plugin": plugin,
+        "activeRunCount": runs.len(),
+        "activeRuns": runs.iter().take(100).collect::<Vec<_>>(),
+    }));
+    ApiError::Conflict(Json(body))
 }
 
 /// The result type of every endpoint.

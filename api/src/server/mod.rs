@@ -7,10 +7,14 @@
 // failed request; boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+mod artifacts_api;
 pub mod auth;
 pub mod envelope;
+mod live_feed;
+pub mod metrics;
 mod plugins_api;
 mod runs_api;
+mod stream_api;
 mod templates_api;
 pub mod views;
 
@@ -20,18 +24,11 @@ use poem::listener::TcpListener;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler, web::Data};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use weft_engine::Engine;
 
 /// Largest request body accepted (plugin uploads included).
 const MAX_BODY: usize = 64 << 20;
-
-/// Request counters for `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    requests: AtomicU64,
-    errors: AtomicU64,
-}
 
 /// Builds the whole application.
 pub fn app(engine: Engine, public_url: &str) -> impl Endpoint + 'static {
@@ -46,6 +43,12 @@ pub fn app(engine: Engine, public_url: &str) -> impl Endpoint + 'static {
             runs_api::RunsApi {
                 engine: engine.clone(),
             },
+            artifacts_api::ArtifactsApi {
+                engine: engine.clone(),
+            },
+            stream_api::StreamApi {
+                engine: engine.clone(),
+            },
         ),
         "Weft",
         env!("CARGO_PKG_VERSION"),
@@ -55,25 +58,25 @@ pub fn app(engine: Engine, public_url: &str) -> impl Endpoint + 'static {
     let allow = Arc::new(AllowTable::from_spec(&api.spec()));
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    let metrics = Arc::new(Metrics::default());
+    metrics::install();
     Route::new()
         .nest("/api/v1", api)
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
         .at("/health", health)
         .at("/ready", ready)
-        .at("/metrics", metrics_endpoint)
+        .at("/metrics", metrics::endpoint)
         .catch_all_error(error_to_envelope)
         .around(move |ep, req| {
-            let metrics = metrics.clone();
             let allow = allow.clone();
-            async move { with_request_id(ep, req, metrics, allow).await }
+            async move { with_request_id(ep, req, allow).await }
         })
         .data(engine)
 }
 
-/// Which methods each documented path accepts, for the `Allow` header of
-/// 405 responses (RFC 9110).
+/// The documented paths: which methods each accepts, for the `Allow`
+/// header of 405 responses (RFC 9110), and its template (e.g.
+/// `/api/v1/workflow-runs/{id}`), the `route` label of HTTP metrics.
 struct AllowTable(Vec<(Vec<String>, String)>);
 
 impl AllowTable {
@@ -98,28 +101,49 @@ impl AllowTable {
         )
     }
 
-    fn allowed(&self, path: &str) -> Option<&str> {
+    /// The documented path matching `path`; literal segments win over
+    /// parameters (`/workflow-templates/validate` over `/workflow-templates/{id}`).
+    fn matching(&self, path: &str) -> Option<&(Vec<String>, String)> {
         let parts: Vec<&str> = path.split('/').collect();
         self.0
             .iter()
-            .find(|(segs, _)| {
+            .filter(|(segs, _)| {
                 segs.len() == parts.len()
                     && segs
                         .iter()
                         .zip(&parts)
                         .all(|(s, p)| s.starts_with('{') || s == p)
             })
-            .map(|(_, m)| m.as_str())
+            .max_by_key(|(segs, _)| segs.iter().filter(|s| !s.starts_with('{')).count())
+    }
+
+    fn allowed(&self, path: &str) -> Option<&str> {
+        self.matching(path).map(|(_, m)| m.as_str())
+    }
+
+    /// The route template for metrics: a documented path's template, one
+    /// of the fixed routes, or `unmatched` (never the raw path, whose
+    /// values are unbounded).
+    fn route(&self, path: &str) -> String {
+        if let Some((segs, _)) = self.matching(path) {
+            return segs.join("/");
+        }
+        match path {
+            "/health" | "/ready" | "/metrics" | "/api/v1/openapi.json" => path.to_owned(),
+            p if p == "/docs" || p.starts_with("/docs/") => "/docs".to_owned(),
+            _ => "unmatched".to_owned(),
+        }
     }
 }
 
 async fn with_request_id<E: Endpoint>(
     ep: Arc<E>,
-    mut req: Request,
-    metrics: Arc<Metrics>,
+    req: Request,
     allow: Arc<AllowTable>,
 ) -> poem::Result<Response> {
+    let started = Instant::now();
     let path = req.uri().path().to_owned();
+    let method = req.method().as_str().to_owned();
     let too_large = req
         .headers()
         .get("content-length")
@@ -132,7 +156,6 @@ async fn with_request_id<E: Endpoint>(
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    req.extensions_mut().insert(metrics.clone());
     let resp = if too_large {
         Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE))
     } else {
@@ -150,10 +173,6 @@ async fn with_request_id<E: Endpoint>(
                 .await
         }
     };
-    metrics.requests.fetch_add(1, Ordering::Relaxed);
-    if resp.status().is_server_error() {
-        metrics.errors.fetch_add(1, Ordering::Relaxed);
-    }
     if let Ok(v) = id.parse() {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -162,6 +181,12 @@ async fn with_request_id<E: Endpoint>(
     {
         resp.headers_mut().insert("allow", v);
     }
+    metrics::http_request(
+        &method,
+        &allow.route(&path),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     Ok(resp)
 }
 
@@ -241,32 +266,11 @@ async fn ready(engine: Data<&Engine>) -> Response {
         .body(body.to_string())
 }
 
-#[handler]
-async fn metrics_endpoint(engine: Data<&Engine>, req: &Request) -> Response {
-    let mut out = String::new();
-    if let Some(m) = req.extensions().get::<Arc<Metrics>>() {
-        out.push_str("# HELP weft_http_requests_total HTTP requests served.\n# TYPE weft_http_requests_total counter\n");
-        out.push_str(&format!(
-            "weft_http_requests_total {}\n",
-            m.requests.load(Ordering::Relaxed)
-        ));
-        out.push_str("# HELP weft_http_server_errors_total HTTP 5xx responses.\n# TYPE weft_http_server_errors_total counter\n");
-        out.push_str(&format!(
-            "weft_http_server_errors_total {}\n",
-            m.errors.load(Ordering::Relaxed)
-        ));
-    }
-    out.push_str("# HELP weft_plugins Installed plugins.\n# TYPE weft_plugins gauge\n");
-    out.push_str(&format!("weft_plugins {}\n", engine.plugins().len()));
-    Response::builder()
-        .content_type("text/plain; version=0.0.4")
-        .body(out)
-}
-
 /// Starts serving until SIGINT/SIGTERM.
 pub async fn serve(engine: Engine, listen: &str) -> anyhow::Result<()> {
     let public = format!("http://{listen}");
     let app = app(engine, &public);
+    metrics::spawn_upkeep();
     tracing::info!("weft listening on {public} (API docs at {public}/docs)");
     poem::Server::new(TcpListener::bind(listen))
         .run_with_graceful_shutdown(

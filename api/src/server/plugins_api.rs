@@ -103,6 +103,21 @@ impl PluginsApi {
         Ok(ok(e.into()))
     }
 
+    /// Uninstalls a plugin: removes it from the registry, the host and the
+    /// store, and returns what was removed. Refused with 409 while an
+    /// unfinished run (PENDING, RUNNING, PAUSED, AWAITING_INPUT) pinned it;
+    /// the error's `details.activeRuns` lists them. Templates that use it
+    /// are kept and fail validation (unknown step type) at their next run.
+    #[oai(path = "/plugins/:id", method = "delete", tag = "Tag::Plugins")]
+    async fn delete(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+    ) -> ApiResult<Json<Envelope<PluginView>>> {
+        let e = self.entry(&id)?;
+        Ok(ok(self.engine.uninstall_plugin(&e.digest).await?.into()))
+    }
+
     /// Enables a plugin with the given capability grants.
     #[oai(path = "/plugins/:id/enable", method = "post", tag = "Tag::Plugins")]
     async fn enable(

@@ -7,14 +7,14 @@
 
 use super::auth::BearerAuth;
 use super::envelope::{self, ApiError, ApiResult, Envelope, ok};
+use super::live_feed::{self, FeedItem, FeedSpec, Logs};
 use super::views::{EventView, LogView, RunView, StepView};
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
-use std::time::Duration;
-use weft_engine::{Engine, LiveEvent, StartRunRequest};
+use weft_engine::{Engine, StartRunRequest};
 use weft_model::RunStatus;
 use weft_store::RunFilter;
 
@@ -318,42 +318,24 @@ impl RunsApi {
             .0
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(after.0);
-        let mut live = self.engine.subscribe(&id);
-        let (run_id, step) = (id.0, step_id.0);
-        let stream = async_stream(move |tx| async move {
-            // Backlog first, then live lines, skipping what was already sent.
-            let mut sent = start;
-            loop {
-                match store.logs(&run_id, &step, sent, 1000).await {
-                    Ok(lines) if !lines.is_empty() => {
-                        for l in lines {
-                            sent = l.seq;
-                            if tx.send(LogView::from(l)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    _ => break,
-                }
+        let stream = live_feed::feed(
+            &self.engine,
+            FeedSpec {
+                run_id: id.0,
+                events_after: None,
+                logs: Logs::Step {
+                    key: step_id.0,
+                    after: start,
+                },
+            },
+        )
+        .filter_map(|item| async move {
+            match item {
+                FeedItem::Log(l) => Some(LogView::from(l)),
+                FeedItem::Event(_) => None,
             }
-            loop {
-                match tokio::time::timeout(Duration::from_secs(15), live.recv()).await {
-                    Ok(Ok(LiveEvent::Log(l))) if l.step_key == step && l.seq > sent => {
-                        sent = l.seq;
-                        if tx.send(LogView::from(l)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Ok(LiveEvent::Event(e)))
-                        if e.kind.starts_with("run.") && ends_run(e.kind.as_str()) =>
-                    {
-                        return;
-                    }
-                    Ok(Ok(_)) | Err(_) => {}
-                    Ok(Err(_)) => return,
-                }
-            }
-        });
+        })
+        .boxed();
         Ok(LogsResponse::Stream(EventStream::new(stream).to_event(
             |l: LogView| {
                 poem::web::sse::Event::message(serde_json::to_string(&l).unwrap_or_default())
@@ -376,53 +358,31 @@ impl RunsApi {
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> ApiResult<EventStream<futures::stream::BoxStream<'static, EventView>>> {
         self.engine.run(&id).await?;
-        let store = self.engine.store().clone();
-        let mut live = self.engine.subscribe(&id);
         let start = last_event_id
             .0
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0);
-        let run_id = id.0;
-        let stream = async_stream(move |tx| async move {
-            let mut sent = start;
-            let mut finished = false;
-            while let Ok(events) = store.events(&run_id, sent, 1000).await {
-                if events.is_empty() {
-                    break;
-                }
-                for e in events {
-                    sent = e.seq;
-                    finished |= ends_run(e.kind.as_str());
-                    if tx.send(EventView::from(e)).await.is_err() {
-                        return;
-                    }
-                }
+        let stream = live_feed::feed(
+            &self.engine,
+            FeedSpec {
+                run_id: id.0,
+                events_after: Some(start),
+                logs: Logs::None,
+            },
+        )
+        .filter_map(|item| async move {
+            match item {
+                FeedItem::Event(e) => Some(EventView::from(e)),
+                FeedItem::Log(_) => None,
             }
-            while !finished {
-                match tokio::time::timeout(Duration::from_secs(15), live.recv()).await {
-                    Ok(Ok(LiveEvent::Event(e))) if e.seq > sent => {
-                        sent = e.seq;
-                        finished = ends_run(e.kind.as_str());
-                        if tx.send(EventView::from(e)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Ok(_)) | Err(_) => {}
-                    Ok(Err(_)) => return,
-                }
-            }
-        });
+        })
+        .boxed();
         Ok(EventStream::new(stream).to_event(|e: EventView| {
             poem::web::sse::Event::message(serde_json::to_string(&e).unwrap_or_default())
                 .id(e.seq.to_string())
                 .event_type(e.kind.clone())
         }))
     }
-}
-
-/// Whether an event kind marks the end of a run (live streams stop there).
-fn ends_run(kind: &str) -> bool {
-    matches!(kind, "run.success" | "run.failed" | "run.cancelled")
 }
 
 fn default_page() -> u32 {
@@ -435,16 +395,4 @@ fn default_page_size() -> u32 {
 
 fn default_log_limit() -> u32 {
     100
-}
-
-/// A stream fed by a producer task through a bounded channel.
-fn async_stream<T, F, Fut>(producer: F) -> futures::stream::BoxStream<'static, T>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(producer(tx));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
 }

@@ -11,6 +11,7 @@
 mod actor;
 mod committer;
 mod live;
+pub mod metrics;
 mod plan;
 mod registry;
 mod scheduler;
@@ -46,6 +47,14 @@ pub enum EngineError {
     /// The operation conflicts with the current state (e.g. cancelling a finished run).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A plugin cannot be uninstalled: unfinished runs pinned it.
+    #[error("plugin {plugin} is pinned by {} active run(s): {}", .runs.len(), .runs.join(", "))]
+    PluginInUse {
+        /// `name@version` of the plugin.
+        plugin: String,
+        /// Ids of the unfinished runs that pinned it, oldest first.
+        runs: Vec<String>,
+    },
     /// A template is invalid; every problem with its JSON pointer.
     #[error("invalid template: {} problem(s)", .0.len())]
     InvalidTemplate(Vec<TemplateProblem>),
@@ -135,6 +144,9 @@ impl Shared {
 pub struct Engine {
     shared: Arc<Shared>,
     registry: Registry,
+    /// Held shared while a run resolves and pins plugins, exclusively while
+    /// a plugin is uninstalled, so no run can pin a plugin being removed.
+    plugin_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl Engine {
@@ -163,7 +175,11 @@ impl Engine {
             live: LiveHub::default(),
             runs: Mutex::default(),
         });
-        let engine = Self { shared, registry };
+        let engine = Self {
+            shared,
+            registry,
+            plugin_gate: Arc::default(),
+        };
         engine.recover().await?;
         scheduler::spawn(engine.clone());
         Ok(engine)
@@ -235,6 +251,34 @@ impl Engine {
         self.registry.set_state(digest, enabled, grants).await
     }
 
+    /// Uninstalls a plugin: removes it from the registry, the host and the
+    /// store. Refused with [`EngineError::PluginInUse`] while an unfinished
+    /// run pinned it. Templates that use it are left alone; they fail
+    /// validation (unknown step type) when a run of them next starts.
+    pub async fn uninstall_plugin(
+        &self,
+        digest: &PluginDigest,
+    ) -> Result<PluginEntry, EngineError> {
+        let _exclusive = self.plugin_gate.write().await;
+        let entry = self
+            .registry
+            .get(digest)
+            .ok_or_else(|| EngineError::NotFound(format!("plugin {digest}")))?;
+        let runs = self
+            .shared
+            .store
+            .active_runs_pinning(digest.as_str())
+            .await?;
+        if !runs.is_empty() {
+            return Err(EngineError::PluginInUse {
+                plugin: format!("{}@{}", entry.manifest.name, entry.manifest.version),
+                runs,
+            });
+        }
+        self.registry.remove(digest).await?;
+        Ok(entry)
+    }
+
     /// Installed plugins.
     pub fn plugins(&self) -> Vec<PluginEntry> {
         self.registry.list()
@@ -282,6 +326,8 @@ impl Engine {
     /// Starts a run: validates inputs, pins the template revision and
     /// plugin digests, persists the run, and schedules its first steps.
     pub async fn start_run(&self, req: StartRunRequest) -> Result<RunRecord, EngineError> {
+        // From resolving step types until the run (with its pins) is stored.
+        let _pinning = self.plugin_gate.read().await;
         let t = self.shared.store.template(&req.template).await?;
         let template = parse_template(&t.body)?;
         let validated =

@@ -152,6 +152,19 @@ impl Registry {
         Ok(entry)
     }
 
+    /// Removes a plugin from the store, then from memory and the host
+    /// (in-flight invocations finish). The on-disk compile cache is kept:
+    /// it is keyed by digest, so reinstalling the same bytes is fast.
+    pub(crate) async fn remove(&self, digest: &PluginDigest) -> Result<(), EngineError> {
+        self.store.delete_plugin(digest.as_str()).await?;
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(digest);
+        self.host.unload(digest);
+        Ok(())
+    }
+
     pub(crate) fn get(&self, digest: &PluginDigest) -> Option<PluginEntry> {
         self.entries
             .read()

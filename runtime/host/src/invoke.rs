@@ -133,7 +133,61 @@ pub(crate) async fn race<F: Future>(
     }
 }
 
+/// Runs one invocation and counts it (see [`record_invocation`]).
 pub(crate) async fn invoke_step(
+    host: &HostEngine,
+    plugin: &LoadedPlugin,
+    req: InvokeStepRequest,
+) -> Result<StepOutcome, InvokeError> {
+    let result = invoke_step_uncounted(host, plugin, req).await;
+    record_invocation(&plugin.manifest.name, &result);
+    result
+}
+
+/// Counts an invocation in `weft_plugin_invocations_total{plugin,outcome}`
+/// and, when it did not succeed, `weft_plugin_invocation_failures_total{plugin,kind}`.
+/// Labels are the plugin's name (bounded by what an admin installed) and
+/// fixed vocabularies: no run ids or messages, so cardinality stays bounded.
+fn record_invocation(plugin: &str, result: &Result<StepOutcome, InvokeError>) {
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(
+            "weft_plugin_invocations_total",
+            "Plugin step invocations by plugin and outcome (success, awaiting_input, failed: the plugin reported an error, error: the host stopped it)."
+        );
+        metrics::describe_counter!(
+            "weft_plugin_invocation_failures_total",
+            "Failed plugin invocations by plugin and kind: the plugin's error kind (config, auth, transient, rate_limited, data, internal) or the host's error code (timeout, trap, memory_limit_exceeded…)."
+        );
+    });
+    let (outcome, failure) = match result {
+        Ok(StepOutcome::Success(_)) => ("success", None),
+        Ok(StepOutcome::AwaitingInput(_)) => ("awaiting_input", None),
+        Ok(StepOutcome::Failed(e)) => ("failed", Some(plugin_error_kind(e.kind).to_owned())),
+        // The host's stable codes, lowercased: `TIMEOUT` -> `timeout`.
+        Err(e) => ("error", Some(e.code().to_ascii_lowercase())),
+    };
+    let plugin = plugin.to_owned();
+    metrics::counter!("weft_plugin_invocations_total", "plugin" => plugin.clone(), "outcome" => outcome)
+        .increment(1);
+    if let Some(kind) = failure {
+        metrics::counter!("weft_plugin_invocation_failures_total", "plugin" => plugin, "kind" => kind)
+            .increment(1);
+    }
+}
+
+fn plugin_error_kind(kind: PluginErrorKind) -> &'static str {
+    match kind {
+        PluginErrorKind::Config => "config",
+        PluginErrorKind::Auth => "auth",
+        PluginErrorKind::Transient => "transient",
+        PluginErrorKind::RateLimited => "rate_limited",
+        PluginErrorKind::Data => "data",
+        PluginErrorKind::Internal => "internal",
+    }
+}
+
+async fn invoke_step_uncounted(
     host: &HostEngine,
     plugin: &LoadedPlugin,
     req: InvokeStepRequest,

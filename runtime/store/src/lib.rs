@@ -10,6 +10,7 @@
 //! trip; concurrent transitions are grouped into one commit by
 //! [`Store::commit`]'s caller.
 
+mod admin;
 mod error;
 mod migrate;
 mod plugins;
@@ -17,6 +18,7 @@ mod records;
 mod runs;
 mod templates;
 
+pub use admin::ArtifactEntry;
 pub use error::StoreError;
 pub use records::{
     ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage,

@@ -250,14 +250,21 @@ impl Store {
         rows(&mut res, 0)
     }
 
-    /// Stores an artifact: metadata in `artifact`, bytes by reference in `artifact_blob`.
+    /// Stores an artifact: metadata (with the sha256 of the bytes) in
+    /// `artifact`, bytes by reference in `artifact_blob`.
     pub async fn put_artifact(&self, meta: &ArtifactRecord, data: &[u8]) -> Result<(), StoreError> {
+        let mut m = to_json(meta)?;
+        if let Value::Object(fields) = &mut m {
+            // Lets clients verify downloads and use it as an ETag.
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(data);
+            fields.insert("sha256".into(), Value::String(hex::encode(digest)));
+        }
         self.run(
             "BEGIN TRANSACTION;\
              UPSERT type::record('artifact', [$m.runId, $m.stepKey, $m.attempt, $m.name]) CONTENT $m RETURN NONE;\
              UPSERT type::record('artifact_blob', [$m.runId, $m.stepKey, $m.attempt, $m.name]) CONTENT { data: $data } RETURN NONE;\
              COMMIT TRANSACTION;",
-            json!({"m": to_json(meta)?, "data": crate::plugins::b64(data)}),
+            json!({"m": m, "data": crate::plugins::b64(data)}),
         )
         .await
         .map(drop)

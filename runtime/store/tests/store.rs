@@ -5,8 +5,8 @@
 use serde_json::json;
 use weft_model::{RunStatus, StepStatus};
 use weft_store::{
-    CreateRunOutcome, LogRecord, RunEvent, RunFilter, RunRecord, StepRecord, Store, StoreError,
-    Transition,
+    ArtifactRecord, CreateRunOutcome, LogRecord, RunEvent, RunFilter, RunRecord, StepRecord, Store,
+    StoreError, Transition,
 };
 
 fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
@@ -211,5 +211,70 @@ async fn surrealkv_persists_across_reopen() -> anyhow::Result<()> {
         }
     };
     assert_eq!(store.get_run("r1").await?.run_id, "r1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn counts_by_status_pinned_runs_and_artifacts() -> anyhow::Result<()> {
+    let store = Store::connect("mem://").await?;
+    let mut pinned = run("a1", None, 1);
+    pinned.status = RunStatus::AwaitingInput;
+    pinned.pinned_plugins = [("approve".to_owned(), "sha256:aa".to_owned())].into();
+    let mut done = run("d1", None, 2);
+    done.status = RunStatus::Success;
+    done.pinned_plugins = [("x".to_owned(), "sha256:aa".to_owned())].into();
+    let mut other = run("o1", None, 3);
+    other.pinned_plugins = [("y".to_owned(), "sha256:bb".to_owned())].into();
+    for r in [pinned, done, other] {
+        store
+            .create_run(&Transition {
+                run: Some(r),
+                ..Default::default()
+            })
+            .await?;
+    }
+    let mut counts = store.count_runs_by_status().await?;
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        [
+            (RunStatus::AwaitingInput, 1),
+            (RunStatus::Pending, 1),
+            (RunStatus::Success, 1)
+        ]
+    );
+    assert_eq!(store.active_runs_pinning("sha256:aa").await?, ["a1"]);
+    assert_eq!(store.active_runs_pinning("sha256:bb").await?, ["o1"]);
+    assert!(store.active_runs_pinning("sha256:cc").await?.is_empty());
+
+    let meta = |attempt: u32| ArtifactRecord {
+        run_id: "a1".into(),
+        step_key: "s".into(),
+        attempt,
+        name: "report.txt".into(),
+        media_type: "text/plain".into(),
+        size: 2,
+        at: 5,
+    };
+    store.put_artifact(&meta(1), b"v1").await?;
+    store.put_artifact(&meta(2), b"v2").await?;
+    let listed = store.artifact_entries("a1", "s").await?;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed[0].sha256.as_deref(),
+        // sha256("v1")
+        Some("3bfc269594ef649228e9a74bab00f042efc91d5acc6fbee31a382e80d42388fe")
+    );
+    let latest = store.artifact_entry("a1", "s", "report.txt", None).await?;
+    assert_eq!(latest.record.attempt, 2);
+    assert_eq!(store.artifact_data(&latest.record).await?, b"v2");
+    let first = store
+        .artifact_entry("a1", "s", "report.txt", Some(1))
+        .await?;
+    assert_eq!(store.artifact_data(&first.record).await?, b"v1");
+    assert!(matches!(
+        store.artifact_entry("a1", "s", "nope", None).await,
+        Err(StoreError::NotFound(_))
+    ));
     Ok(())
 }

@@ -1,0 +1,182 @@
+//! `GET /workflow-runs/{id}/stream`: a run's live feed over WebSocket.
+//!
+//! Frames are JSON text, one object each, `type` first:
+//!
+//! - `{"type":"run","data":Run}`: a snapshot, first and again just before
+//!   the server closes the socket (then with the outputs);
+//! - `{"type":"event","data":Event}`: run events, as in `/events` (status
+//!   changes, step transitions), backlog after `after` first, then live;
+//! - `{"type":"log","step":"<key>","data":LogLine}`: log and progress
+//!   lines of every step (with `logs=false`, none).
+//!
+//! The socket closes with a normal close frame (1000) once the run has
+//! finished and everything was sent, or with 1011 when the feed broke
+//! (reconnect with `after` = the last event `seq` received). Pings every
+//! 20 s keep idle connections open through proxies.
+
+use super::auth::{StreamAuth, WS_PROTOCOL};
+use super::envelope::ApiResult;
+use super::live_feed::{self, FeedItem, FeedSpec, Logs};
+use super::views::{EventView, LogView, RunView};
+use futures::{SinkExt, StreamExt};
+use poem::web::websocket::{BoxWebSocketUpgraded, CloseCode, Message, WebSocket, WebSocketStream};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::{OpenApi, Tags};
+use std::time::Duration;
+use weft_engine::Engine;
+
+/// How often an idle socket is pinged.
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+#[derive(Tags)]
+enum Tag {
+    /// Start, watch and control workflow runs.
+    WorkflowRuns,
+}
+
+/// The WebSocket endpoint.
+pub struct StreamApi {
+    /// The engine.
+    pub engine: Engine,
+}
+
+#[OpenApi]
+impl StreamApi {
+    /// A run's live feed over WebSocket (upgrade with `GET`; subprotocol
+    /// `weft.v1`). Text frames carry JSON: `{"type":"run"|"event"|"log", …}`;
+    /// run events after `after` and, unless `logs=false`, every step's log
+    /// lines (stored ones first when `after` is 0), then live ones; the
+    /// server closes normally (1000) when the run has finished.
+    /// Authenticate with `Authorization: Bearer <token>`, or, from a
+    /// browser, by offering the subprotocols `weft.v1` and `weft.bearer.<token>`.
+    #[oai(
+        path = "/workflow-runs/:id/stream",
+        method = "get",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn stream(
+        &self,
+        auth: StreamAuth,
+        id: Path<String>,
+        /// Resume after this run event sequence number.
+        #[oai(default)]
+        after: Query<u64>,
+        /// Whether to include log lines.
+        #[oai(default = "yes")]
+        logs: Query<bool>,
+        ws: WebSocket,
+    ) -> ApiResult<BoxWebSocketUpgraded> {
+        let run = self.engine.run(&id).await?;
+        tracing::debug!(run = %id.0, by = %auth.principal().name, "run stream opened");
+        let spec = FeedSpec {
+            run_id: id.0,
+            events_after: Some(after.0),
+            logs: if logs.0 {
+                Logs::All {
+                    backlog: after.0 == 0,
+                }
+            } else {
+                Logs::None
+            },
+        };
+        let engine = self.engine.clone();
+        Ok(ws
+            .protocols([WS_PROTOCOL])
+            .on_upgrade(move |socket| async move {
+                serve_socket(engine, RunView::from(run), spec, socket).await;
+            })
+            .boxed())
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The client went away (or the connection broke).
+struct Gone;
+
+async fn serve_socket(engine: Engine, run: RunView, spec: FeedSpec, socket: WebSocketStream) {
+    let run_id = spec.run_id.clone();
+    let (mut sink, mut incoming) = socket.split();
+    let mut feed = live_feed::feed(&engine, spec);
+    if send_json(
+        &mut sink,
+        serde_json::json!({"type": "run", "data": run_json(run)}),
+    )
+    .await
+    .is_err()
+    {
+        return;
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        tokio::select! {
+            item = feed.next() => {
+                let Some(item) = item else { break };
+                if send_json(&mut sink, frame(item)).await.is_err() {
+                    return;
+                }
+            }
+            msg = incoming.next() => match msg {
+                // The client closed (the library answers its close frame) or vanished.
+                None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                // Nothing to read from clients; pongs are handled by the library.
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    // The feed ends when the run has finished, or when reading it failed.
+    let close = match engine.run(&run_id).await {
+        Ok(run) if run.status.is_terminal() => {
+            let snapshot = serde_json::json!({"type": "run", "data": run_json(RunView::from(run))});
+            if send_json(&mut sink, snapshot).await.is_err() {
+                return;
+            }
+            (CloseCode::Normal, "run finished".to_owned())
+        }
+        _ => (
+            CloseCode::Error,
+            "feed interrupted; reconnect with ?after=<last event seq>".to_owned(),
+        ),
+    };
+    let _ = sink.send(Message::Close(Some(close))).await;
+    // Wait (briefly) for the client's close frame so the TCP connection
+    // ends cleanly on its side.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = incoming.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn run_json(run: RunView) -> serde_json::Value {
+    poem_openapi::types::ToJSON::to_json(&run).unwrap_or_default()
+}
+
+fn frame(item: FeedItem) -> serde_json::Value {
+    match item {
+        FeedItem::Event(e) => serde_json::json!({"type": "event", "data": EventView::from(e)}),
+        FeedItem::Log(l) => {
+            let step = l.step_key.clone();
+            serde_json::json!({"type": "log", "step": step, "data": LogView::from(l)})
+        }
+    }
+}
+
+async fn send_json<S>(sink: &mut S, value: serde_json::Value) -> Result<(), Gone>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    sink.send(Message::Text(value.to_string()))
+        .await
+        .map_err(|_| Gone)
+}

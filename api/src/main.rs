@@ -1,6 +1,9 @@
 //! The `weft` binary: `weft serve` runs the server with the embedded store
-//! and the first-party plugins; `weft plugin inspect` validates a component.
+//! and the first-party plugins; the other commands are the command-line
+//! client of a server (see `cli/`), plus `weft plugin inspect`, which
+//! validates a component locally.
 
+mod cli;
 mod config;
 mod server;
 
@@ -20,6 +23,8 @@ const BUNDLED_PLUGINS: &[(&str, &[u8])] = &[(
 #[derive(Parser)]
 #[command(name = "weft", version, about)]
 struct Cli {
+    #[command(flatten)]
+    client: cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,11 +33,8 @@ struct Cli {
 enum Command {
     /// Run the server (embedded store, first-party plugins installed).
     Serve(ServeArgs),
-    /// Work with plugin components.
-    Plugin {
-        #[command(subcommand)]
-        command: PluginCommand,
-    },
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 /// Flags of `weft serve`. Each is optional so that precedence is
@@ -53,15 +55,6 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// Validate a plugin component and print its manifest as JSON.
-    Inspect {
-        /// Path to the `.wasm` component.
-        file: PathBuf,
-    },
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -76,9 +69,12 @@ fn main() -> Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => rt.block_on(serve(args)),
-        Command::Plugin {
-            command: PluginCommand::Inspect { file },
-        } => rt.block_on(inspect(file)),
+        Command::Client(command) => {
+            let code = rt.block_on(cli::dispatch(command, cli.client));
+            // Stop the client's background tasks (log tails) before exiting.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            std::process::exit(code)
+        }
     }
 }
 
@@ -121,23 +117,4 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!(plugin = %entry.manifest.name, version = %entry.manifest.version, "first-party plugin ready");
     }
     server::serve(engine, &args.listen).await
-}
-
-async fn inspect(file: PathBuf) -> Result<()> {
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let host = PluginHost::new(HostConfig {
-        max_concurrent_instances: 4,
-        ..HostConfig::default()
-    })?;
-    let installed = host
-        .install(&bytes)
-        .await
-        .with_context(|| format!("{} is not a valid Weft plugin", file.display()))?;
-    let view = serde_json::json!({
-        "digest": installed.plugin.digest.to_string(),
-        "manifest": installed.plugin.manifest,
-        "compileMs": installed.compile_time.as_secs_f64() * 1e3,
-    });
-    println!("{}", serde_json::to_string_pretty(&view)?);
-    Ok(())
 }

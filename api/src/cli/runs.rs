@@ -1,0 +1,447 @@
+//! `weft runs list|show|logs|cancel|pause|resume|answer`.
+
+use super::client::{Client, with_json};
+use super::follow::{self, Console, LogMode, LogPrinter, Options};
+use super::output::{self, dim, print_json, shell_quote, status_cell, styled_status};
+use super::{RunsCommand, object_with_pairs};
+use anyhow::{Context, Result};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::atomic::AtomicU64;
+
+/// The server the CLI talks to when none is given.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+/// The API's largest page.
+const MAX_PAGE: u32 = 100;
+
+/// Runs a `weft runs` command.
+pub async fn execute(client: &Client, cmd: RunsCommand, json: bool) -> Result<i32> {
+    match cmd {
+        RunsCommand::List {
+            status,
+            template,
+            limit,
+        } => list(client, status, template, limit, json).await,
+        RunsCommand::Show { id } => show(client, &id, json).await,
+        RunsCommand::Logs { id, step, follow } => logs(client, &id, step, follow, json).await,
+        RunsCommand::Cancel { id } => control(client, &id, "cancel", json).await,
+        RunsCommand::Pause { id } => control(client, &id, "pause", json).await,
+        RunsCommand::Resume { id } => control(client, &id, "resume", json).await,
+        RunsCommand::Answer {
+            id,
+            step,
+            values,
+            values_json,
+        } => answer(client, &id, step, &values, values_json, json).await,
+    }
+}
+
+async fn list(
+    client: &Client,
+    status: Option<String>,
+    template: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<i32> {
+    let page_size = limit.min(MAX_PAGE);
+    let mut runs: Vec<Value> = Vec::new();
+    let mut total = 0;
+    // Pages keep one size, so page N is always the same slice.
+    for page in 1.. {
+        let mut query = vec![
+            ("page", page.to_string()),
+            ("pageSize", page_size.to_string()),
+        ];
+        if let Some(s) = &status {
+            query.push(("status", s.clone()));
+        }
+        if let Some(t) = &template {
+            query.push(("template", t.clone()));
+        }
+        let url = client.url_with_query(&["workflow-runs"], &query);
+        let reply = client.send(client.request(Method::GET, url)).await?;
+        total = reply.envelope["meta"]["pagination"]["total"]
+            .as_u64()
+            .unwrap_or(0);
+        let batch = reply.data().as_array().cloned().unwrap_or_default();
+        let done = batch.len() < page_size as usize;
+        runs.extend(batch);
+        if done || runs.len() >= limit as usize || runs.len() as u64 >= total {
+            break;
+        }
+    }
+    runs.truncate(limit as usize);
+    if json {
+        print_json(&Value::Array(runs));
+        return Ok(0);
+    }
+    let mut t = output::table(&[
+        "ID", "TEMPLATE", "STATUS", "PROGRESS", "CREATED", "DURATION",
+    ]);
+    for r in &runs {
+        t.add_row(vec![
+            r["id"].as_str().unwrap_or_default().into(),
+            r["template"].as_str().unwrap_or_default().into(),
+            status_cell(r["status"].as_str().unwrap_or_default()),
+            progress(r).into(),
+            output::age(r["createdAt"].as_str().unwrap_or_default()).into(),
+            output::span(r["startedAt"].as_str(), r["endedAt"].as_str()).into(),
+        ]);
+    }
+    output::print_table(
+        &t,
+        "No runs. Start one with: weft run TEMPLATE -i KEY=VALUE",
+    );
+    if total > runs.len() as u64 && !runs.is_empty() {
+        outln!(
+            "{}",
+            dim(&format!(
+                "{} of {total} runs (--limit shows more)",
+                runs.len()
+            ))
+        );
+    }
+    Ok(0)
+}
+
+fn progress(run: &Value) -> String {
+    format!(
+        "{}/{}",
+        run["progress"]["completed"], run["progress"]["total"]
+    )
+}
+
+async fn show(client: &Client, id: &str, json: bool) -> Result<i32> {
+    let mut run = client.get(&["workflow-runs", id], &[]).await?;
+    let steps = client.get(&["workflow-runs", id, "steps"], &[]).await?;
+    if json {
+        if let Some(o) = run.as_object_mut() {
+            o.insert("steps".into(), steps);
+        }
+        print_json(&run);
+        return Ok(0);
+    }
+    let field = |name: &str, value: String| outln!("{:<10}{value}", format!("{name}:"));
+    field("Run", run["id"].as_str().unwrap_or(id).to_owned());
+    field(
+        "Template",
+        format!(
+            "{} (revision {})",
+            run["template"].as_str().unwrap_or_default(),
+            run["revision"]
+        ),
+    );
+    field(
+        "Status",
+        styled_status(run["status"].as_str().unwrap_or_default()),
+    );
+    let running: Vec<&str> = run["progress"]["running"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut p = format!("{} steps done", progress(&run));
+    if !running.is_empty() {
+        p.push_str(&format!(", running: {}", running.join(", ")));
+    }
+    field("Progress", p);
+    let created = run["createdAt"].as_str().unwrap_or_default();
+    field("Created", format!("{created} ({})", output::age(created)));
+    field(
+        "Duration",
+        output::span(run["startedAt"].as_str(), run["endedAt"].as_str()),
+    );
+    field("Inputs", output::compact(&run["inputs"], 200));
+    if let Some(err) = run.get("error").filter(|e| !e.is_null()) {
+        field("Error", output::error_text(err));
+    }
+    if let Some(outputs) = run.get("outputs").filter(|o| !o.is_null()) {
+        let pretty = serde_json::to_string_pretty(outputs).unwrap_or_default();
+        field("Outputs", pretty.replace('\n', "\n          "));
+    }
+    outln!();
+    let mut t = output::table(&["STEP", "STATUS", "ATTEMPTS", "DURATION", "DETAIL"]);
+    let mut waiting = Vec::new();
+    for s in steps.as_array().into_iter().flatten() {
+        let status = s["status"].as_str().unwrap_or_default();
+        let first_start = s["attempts"][0]["startedAt"].as_str();
+        let detail = match status {
+            "FAILED" | "RETRYING" | "CANCELLED" => s
+                .get("error")
+                .filter(|e| !e.is_null())
+                .or_else(|| {
+                    s["attempts"]
+                        .as_array()
+                        .and_then(|a| a.last())
+                        .map(|a| &a["error"])
+                })
+                .filter(|e| !e.is_null())
+                .map(output::error_text)
+                .unwrap_or_default(),
+            "AWAITING_INPUT" => {
+                waiting.push((s["id"].as_str().unwrap_or_default(), &s["inputRequest"]));
+                s["inputRequest"]["prompt"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            }
+            "SUCCESS" => output::compact(s.get("output").unwrap_or(&Value::Null), 60),
+            _ => String::new(),
+        };
+        t.add_row(vec![
+            s["id"].as_str().unwrap_or_default().into(),
+            status_cell(status),
+            s["attempt"].to_string().into(),
+            output::span(first_start, s["endedAt"].as_str()).into(),
+            detail.into(),
+        ]);
+    }
+    output::print_table(&t, "No steps yet.");
+    for (step, request) in waiting {
+        outln!();
+        for line in input_request_lines(client, id, step, request) {
+            outln!("{line}");
+        }
+    }
+    Ok(0)
+}
+
+/// Prints step logs (`--json`: one JSON object per line, with `step`).
+async fn logs(
+    client: &Client,
+    id: &str,
+    step: Option<String>,
+    follow: bool,
+    json: bool,
+) -> Result<i32> {
+    let mode = if json { LogMode::Json } else { LogMode::Human };
+    if let Some(s) = &step {
+        // Fails with the server's "step … not found" for a typo.
+        client.get(&["workflow-runs", id, "steps", s], &[]).await?;
+    }
+    if follow {
+        let opts = Options {
+            transitions: false,
+            prompts: false,
+            logs: mode,
+            only: step,
+        };
+        follow::follow(client, id, opts, &Console::plain()).await?;
+        return Ok(0);
+    }
+    let steps: Vec<String> = match step {
+        Some(s) => vec![s],
+        None => client
+            .get(&["workflow-runs", id, "steps"], &[])
+            .await?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["id"].as_str().map(str::to_owned))
+            .collect(),
+    };
+    let console = Console::plain();
+    for s in &steps {
+        // Lines are printed as pages arrive, so a long log streams out.
+        let printer = LogPrinter::new(&console, s, mode);
+        follow::print_logs(client, id, &printer, &AtomicU64::new(0)).await?;
+    }
+    Ok(0)
+}
+
+async fn control(client: &Client, id: &str, action: &str, json: bool) -> Result<i32> {
+    let run = client.post(&["workflow-runs", id, action], None).await?;
+    if json {
+        print_json(&run);
+        return Ok(0);
+    }
+    // The engine applies commands asynchronously: the reply may still show
+    // the status from before, so only a status that already changed is
+    // reported as done.
+    let status = run["status"].as_str().unwrap_or_default();
+    let done = match (action, status) {
+        ("cancel", "CANCELLED") => "cancelled",
+        ("cancel", _) => "cancellation requested (running steps are being stopped)",
+        ("pause", "PAUSED") => "paused",
+        ("pause", _) => "pause requested (running steps finish first)",
+        (_, "PAUSED") => "resume requested",
+        _ => "resumed",
+    };
+    outln!("run {id}: {done}");
+    Ok(0)
+}
+
+async fn answer(
+    client: &Client,
+    id: &str,
+    step: Option<String>,
+    pairs: &[(String, String)],
+    values_json: Option<String>,
+    json: bool,
+) -> Result<i32> {
+    let step = match step {
+        Some(s) => s,
+        None => waiting_step(client, id).await?,
+    };
+    let base: Option<Value> = values_json
+        .map(|j| serde_json::from_str(&j).context("--values-json is not valid JSON"))
+        .transpose()?;
+    let values = if pairs.is_empty() {
+        base.unwrap_or_else(|| json!({}))
+    } else {
+        // Keys the answer schema declares as strings stay strings (`-v pin=0042`).
+        let schema = client
+            .get(&["workflow-runs", id, "steps", &step], &[])
+            .await
+            .map(|s| s["inputRequest"]["schema"].clone())
+            .unwrap_or_default();
+        object_with_pairs(base, pairs, |k| declares_string(&schema, k))?
+    };
+    let req = client.request(Method::POST, client.url(&["workflow-runs", id, "input"]));
+    let body = json!({"stepId": step, "values": values});
+    let run = client.send(with_json(req, &body)?).await?.data();
+    if json {
+        print_json(&run);
+    } else {
+        // The run picks the answer up asynchronously, so the status in
+        // this reply is still the old one: not worth printing.
+        outln!("answered {step} of run {id}; it carries on (weft runs logs {id} --follow)");
+    }
+    Ok(0)
+}
+
+/// The one step of a run that waits for input.
+async fn waiting_step(client: &Client, id: &str) -> Result<String> {
+    let steps = client.get(&["workflow-runs", id, "steps"], &[]).await?;
+    let waiting: Vec<&str> = steps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["status"] == "AWAITING_INPUT")
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    match waiting.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => anyhow::bail!("no step of run {id} is waiting for input"),
+        many => anyhow::bail!(
+            "several steps of run {id} are waiting for input ({}); choose one with --step",
+            many.join(", ")
+        ),
+    }
+}
+
+/// Whether an object schema declares `key` as a string.
+pub fn declares_string(schema: &Value, key: &str) -> bool {
+    let ty = &schema["properties"][key]["type"];
+    ty == "string"
+        || ty
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0] == "string")
+}
+
+/// An input request for people: the prompt, the schema, and the exact
+/// `weft runs answer` command (with example values from the schema).
+pub fn input_request_lines(
+    client: &Client,
+    run_id: &str,
+    step: &str,
+    request: &Value,
+) -> Vec<String> {
+    let prompt = request["prompt"].as_str().unwrap_or("(no prompt)");
+    let schema = &request["schema"];
+    let mut lines = vec![format!("⏸ {step} is waiting for input: {prompt}")];
+    if !schema.is_null() {
+        lines.push(format!("  answer schema: {}", output::compact(schema, 300)));
+    }
+    let secret: Vec<&str> = request["secretFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !secret.is_empty() {
+        lines.push(format!(
+            "  secret fields: {} (held in memory only, never stored)",
+            secret.join(", ")
+        ));
+    }
+    let server = if client.server() == DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!("--server {} ", shell_quote(client.server()))
+    };
+    lines.push(format!(
+        "  answer with:   weft {server}runs answer {} --step {} {}",
+        shell_quote(run_id),
+        shell_quote(step),
+        example_values(schema)
+    ));
+    lines
+}
+
+/// `-v key=value` flags that fill an answer schema's properties (required
+/// ones first), or `--values-json` for schemas without properties.
+fn example_values(schema: &Value) -> String {
+    let Some(props) = schema["properties"].as_object().filter(|p| !p.is_empty()) else {
+        return match schema["type"].as_str() {
+            Some("object") | None => "--values-json '{}'".to_owned(),
+            Some(_) => format!("--values-json {}", shell_quote(&example(schema))),
+        };
+    };
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut keys: Vec<&String> = props.keys().collect();
+    keys.sort_by_key(|k| !required.contains(&k.as_str()));
+    keys.iter()
+        .map(|k| {
+            format!(
+                "-v {}",
+                shell_quote(&format!("{k}={}", example(&props[k.as_str()])))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A plausible value for a property: its default, its first enum value, or
+/// one of its type.
+fn example(prop: &Value) -> String {
+    if let Some(v) = prop.get("default").or_else(|| prop["enum"].get(0)) {
+        return v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    }
+    match prop["type"].as_str() {
+        Some("boolean") => "true",
+        Some("integer" | "number") => "0",
+        Some("array") => "[]",
+        Some("object") => "{}",
+        Some("null") => "null",
+        _ => "TEXT",
+    }
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{declares_string, example_values};
+    use serde_json::json;
+
+    #[test]
+    fn example_answers_follow_the_schema() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"comment": {"type": "string"}, "approved": {"type": "boolean"}},
+            "required": ["approved"]
+        });
+        assert_eq!(example_values(&schema), "-v approved=true -v comment=TEXT");
+        assert_eq!(
+            example_values(&json!({"type": "object"})),
+            "--values-json '{}'"
+        );
+        assert!(declares_string(&schema, "comment") && !declares_string(&schema, "approved"));
+    }
+}

@@ -2,15 +2,16 @@
 //! store transaction, so N runs finishing steps at once cost one commit,
 //! not N. A run's transition is acknowledged only after its batch committed.
 
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use weft_store::{Store, StoreError, Transition};
 
-type Reply = oneshot::Sender<Result<(), String>>;
+type Reply = oneshot::Sender<Result<(), StoreError>>;
 
 /// Handle to the committer task.
 #[derive(Clone)]
 pub(crate) struct Committer {
-    tx: mpsc::UnboundedSender<(Transition, Reply)>,
+    tx: mpsc::UnboundedSender<(Arc<Transition>, Reply)>,
 }
 
 /// Largest number of transitions committed in one transaction.
@@ -18,7 +19,7 @@ const MAX_BATCH: usize = 256;
 
 impl Committer {
     pub(crate) fn spawn(store: Store) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Transition, Reply)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Transition>, Reply)>();
         tokio::spawn(async move {
             let mut batch = Vec::new();
             let mut replies = Vec::new();
@@ -34,12 +35,24 @@ impl Committer {
                         Err(_) => break,
                     }
                 }
-                let result = store
-                    .commit(&batch)
-                    .await
-                    .map_err(|e: StoreError| e.to_string());
-                for reply in replies.drain(..) {
-                    let _ = reply.send(result.clone());
+                match store.commit(&batch).await {
+                    Ok(()) => {
+                        for reply in replies.drain(..) {
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                    // One bad transition (a reused idempotency key, say)
+                    // must not fail its neighbours: commit them one by one.
+                    Err(_) if batch.len() > 1 => {
+                        for (t, reply) in batch.iter().zip(replies.drain(..)) {
+                            let _ = reply.send(store.commit(std::slice::from_ref(t)).await);
+                        }
+                    }
+                    Err(e) => {
+                        for reply in replies.drain(..) {
+                            let _ = reply.send(Err(e.clone()));
+                        }
+                    }
                 }
                 batch.clear();
             }
@@ -48,11 +61,12 @@ impl Committer {
     }
 
     /// Commits `t` (possibly together with others) and waits until it is durable.
-    pub(crate) async fn commit(&self, t: Transition) -> Result<(), String> {
+    pub(crate) async fn commit(&self, t: Arc<Transition>) -> Result<(), StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((t, reply))
-            .map_err(|_| "committer stopped".to_owned())?;
-        rx.await.map_err(|_| "committer stopped".to_owned())?
+            .map_err(|_| StoreError::Db("committer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Db("committer stopped".into()))?
     }
 }

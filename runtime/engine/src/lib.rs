@@ -34,9 +34,7 @@ use weft_model::template::{
     TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template,
 };
 use weft_model::{CapabilityGrants, InvocationLimits, PluginDigest, RunStatus};
-use weft_store::{
-    CreateRunOutcome, RunRecord, StepRecord, Store, StoreError, TemplateRecord, Transition, now_ms,
-};
+use weft_store::{RunRecord, StepRecord, Store, StoreError, TemplateRecord, now_ms};
 
 /// Why an engine operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -126,16 +124,55 @@ pub(crate) struct Shared {
     pub(crate) secrets: Arc<HashMap<String, String>>,
     pub(crate) step_slots: Arc<Semaphore>,
     pub(crate) live: LiveHub,
-    runs: Mutex<HashMap<String, mpsc::Sender<RunCommand>>>,
+    runs: Mutex<HashMap<String, RunSlot>>,
+    /// Validated plans by (template id, revision), with the registry
+    /// generation they were resolved against: starting a run of a known
+    /// revision neither re-parses nor re-validates the template.
+    plans: Mutex<HashMap<PlanKey, (u64, Arc<RunPlan>)>>,
 }
+
+/// A template revision: (template id, revision).
+type PlanKey = (String, u32);
+
+/// Where an unfinished run lives in this process.
+pub(crate) enum RunSlot {
+    /// Its actor is running; commands go through this channel.
+    Active(mpsc::Sender<RunCommand>),
+    /// It waits for a command with no actor; the store holds its state.
+    Parked,
+}
+
+/// Most plans kept in the plan cache; when full, plans of older registry
+/// generations go first, then all (a miss only costs one validation).
+const PLAN_CACHE: usize = 256;
 
 impl Shared {
     pub(crate) fn finish_run(&self, run_id: &str) {
-        self.runs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(run_id);
+        self.lock_runs().remove(run_id);
         self.live.close(run_id);
+    }
+
+    pub(crate) fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunSlot>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cached_plan(&self, key: &PlanKey, generation: u64) -> Option<Arc<RunPlan>> {
+        let plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        plans
+            .get(key)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, p)| p.clone())
+    }
+
+    fn cache_plan(&self, key: PlanKey, generation: u64, plan: Arc<RunPlan>) {
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if plans.len() >= PLAN_CACHE {
+            plans.retain(|_, (g, _)| *g == generation);
+            if plans.len() >= PLAN_CACHE {
+                plans.clear();
+            }
+        }
+        plans.insert(key, (generation, plan));
     }
 }
 
@@ -174,6 +211,7 @@ impl Engine {
             config,
             live: LiveHub::default(),
             runs: Mutex::default(),
+            plans: Mutex::default(),
         });
         let engine = Self {
             shared,
@@ -197,14 +235,12 @@ impl Engine {
                     continue;
                 }
             };
-            let (tx, rx) = mpsc::channel(64);
+            let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
             self.shared
-                .runs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(run.run_id.clone(), tx);
+                .lock_runs()
+                .insert(run.run_id.clone(), RunSlot::Active(tx));
             let mut actor = RunActor::new(self.shared.clone(), plan, run, steps, rx);
-            actor.recover().await;
+            actor.recover();
             tokio::spawn(actor.run());
         }
         if n > 0 {
@@ -329,14 +365,24 @@ impl Engine {
         // From resolving step types until the run (with its pins) is stored.
         let _pinning = self.plugin_gate.read().await;
         let t = self.shared.store.template(&req.template).await?;
-        let template = parse_template(&t.body)?;
-        let validated =
-            validate_template(&template, &self.registry).map_err(EngineError::InvalidTemplate)?;
-        validated
+        let key = (t.template_id.clone(), t.revision);
+        let generation = self.registry.generation();
+        let plan = match self.shared.cached_plan(&key, generation) {
+            Some(plan) => plan,
+            None => {
+                let template = parse_template(&t.body)?;
+                let validated = validate_template(&template, &self.registry)
+                    .map_err(EngineError::InvalidTemplate)?;
+                let plan = RunPlan::new(validated);
+                self.shared.cache_plan(key, generation, plan.clone());
+                plan
+            }
+        };
+        plan.validated
             .validate_run_inputs(&req.inputs)
             .map_err(EngineError::InvalidInputs)?;
-        let plan = RunPlan::new(validated);
         let run_id = new_id();
+        let created_at = now_ms();
         let run = RunRecord {
             run_id: run_id.clone(),
             template_id: t.template_id,
@@ -347,18 +393,18 @@ impl Engine {
             outputs: None,
             error: None,
             pinned_plugins: plan.pinned(),
-            idempotency_key: req.idempotency_key,
+            idempotency_key: req.idempotency_key.clone(),
             progress: Default::default(),
-            created_at: now_ms(),
+            created_at,
             started_at: None,
             ended_at: None,
-            next_event_seq: 1,
+            next_event_seq: 2,
+            next_log_seq: 1,
         };
-        let steps: Vec<StepRecord> = actor::initial_steps(&plan, &run_id);
         let created = weft_store::RunEvent {
             run_id: run_id.clone(),
             seq: 1,
-            at: run.created_at,
+            at: created_at,
             kind: "run.created".into(),
             step: None,
             attempt: None,
@@ -368,55 +414,72 @@ impl Engine {
             ),
             data: None,
         };
-        let mut run = run;
-        run.next_event_seq = 2;
-        run.progress.total = u32::try_from(steps.len()).unwrap_or(u32::MAX);
-        let initial = Transition {
-            run: Some(run.clone()),
-            steps: steps.clone(),
-            events: vec![created],
-            logs: vec![],
-        };
-        match self.shared.store.create_run(&initial).await? {
-            CreateRunOutcome::Existing(existing) => Ok(*existing),
-            CreateRunOutcome::Created => {
-                let (tx, rx) = mpsc::channel(64);
-                self.shared
-                    .runs
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(run_id, tx);
-                tokio::spawn(
-                    RunActor::new(self.shared.clone(), plan, run.clone(), steps, rx).run(),
-                );
-                Ok(run)
+        let steps = actor::initial_steps(&plan, &run_id);
+        let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
+        let mut actor = RunActor::new(self.shared.clone(), plan, run, steps, rx);
+        // Creating the run and starting its first steps is one transaction.
+        let initial = Arc::new(actor.begin(created));
+        if let Err(e) = self.shared.committer.commit(initial.clone()).await {
+            if let Some(key) = &req.idempotency_key
+                && let Some(existing) = self.shared.store.run_by_idempotency_key(key).await?
+            {
+                return Ok(existing);
             }
+            return Err(e.into());
         }
+        let run = actor.record().clone();
+        self.shared.lock_runs().insert(run_id, RunSlot::Active(tx));
+        self.shared.publish(&initial);
+        tokio::spawn(actor.run());
+        Ok(run)
+    }
+
+    /// Brings a parked run back: its state from the store, a new actor.
+    async fn unpark(&self, run_id: &str) -> Result<(), EngineError> {
+        let run = self.shared.store.get_run(run_id).await?;
+        let steps = self.shared.store.steps(run_id).await?;
+        let plan = self.plan_for(&run).await?;
+        let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
+        let actor = RunActor::new(self.shared.clone(), plan, run, steps, rx);
+        let mut runs = self.shared.lock_runs();
+        if matches!(runs.get(run_id), Some(RunSlot::Parked)) {
+            runs.insert(run_id.to_owned(), RunSlot::Active(tx));
+            tokio::spawn(actor.run());
+        }
+        Ok(())
     }
 
     async fn command(
         &self,
         run_id: &str,
-        make: impl FnOnce(oneshot::Sender<Result<(), EngineError>>) -> RunCommand,
+        make: impl Fn(oneshot::Sender<Result<(), EngineError>>) -> RunCommand,
     ) -> Result<(), EngineError> {
-        let tx = self
-            .shared
-            .runs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(run_id)
-            .cloned();
-        let Some(tx) = tx else {
-            let run = self.shared.store.get_run(run_id).await?;
-            return Err(EngineError::Conflict(format!("run is {}", run.status)));
-        };
-        let (reply, rx) = oneshot::channel();
-        if tx.send(make(reply)).await.is_err() {
-            let run = self.shared.store.get_run(run_id).await?;
-            return Err(EngineError::Conflict(format!("run is {}", run.status)));
+        // A run may park or finish between looking it up and sending; then
+        // the command was not handled and is sent again.
+        for _ in 0..8 {
+            let slot = match self.shared.lock_runs().get(run_id) {
+                Some(RunSlot::Active(tx)) => Some(Some(tx.clone())),
+                Some(RunSlot::Parked) => Some(None),
+                None => None,
+            };
+            let Some(slot) = slot else {
+                let run = self.shared.store.get_run(run_id).await?;
+                return Err(EngineError::Conflict(format!("run is {}", run.status)));
+            };
+            let Some(tx) = slot else {
+                self.unpark(run_id).await?;
+                continue;
+            };
+            let (reply, rx) = oneshot::channel();
+            if tx.send(make(reply)).await.is_err() {
+                continue;
+            }
+            if let Ok(result) = rx.await {
+                return result;
+            }
         }
-        rx.await
-            .map_err(|_| EngineError::Conflict("run finished".into()))?
+        let run = self.shared.store.get_run(run_id).await?;
+        Err(EngineError::Conflict(format!("run is {}", run.status)))
     }
 
     /// Cancels a run: in-flight plugin code is stopped, the run ends CANCELLED.
@@ -457,7 +520,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.command(run_id, |reply| RunCommand::Answer {
             step: step.to_owned(),
-            values,
+            values: values.clone(),
             by: by.to_owned(),
             reply,
         })

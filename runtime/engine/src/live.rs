@@ -15,7 +15,12 @@ pub enum LiveEvent {
     Log(LogRecord),
 }
 
-/// Per-run broadcast channels, created on demand.
+/// How many live events a slow subscriber may fall behind before it is
+/// told it lagged (it then re-reads the backlog from the store).
+const CAPACITY: usize = 256;
+
+/// Per-run broadcast channels, created on demand by a subscriber and
+/// dropped once nobody listens, so runs nobody watches cost nothing here.
 #[derive(Default)]
 pub(crate) struct LiveHub {
     channels: Mutex<HashMap<String, broadcast::Sender<LiveEvent>>>,
@@ -25,14 +30,23 @@ impl LiveHub {
     pub(crate) fn subscribe(&self, run_id: &str) -> broadcast::Receiver<LiveEvent> {
         let mut c = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         c.entry(run_id.to_owned())
-            .or_insert_with(|| broadcast::channel(1024).0)
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
             .subscribe()
     }
 
-    pub(crate) fn publish(&self, run_id: &str, e: LiveEvent) {
+    /// Whether anybody listens to `run_id` (publishing can be skipped).
+    pub(crate) fn has_subscribers(&self, run_id: &str) -> bool {
         let c = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = c.get(run_id) {
-            let _ = tx.send(e);
+        c.contains_key(run_id)
+    }
+
+    pub(crate) fn publish(&self, run_id: &str, e: LiveEvent) {
+        let mut c = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = c.get(run_id)
+            && tx.send(e).is_err()
+        {
+            // Every receiver is gone.
+            c.remove(run_id);
         }
     }
 

@@ -3,15 +3,22 @@
 //! conditions, fan-outs, inputs and retry decisions.
 
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_model::PluginDigest;
 use weft_model::template::{ExprContext, RetryOn, ValidatedTemplate};
 
-/// The validated template revision a run executes.
+/// The validated template revision a run executes. Immutable and shared
+/// by every run of the same revision (see the engine's plan cache).
 pub(crate) struct RunPlan {
     pub(crate) validated: ValidatedTemplate,
+    /// Topological position of each step id.
+    position: HashMap<String, usize>,
+    /// Steps that list each step in their `needs`.
+    dependents: HashMap<String, Vec<String>>,
+    /// Pinned plugin digests by `plugin@version`.
+    pinned: BTreeMap<String, String>,
 }
 
 /// A step's fixed facts, looked up once.
@@ -25,12 +32,48 @@ pub(crate) struct PlanStep<'a> {
 
 impl RunPlan {
     pub(crate) fn new(validated: ValidatedTemplate) -> Arc<Self> {
-        Arc::new(Self { validated })
+        let position = validated
+            .order()
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        let mut dependents: HashMap<String, Vec<String>> = HashMap::new();
+        let mut pinned = BTreeMap::new();
+        for step in validated.steps() {
+            for need in &step.spec.needs {
+                dependents
+                    .entry(need.clone())
+                    .or_default()
+                    .push(step.spec.id.clone());
+            }
+            // By plugin, not by step: a 400-step run pins one digest.
+            pinned.insert(
+                format!("{}@{}", step.resolved.plugin, step.resolved.version),
+                step.resolved.digest.as_str().to_owned(),
+            );
+        }
+        Arc::new(Self {
+            validated,
+            position,
+            dependents,
+            pinned,
+        })
     }
 
     /// Step ids in topological order.
-    pub(crate) fn order(&self) -> Vec<&str> {
-        self.validated.order().iter().map(String::as_str).collect()
+    pub(crate) fn order(&self) -> &[String] {
+        self.validated.order()
+    }
+
+    /// A step's topological position.
+    pub(crate) fn position(&self, id: &str) -> usize {
+        self.position.get(id).copied().unwrap_or(usize::MAX)
+    }
+
+    /// The steps that need `id`.
+    pub(crate) fn dependents(&self, id: &str) -> &[String] {
+        self.dependents.get(id).map_or(&[], Vec::as_slice)
     }
 
     pub(crate) fn step(&self, id: &str) -> Option<PlanStep<'_>> {
@@ -56,16 +99,9 @@ impl RunPlan {
             .map(|d| d.as_duration())
     }
 
-    /// Pinned digests by step id.
+    /// Pinned digests by `plugin@version`.
     pub(crate) fn pinned(&self) -> BTreeMap<String, String> {
-        self.order()
-            .into_iter()
-            .filter_map(|id| {
-                self.validated
-                    .step(id)
-                    .map(|s| (id.to_owned(), s.resolved.digest.as_str().to_owned()))
-            })
-            .collect()
+        self.pinned.clone()
     }
 
     pub(crate) fn condition(&self, id: &str, ctx: &ExprContext) -> Result<bool, String> {

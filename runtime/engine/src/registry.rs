@@ -4,6 +4,7 @@
 
 use crate::EngineError;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use weft_host::PluginHost;
 use weft_model::template::{CatalogMiss, ResolvedStepType, StepTypeCatalog};
@@ -56,6 +57,9 @@ pub(crate) struct Registry {
     host: Arc<PluginHost>,
     store: Store,
     entries: Arc<RwLock<HashMap<PluginDigest, PluginEntry>>>,
+    /// Bumped on every change, so plans resolved against an older state
+    /// of the registry are not reused.
+    generation: Arc<AtomicU64>,
 }
 
 impl Registry {
@@ -64,7 +68,13 @@ impl Registry {
             host,
             store,
             entries: Arc::default(),
+            generation: Arc::default(),
         }
+    }
+
+    /// Changes whenever a plugin is installed, enabled, disabled or removed.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Loads every stored plugin into the host (from the compile cache when warm).
@@ -96,6 +106,7 @@ impl Registry {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(e.digest.clone(), e);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Installs component bytes: host validation, then the store. Installing
@@ -161,6 +172,7 @@ impl Registry {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(digest);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.host.unload(digest);
         Ok(())
     }

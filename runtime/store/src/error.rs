@@ -1,7 +1,7 @@
 //! Store errors.
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached or opened.
     #[error("cannot connect to the store: {0}")]

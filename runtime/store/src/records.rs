@@ -105,6 +105,15 @@ pub struct RunRecord {
     pub ended_at: Option<i64>,
     /// Next event sequence number; events are numbered densely from 1.
     pub next_event_seq: u64,
+    /// Sequence number of the run's next log line (log sequence numbers
+    /// increase across the run, so a recovered run continues them without
+    /// reading its logs back).
+    #[serde(default = "first_seq")]
+    pub next_log_seq: u64,
+}
+
+fn first_seq() -> u64 {
+    1
 }
 
 /// One attempt of a step.
@@ -239,6 +248,9 @@ pub struct Transition {
     pub events: Vec<RunEvent>,
     /// Log lines to append.
     pub logs: Vec<LogRecord>,
+    /// This transition creates the run: its idempotency key (if any) is
+    /// claimed in the same transaction, so a reused key fails the commit.
+    pub creates_run: bool,
 }
 
 /// Filters for listing runs, newest first.

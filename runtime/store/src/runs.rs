@@ -6,6 +6,7 @@ use crate::records::{
 use crate::{Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use std::borrow::Borrow;
 use std::fmt::Write;
 
 /// Whether `create_run` made a new run or found one with the same idempotency key.
@@ -34,6 +35,17 @@ pub(crate) fn rows<T: DeserializeOwned>(
         .collect()
 }
 
+/// Run fields written once, when the run is created.
+const IMMUTABLE_RUN_FIELDS: &[&str] = &[
+    "templateId",
+    "templateName",
+    "revision",
+    "inputs",
+    "pinnedPlugins",
+    "idempotencyKey",
+    "createdAt",
+];
+
 /// Appends the statements writing `t` to `sql`, naming variables with `p`.
 fn write_transition(
     t: &Transition,
@@ -44,11 +56,37 @@ fn write_transition(
     logs: &mut Vec<Value>,
 ) -> Result<(), StoreError> {
     if let Some(run) = &t.run {
-        let _ = writeln!(
-            sql,
-            "UPSERT type::record('run', ${p}r.runId) CONTENT ${p}r RETURN NONE;"
-        );
-        vars.insert(format!("{p}r"), to_json(run)?);
+        if t.creates_run
+            && let Some(key) = &run.idempotency_key
+        {
+            // CREATE fails on an existing record: a reused key aborts the
+            // whole transaction, and the caller looks the first run up.
+            let _ = writeln!(
+                sql,
+                "CREATE type::record('idempotency', ${p}k) SET runId = ${p}r.runId RETURN NONE;"
+            );
+            vars.insert(format!("{p}k"), json!(key));
+        }
+        let mut record = to_json(run)?;
+        if t.creates_run {
+            let _ = writeln!(
+                sql,
+                "UPSERT type::record('run', ${p}r.runId) CONTENT ${p}r RETURN NONE;"
+            );
+        } else {
+            // After creation only the changing fields are written: inputs
+            // and pins can be large and never change.
+            if let Some(fields) = record.as_object_mut() {
+                for immutable in IMMUTABLE_RUN_FIELDS {
+                    fields.remove(*immutable);
+                }
+            }
+            let _ = writeln!(
+                sql,
+                "UPSERT type::record('run', ${p}r.runId) MERGE ${p}r RETURN NONE;"
+            );
+        }
+        vars.insert(format!("{p}r"), record);
     }
     for (j, s) in t.steps.iter().enumerate() {
         let _ = writeln!(
@@ -92,44 +130,40 @@ impl Store {
             .run
             .as_ref()
             .ok_or_else(|| StoreError::Codec("create_run needs a run record".into()))?;
-        let mut sql = String::from("BEGIN TRANSACTION;\n");
-        let mut vars = Map::new();
-        if let Some(key) = &run.idempotency_key {
-            sql.push_str(
-                "CREATE type::record('idempotency', $idem) SET runId = $idemRun RETURN NONE;\n",
-            );
-            vars.insert("idem".into(), json!(key));
-            vars.insert("idemRun".into(), json!(run.run_id));
-        }
-        let (mut events, mut logs) = (Vec::new(), Vec::new());
-        write_transition(initial, "t", &mut sql, &mut vars, &mut events, &mut logs)?;
-        finish_batch(&mut sql, &mut vars, events, logs);
-        match self.run(&sql, Value::Object(vars)).await {
-            Ok(_) => Ok(CreateRunOutcome::Created),
-            Err(e) => {
-                let Some(key) = &run.idempotency_key else {
-                    return Err(e);
-                };
-                let mut res = self
-                    .run(
-                        "SELECT VALUE runId FROM type::record('idempotency', $k);",
-                        json!({"k": key}),
-                    )
-                    .await?;
-                let existing: Vec<String> =
-                    res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
-                match existing.first() {
-                    Some(id) => Ok(CreateRunOutcome::Existing(Box::new(
-                        self.get_run(id).await?,
-                    ))),
+        let claim = Transition {
+            creates_run: true,
+            ..initial.clone()
+        };
+        match self.commit(&[&claim]).await {
+            Ok(()) => Ok(CreateRunOutcome::Created),
+            Err(e) => match &run.idempotency_key {
+                Some(key) => match self.run_by_idempotency_key(key).await? {
+                    Some(existing) => Ok(CreateRunOutcome::Existing(Box::new(existing))),
                     None => Err(e),
-                }
-            }
+                },
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The run an idempotency key was first used for, if any.
+    pub async fn run_by_idempotency_key(&self, key: &str) -> Result<Option<RunRecord>, StoreError> {
+        crate::check_key("idempotency key", key)?;
+        let mut res = self
+            .run(
+                "SELECT VALUE runId FROM type::record('idempotency', $k);",
+                json!({"k": key}),
+            )
+            .await?;
+        let existing: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
+        match existing.first() {
+            Some(id) => Ok(Some(self.get_run(id).await?)),
+            None => Ok(None),
         }
     }
 
     /// Commits a batch of transitions (from one or many runs) atomically.
-    pub async fn commit(&self, batch: &[Transition]) -> Result<(), StoreError> {
+    pub async fn commit<T: Borrow<Transition>>(&self, batch: &[T]) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -138,7 +172,7 @@ impl Store {
         let (mut events, mut logs) = (Vec::new(), Vec::new());
         for (i, t) in batch.iter().enumerate() {
             write_transition(
-                t,
+                t.borrow(),
                 &format!("t{i}"),
                 &mut sql,
                 &mut vars,

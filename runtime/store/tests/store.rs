@@ -26,6 +26,7 @@ fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
         started_at: None,
         ended_at: None,
         next_event_seq: 1,
+        next_log_seq: 1,
     }
 }
 
@@ -71,6 +72,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         steps: vec![step("r1", "a", StepStatus::Pending)],
         events: vec![event("r1", 1)],
         logs: vec![],
+        creates_run: true,
     };
     assert_eq!(store.create_run(&t).await?, CreateRunOutcome::Created);
     let again = Transition {
@@ -107,6 +109,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             steps: vec![s],
             events: vec![event("r1", 2)],
             logs: vec![log],
+            creates_run: false,
         }])
         .await?;
     assert_eq!(store.get_run("r1").await?.status, RunStatus::Success);

@@ -1,0 +1,242 @@
+//! Commands from outside (cancel, pause, resume, answers), the run
+//! timeout, and recovery of a run whose process died.
+
+use super::{RunActor, RunCommand, error_json};
+use crate::EngineError;
+use serde_json::Value;
+use tokio::time::Instant;
+use weft_model::{RunStatus, StepStatus};
+use weft_store::now_ms;
+
+impl RunActor {
+    /// Prepares a recovered run: interrupted attempts are re-queued, and
+    /// answers whose secret fields died with the old process are asked again.
+    pub(crate) fn recover(&mut self) {
+        let interrupted: Vec<String> = self
+            .steps
+            .values()
+            .filter(|s| s.status == StepStatus::Running && !self.is_fan_out_parent(s))
+            .map(|s| s.key.clone())
+            .collect();
+        for key in interrupted {
+            let Some(st) = self.steps.get(&key) else {
+                continue;
+            };
+            let attempt = st.attempt;
+            if st.answer_has_secrets {
+                self.set_status(&key, StepStatus::AwaitingInput);
+                let st = self.step_mut(&key);
+                st.answer = None;
+                st.answer_has_secrets = false;
+                self.engine_log(&key, attempt, "the answer's secret fields were held in memory and lost in a restart; asking again");
+                self.event(
+                    "step.awaiting_input",
+                    Some(&key),
+                    Some(attempt),
+                    "asking again after a restart",
+                    None,
+                );
+            } else {
+                self.set_status(&key, StepStatus::Ready);
+                self.enqueue(&key);
+                let st = self.step_mut(&key);
+                if let Some(a) = st.attempts.last_mut() {
+                    a.ended_at = Some(now_ms());
+                    a.status = StepStatus::Failed;
+                    a.error = Some(error_json(
+                        "INTERRUPTED",
+                        "the process running this attempt stopped",
+                        true,
+                    ));
+                }
+                self.engine_log(
+                    &key,
+                    attempt,
+                    &format!(
+                        "attempt {attempt} was interrupted by a restart; re-running as attempt {}",
+                        attempt + 1
+                    ),
+                );
+                self.event(
+                    "step.requeued",
+                    Some(&key),
+                    Some(attempt),
+                    &format!("attempt {attempt} interrupted by a restart; re-queued"),
+                    None,
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_timer(&mut self) {
+        if let Some(d) = self.deadline
+            && !self.timed_out
+            && Instant::now() >= d
+        {
+            self.timed_out = true;
+            let msg = format!(
+                "run timed out after {:?}",
+                self.plan.run_timeout().unwrap_or_default()
+            );
+            self.event("run.timed_out", None, None, &msg, None);
+            self.run.error = Some(error_json("RUN_TIMEOUT", &msg, false));
+            self.cancel_everything();
+        }
+        // Retries whose time has come are picked up by `schedule`.
+    }
+
+    fn cancel_everything(&mut self) {
+        for token in self.running.values() {
+            token.cancel();
+        }
+        let keys: Vec<String> = self
+            .steps
+            .values()
+            .filter(|s| {
+                !s.status.is_terminal()
+                    && !self.running.contains_key(&s.key)
+                    && !self.is_fan_out_parent(s)
+            })
+            .map(|s| s.key.clone())
+            .collect();
+        for key in keys {
+            self.finish_step(&key, StepStatus::Cancelled, None, None);
+        }
+        self.agenda.ready.clear();
+        self.agenda.retries.clear();
+        self.maybe_finish_cancelled();
+    }
+
+    pub(super) fn maybe_finish_cancelled(&mut self) {
+        if self.run.status.is_terminal() || !self.running.is_empty() {
+            return;
+        }
+        let parents: Vec<String> = self
+            .steps
+            .values()
+            .filter(|s| !s.status.is_terminal())
+            .map(|s| s.key.clone())
+            .collect();
+        for key in parents {
+            self.finish_step(&key, StepStatus::Cancelled, None, None);
+        }
+        if self.timed_out {
+            self.set_terminal(RunStatus::Failed, "run timed out");
+        } else if let Some(by) = self.cancel_requested.clone() {
+            self.set_terminal(RunStatus::Cancelled, &format!("cancelled by {by}"));
+        }
+    }
+
+    pub(super) fn command(&mut self, cmd: RunCommand) {
+        match cmd {
+            RunCommand::Cancel { by, reply } => {
+                let r = if self.run.status.is_terminal() || self.cancel_requested.is_some() {
+                    Err(EngineError::Conflict(format!("run is {}", self.run.status)))
+                } else {
+                    self.cancel_requested = Some(by.clone());
+                    self.event(
+                        "run.cancel_requested",
+                        None,
+                        None,
+                        &format!("cancel requested by {by}"),
+                        None,
+                    );
+                    self.cancel_everything();
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            RunCommand::Pause { by, reply } => {
+                let r = if self.run.status.is_terminal() || self.run.status == RunStatus::Paused {
+                    Err(EngineError::Conflict(format!("run is {}", self.run.status)))
+                } else {
+                    self.run.status = RunStatus::Paused;
+                    self.event("run.paused", None, None, &format!("paused by {by}"), None);
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            RunCommand::Resume { by, reply } => {
+                let r = if self.run.status != RunStatus::Paused {
+                    Err(EngineError::Conflict(format!(
+                        "run is {}, not PAUSED",
+                        self.run.status
+                    )))
+                } else {
+                    self.run.status = RunStatus::Running;
+                    self.event("run.resumed", None, None, &format!("resumed by {by}"), None);
+                    Ok(())
+                };
+                let _ = reply.send(r);
+            }
+            RunCommand::Answer {
+                step,
+                values,
+                by,
+                reply,
+            } => {
+                let _ = reply.send(self.answer(&step, values, &by));
+            }
+        }
+    }
+
+    fn answer(&mut self, key: &str, values: Value, by: &str) -> Result<(), EngineError> {
+        let st = self
+            .steps
+            .get(key)
+            .ok_or_else(|| EngineError::NotFound(format!("step {key}")))?;
+        if st.status != StepStatus::AwaitingInput {
+            return Err(EngineError::Conflict(format!(
+                "step {key} is {}, not AWAITING_INPUT",
+                st.status
+            )));
+        }
+        let request = st.input_request.clone().unwrap_or(Value::Null);
+        let schema = request.get("schema").cloned().unwrap_or(Value::Bool(true));
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| EngineError::Internal(format!("stored input schema: {e}")))?;
+        let problems: Vec<String> = validator
+            .iter_errors(&values)
+            .map(|e| format!("{}: {e}", e.instance_path()))
+            .collect();
+        if !problems.is_empty() {
+            return Err(EngineError::InvalidAnswer(problems));
+        }
+        let secret: Vec<String> = request
+            .get("secretFields")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut public = values.clone();
+        let mut has_secrets = false;
+        if let Some(obj) = public.as_object_mut() {
+            for f in &secret {
+                has_secrets |= obj.remove(f).is_some();
+            }
+        }
+        let attempt = st.attempt;
+        self.answers.insert(key.to_owned(), values);
+        self.set_status(key, StepStatus::Ready);
+        self.enqueue(key);
+        let st = self.step_mut(key);
+        st.answer = Some(public);
+        st.answer_has_secrets = has_secrets;
+        st.input_request = None;
+        self.event(
+            "step.input_received",
+            Some(key),
+            Some(attempt),
+            &format!("input received from {by}"),
+            None,
+        );
+        self.engine_log(key, attempt, &format!("input received from {by}"));
+        if self.run.status == RunStatus::AwaitingInput {
+            self.run.status = RunStatus::Running;
+        }
+        Ok(())
+    }
+}

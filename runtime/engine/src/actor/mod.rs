@@ -1,0 +1,517 @@
+//! The run actor: one task per unfinished run owns its state in memory,
+//! decides what happens next, and persists every transition (one
+//! transaction, group-committed with other runs) before acting on it.
+//!
+//! Semantics: each step runs at least once. A step marked RUNNING is
+//! durable before its plugin is invoked; if the process dies, recovery
+//! re-runs it as attempt + 1 with an engine log line saying why. Finished
+//! steps are never re-run.
+//!
+//! A run with nothing to do but wait for a person (AWAITING_INPUT or
+//! PAUSED, no step running, no timer) is *parked*: its actor ends and only
+//! its id stays in memory; the next command reloads it from the store.
+//! That is what lets 10,000 runs wait for input in a few megabytes.
+
+mod agenda;
+mod control;
+mod outcome;
+mod schedule;
+
+use crate::live::LiveEvent;
+use crate::plan::RunPlan;
+use crate::{EngineError, Shared};
+use agenda::Agenda;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use weft_host::{InvocationObserver, InvokeError, PluginEvent};
+use weft_model::template::{ExprContext, StepResultView};
+use weft_model::{RunStatus, StepOutcome, StepStatus};
+use weft_store::{LogRecord, RunEvent, RunRecord, StepRecord, Transition, now_ms};
+
+/// A request to a running run.
+pub(crate) enum RunCommand {
+    Cancel {
+        by: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Pause {
+        by: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Resume {
+        by: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+    Answer {
+        step: String,
+        values: Value,
+        by: String,
+        reply: oneshot::Sender<Result<(), EngineError>>,
+    },
+}
+
+enum Msg {
+    Done {
+        key: String,
+        attempt: u32,
+        result: Result<StepOutcome, InvokeError>,
+    },
+    Plugin {
+        key: String,
+        attempt: u32,
+        event: PluginEvent,
+    },
+}
+
+struct ToActor {
+    tx: mpsc::UnboundedSender<Msg>,
+    key: String,
+    attempt: u32,
+}
+
+impl InvocationObserver for ToActor {
+    fn on_event(&self, event: PluginEvent) {
+        let _ = self.tx.send(Msg::Plugin {
+            key: self.key.clone(),
+            attempt: self.attempt,
+            event,
+        });
+    }
+}
+
+/// How often buffered log lines of long-running steps are persisted.
+const LOG_FLUSH: Duration = Duration::from_millis(200);
+
+/// Capacity of a run's command channel (commands are rare; senders wait).
+pub(crate) const COMMAND_QUEUE: usize = 16;
+
+pub(crate) struct RunActor {
+    shared: Arc<Shared>,
+    plan: Arc<RunPlan>,
+    run: RunRecord,
+    steps: BTreeMap<String, StepRecord>,
+    agenda: Agenda,
+    /// What expressions see, updated as top-level steps finish.
+    ctx: ExprContext,
+    dirty_steps: BTreeSet<String>,
+    events: Vec<RunEvent>,
+    logs: Vec<LogRecord>,
+    to_start: Vec<String>,
+    running: HashMap<String, CancellationToken>,
+    /// Full answers including secret fields: memory only.
+    answers: HashMap<String, Value>,
+    completion_seq: u64,
+    cancel_requested: Option<String>,
+    timed_out: bool,
+    needs_compensation: bool,
+    deadline: Option<Instant>,
+    first_log_at: Option<Instant>,
+    tx: mpsc::UnboundedSender<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
+    commands: mpsc::Receiver<RunCommand>,
+}
+
+fn step_record(run_id: &str, key: &str, step_id: &str, item: Option<u32>) -> StepRecord {
+    StepRecord {
+        run_id: run_id.to_owned(),
+        key: key.to_owned(),
+        step_id: step_id.to_owned(),
+        item,
+        status: StepStatus::Pending,
+        attempt: 0,
+        input: None,
+        output: None,
+        error: None,
+        input_request: None,
+        answer: None,
+        answer_has_secrets: false,
+        next_attempt_at: None,
+        attempts: Vec::new(),
+        ended_at: None,
+        completion_seq: None,
+    }
+}
+
+/// The initial step records of a new run.
+pub(crate) fn initial_steps(plan: &RunPlan, run_id: &str) -> Vec<StepRecord> {
+    plan.order()
+        .iter()
+        .map(|id| step_record(run_id, id, id, None))
+        .collect()
+}
+
+fn error_json(code: &str, message: &str, retryable: bool) -> Value {
+    json!({"code": code, "message": message, "retryable": retryable})
+}
+
+/// How [`RunActor::run`] ended.
+enum Exit {
+    /// The run reached a terminal state.
+    Finished,
+    /// The run waits for a command; its state is all in the store.
+    Parked,
+}
+
+impl RunActor {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        plan: Arc<RunPlan>,
+        run: RunRecord,
+        steps: Vec<StepRecord>,
+        commands: mpsc::Receiver<RunCommand>,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let completion_seq = steps
+            .iter()
+            .filter_map(|s| s.completion_seq)
+            .max()
+            .unwrap_or(0);
+        let deadline = plan.run_timeout().map(|t| {
+            let elapsed = Duration::from_millis(
+                u64::try_from(now_ms() - run.started_at.unwrap_or(run.created_at)).unwrap_or(0),
+            );
+            Instant::now() + t.saturating_sub(elapsed)
+        });
+        let ctx = ExprContext {
+            inputs: run.inputs.clone(),
+            steps: BTreeMap::new(),
+            run: json!({"id": run.run_id, "template": run.template_name, "revision": run.revision}),
+            secrets: shared.config.secrets.clone(),
+            item: None,
+            index: None,
+        };
+        let mut actor = Self {
+            shared,
+            plan,
+            run,
+            steps: BTreeMap::new(),
+            agenda: Agenda::default(),
+            ctx,
+            dirty_steps: BTreeSet::new(),
+            events: Vec::new(),
+            logs: Vec::new(),
+            to_start: Vec::new(),
+            running: HashMap::new(),
+            answers: HashMap::new(),
+            completion_seq,
+            cancel_requested: None,
+            timed_out: false,
+            needs_compensation: false,
+            deadline,
+            first_log_at: None,
+            tx,
+            rx,
+            commands,
+        };
+        for s in steps {
+            actor.adopt(s);
+        }
+        let parents: Vec<String> = actor.agenda.items_left.keys().cloned().collect();
+        for p in parents {
+            if actor.agenda.items_left.get(&p) == Some(&0) {
+                actor.agenda.parents_done.insert(p);
+            }
+        }
+        actor
+    }
+
+    /// Takes a step record into the actor's state and bookkeeping.
+    fn adopt(&mut self, s: StepRecord) {
+        let parent = self.is_fan_out_parent(&s);
+        self.agenda.tally.change(&s.key, parent, None, s.status);
+        let position = self.plan.position(&s.step_id);
+        match (s.status, s.item) {
+            (StepStatus::Pending, None) => {
+                self.agenda.examine.insert(position);
+            }
+            (StepStatus::Pending | StepStatus::Ready, Some(i)) => {
+                self.agenda.ready.insert((position, i + 1, s.key.clone()));
+            }
+            (StepStatus::Ready, None) => {
+                self.agenda.ready.insert((position, 0, s.key.clone()));
+            }
+            (StepStatus::Retrying, _) => {
+                self.agenda
+                    .retries
+                    .insert((s.next_attempt_at.unwrap_or(0), s.key.clone()));
+            }
+            (StepStatus::Running, None) if parent => {
+                self.agenda.items_left.entry(s.step_id.clone()).or_insert(0);
+            }
+            _ => {}
+        }
+        if s.item.is_none() && s.status.is_terminal() {
+            self.ctx.steps.insert(
+                s.step_id.clone(),
+                StepResultView {
+                    output: s.output.clone().unwrap_or(Value::Null),
+                    status: s.status.as_str().to_owned(),
+                },
+            );
+        }
+        if s.item.is_some() && !s.status.is_terminal() {
+            *self.agenda.items_left.entry(s.step_id.clone()).or_insert(0) += 1;
+        }
+        self.steps.insert(s.key.clone(), s);
+    }
+
+    /// Marks a step changed, to be written with the next transition.
+    fn step_mut(&mut self, key: &str) -> &mut StepRecord {
+        self.dirty_steps.insert(key.to_owned());
+        self.steps
+            .entry(key.to_owned())
+            .or_insert_with(|| step_record("", key, key, None))
+    }
+
+    fn is_fan_out_parent(&self, s: &StepRecord) -> bool {
+        s.item.is_none() && self.plan.step(&s.step_id).is_some_and(|p| p.for_each)
+    }
+
+    fn event(
+        &mut self,
+        kind: &str,
+        step: Option<&str>,
+        attempt: Option<u32>,
+        message: &str,
+        data: Option<Value>,
+    ) {
+        let seq = self.run.next_event_seq.max(1);
+        self.run.next_event_seq = seq + 1;
+        self.events.push(RunEvent {
+            run_id: self.run.run_id.clone(),
+            seq,
+            at: now_ms(),
+            kind: kind.to_owned(),
+            step: step.map(str::to_owned),
+            attempt,
+            message: message.to_owned(),
+            data,
+        });
+    }
+
+    fn push_log(&mut self, line: LogLine<'_>) {
+        let seq = self.run.next_log_seq.max(1);
+        self.run.next_log_seq = seq + 1;
+        self.logs.push(LogRecord {
+            run_id: self.run.run_id.clone(),
+            step_key: line.key.to_owned(),
+            attempt: line.attempt,
+            seq,
+            at: now_ms(),
+            level: line.level.to_owned(),
+            message: line.message,
+            context: line.context,
+            source: line.source.to_owned(),
+        });
+        self.first_log_at.get_or_insert_with(Instant::now);
+    }
+
+    fn engine_log(&mut self, key: &str, attempt: u32, message: &str) {
+        self.push_log(LogLine {
+            key,
+            attempt,
+            level: "info",
+            message: message.to_owned(),
+            context: None,
+            source: "engine",
+        });
+    }
+
+    /// Schedules what can start and returns the transition that creates
+    /// the run: the run record, its steps, and the first steps marked
+    /// RUNNING, so creating a run and starting it is one commit.
+    pub(crate) fn begin(&mut self, created: RunEvent) -> Transition {
+        self.events.push(created);
+        self.dirty_steps.extend(self.steps.keys().cloned());
+        self.schedule();
+        let mut t = self.take_transition();
+        t.creates_run = true;
+        t
+    }
+
+    /// The run record as of the last [`begin`](Self::begin) or transition.
+    pub(crate) fn record(&self) -> &RunRecord {
+        &self.run
+    }
+
+    /// Drives the run until it ends or parks.
+    pub(crate) async fn run(mut self) {
+        match self.drive().await {
+            Exit::Finished => self.shared.finish_run(&self.run.run_id),
+            Exit::Parked => {}
+        }
+    }
+
+    async fn drive(&mut self) -> Exit {
+        loop {
+            self.schedule();
+            if self.needs_compensation {
+                self.flush().await;
+                self.compensate().await;
+            }
+            self.flush().await;
+            self.spawn_started();
+            if self.run.status.is_terminal() {
+                return Exit::Finished;
+            }
+            if self.idle() && self.try_park() {
+                return Exit::Parked;
+            }
+            let wake = self.next_wake();
+            tokio::select! {
+                Some(msg) = self.rx.recv() => {
+                    self.handle(msg);
+                    // Drain what is already queued so one commit covers it all.
+                    while let Ok(msg) = self.rx.try_recv() {
+                        self.handle(msg);
+                    }
+                }
+                Some(cmd) = self.commands.recv() => self.command(cmd),
+                () = sleep_until_opt(wake) => self.on_timer(),
+            }
+        }
+    }
+
+    /// Nothing will happen in this run until somebody sends a command.
+    fn idle(&self) -> bool {
+        matches!(
+            self.run.status,
+            RunStatus::AwaitingInput | RunStatus::Paused
+        ) && self.running.is_empty()
+            && self.to_start.is_empty()
+            && self.answers.is_empty()
+            && self.agenda.retries.is_empty()
+            && self.deadline.is_none()
+            && self.cancel_requested.is_none()
+            && self.first_log_at.is_none()
+            && self.events.is_empty()
+            && self.dirty_steps.is_empty()
+    }
+
+    /// Parks the run unless a command is already queued for it.
+    fn try_park(&mut self) -> bool {
+        let mut runs = self.shared.lock_runs();
+        if !self.commands.is_empty() {
+            return false;
+        }
+        runs.insert(self.run.run_id.clone(), crate::RunSlot::Parked);
+        true
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let retry = self.agenda.retries.first().map(|(at, _)| {
+            Instant::now() + Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+        });
+        let logs = self.first_log_at.map(|t| t + LOG_FLUSH);
+        [retry, logs, self.deadline.filter(|_| !self.timed_out)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Plugin {
+                key,
+                attempt,
+                event,
+            } => self.plugin_event(&key, attempt, event),
+            Msg::Done {
+                key,
+                attempt,
+                result,
+            } => self.completed(&key, attempt, result),
+        }
+    }
+
+    /// Takes everything pending as one transition.
+    fn take_transition(&mut self) -> Transition {
+        self.update_progress();
+        let steps: Vec<StepRecord> = std::mem::take(&mut self.dirty_steps)
+            .into_iter()
+            .filter_map(|k| self.steps.get(&k).cloned())
+            .collect();
+        self.first_log_at = None;
+        Transition {
+            run: Some(self.run.clone()),
+            steps,
+            events: std::mem::take(&mut self.events),
+            logs: std::mem::take(&mut self.logs),
+            creates_run: false,
+        }
+    }
+
+    /// Persists everything pending in one transaction, then publishes it live.
+    async fn flush(&mut self) {
+        if self.dirty_steps.is_empty() && self.events.is_empty() && self.logs.is_empty() {
+            return;
+        }
+        let t = Arc::new(self.take_transition());
+        let mut delay = Duration::from_millis(10);
+        loop {
+            match self.shared.committer.commit(t.clone()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(run = %self.run.run_id, "persisting a transition failed, retrying: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.shared.publish(&t);
+    }
+
+    fn update_progress(&mut self) {
+        let tally = &self.agenda.tally;
+        self.run.progress.total = u32::try_from(tally.countable).unwrap_or(u32::MAX);
+        self.run.progress.completed = u32::try_from(tally.countable_terminal).unwrap_or(u32::MAX);
+        self.run.progress.running = tally.running.iter().cloned().collect();
+    }
+}
+
+/// One log line of a step attempt.
+struct LogLine<'a> {
+    key: &'a str,
+    attempt: u32,
+    level: &'a str,
+    message: String,
+    context: Option<Value>,
+    source: &'a str,
+}
+
+impl Shared {
+    /// Publishes a committed transition's events and logs to live subscribers.
+    pub(crate) fn publish(&self, t: &Transition) {
+        let Some(run) = &t.run else {
+            return;
+        };
+        if !self.live.has_subscribers(&run.run_id) {
+            return;
+        }
+        for e in &t.events {
+            self.live.publish(&run.run_id, LiveEvent::Event(e.clone()));
+        }
+        for l in &t.logs {
+            self.live.publish(&run.run_id, LiveEvent::Log(l.clone()));
+        }
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A jitter source; retries need spread, not cryptographic randomness.
+fn rand01() -> f64 {
+    use std::hash::{BuildHasher, RandomState};
+    let x = RandomState::new().hash_one(std::time::SystemTime::now());
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -11,6 +11,7 @@
 //!
 //! [engine]
 //! max_concurrent_steps = 256        # step invocations at once, all runs together
+//! shutdown_grace_ms = 30000         # on SIGTERM, time in-flight steps get to finish
 //!
 //! [engine.step_limits]              # per invocation; a step's `timeout` overrides timeout_ms
 //! timeout_ms = 300000
@@ -37,6 +38,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DB: &str = "surrealkv://./weft-data/db";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./weft-data";
+/// Default time in-flight steps get to finish on shutdown.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Why the settings could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,8 @@ pub struct FileConfig {
 pub struct EngineSection {
     /// Step invocations running at once across all runs.
     pub max_concurrent_steps: Option<usize>,
+    /// On SIGTERM/SIGINT, how long in-flight steps get to finish (ms).
+    pub shutdown_grace_ms: Option<u64>,
     /// Limits of every step invocation.
     #[serde(default)]
     pub step_limits: LimitsSection,
@@ -142,6 +147,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Engine configuration.
     pub engine: EngineConfig,
+    /// On SIGTERM/SIGINT, how long in-flight steps get to finish.
+    pub shutdown_grace: Duration,
     /// The file that was read, if any.
     pub file: Option<PathBuf>,
 }
@@ -231,6 +238,10 @@ pub fn merge(
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         engine,
+        shutdown_grace: file
+            .engine
+            .shutdown_grace_ms
+            .map_or(DEFAULT_SHUTDOWN_GRACE, Duration::from_millis),
         file: path,
     })
 }

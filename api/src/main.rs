@@ -116,5 +116,5 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("installing bundled plugin {name}"))?;
         tracing::info!(plugin = %entry.manifest.name, version = %entry.manifest.version, "first-party plugin ready");
     }
-    server::serve(engine, &args.listen).await
+    server::serve(engine, &args.listen, args.shutdown_grace).await
 }

@@ -67,6 +67,27 @@ async fn metrics_cover_runs_plugins_and_http_routes() {
         text.lines().any(|l| l.starts_with(r#"weft_plugin_invocation_failures_total{plugin="core",kind=""#)),
         "{text}"
     );
+    // Step durations by step type and outcome, with the step buckets.
+    assert_eq!(
+        sample(
+            &text,
+            r#"weft_step_duration_seconds_count{step_type="core/fibo",outcome="success"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"weft_step_duration_seconds_count{step_type="core/transform",outcome="failed"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"weft_step_duration_seconds_bucket{step_type="core/fibo",outcome="success",le="1800"} 1"#),
+        "{text}"
+    );
     // Route templates, never raw paths.
     let get_run = r#"weft_http_request_duration_seconds_count{method="GET",route="/api/v1/workflow-runs/{id}",status="2xx"}"#;
     let polled = sample(&text, get_run).unwrap_or_else(|| panic!("{text}"));
@@ -353,4 +374,60 @@ async fn weft_toml_applies_under_env_and_flags() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("max_steps"), "{err}");
+}
+
+/// SIGTERM lets the step in flight finish and commits it, starts nothing
+/// new, and exits 0; the next start carries on without re-running it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_steps_and_the_run_resumes_after_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let db = format!("surrealkv://{}", work.path().join("db").display());
+    let data = work.path().join("data");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--db",
+        db.as_str(),
+        "--listen",
+        listen.as_str(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let mut s = start(&args, &[], port, None).await;
+    s.template(
+        "name: two-naps\nsteps:\n  - id: first\n    uses: core/sleep\n    with: {ms: 1500}\n  - id: second\n    uses: core/noop\n    needs: [first]\n",
+    )
+    .await;
+    let run = s.start_run("two-naps", json!({})).await;
+    s.wait_step(&run, "first", "RUNNING").await;
+    let asked = std::time::Instant::now();
+    let status = s.terminate().await;
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(500),
+        "exited after {:?}, before the sleeping step could finish",
+        asked.elapsed()
+    );
+
+    let s = start(&args, &[], port, None).await;
+    let first = s
+        .api("GET", &format!("/workflow-runs/{run}/steps/first"), None)
+        .await
+        .json();
+    assert_eq!(first["data"]["status"], "SUCCESS", "{first}");
+    assert_eq!(
+        first["data"]["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "the finished step is not re-run: {first}"
+    );
+    s.wait_status(&run, "SUCCESS").await;
+    let second = s
+        .api("GET", &format!("/workflow-runs/{run}/steps/second"), None)
+        .await
+        .json();
+    assert_eq!(
+        second["data"]["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "{second}"
+    );
 }

@@ -281,6 +281,10 @@ impl From<weft_engine::EngineError> for ApiError {
                 Self::not_found(format!("{m} not found"))
             }
             E::Store(weft_store::StoreError::Conflict(m)) => Self::conflict(m.clone()),
+            E::ShuttingDown => Self::Unavailable(Json(ErrorBody::new(
+                "UNAVAILABLE",
+                "the server is shutting down; retry later",
+            ))),
             E::Store(s) if s.is_retryable() => Self::Unavailable(Json(ErrorBody::new(
                 "UNAVAILABLE",
                 "the store is unavailable; retry later",

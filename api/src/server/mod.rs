@@ -266,10 +266,12 @@ async fn ready(engine: Data<&Engine>) -> Response {
         .body(body.to_string())
 }
 
-/// Starts serving until SIGINT/SIGTERM.
-pub async fn serve(engine: Engine, listen: &str) -> anyhow::Result<()> {
+/// Serves until SIGINT/SIGTERM, then shuts down gracefully: stop
+/// accepting, finish open requests, give in-flight steps up to `grace` to
+/// finish and commit, and leave the rest to recovery at the next start.
+pub async fn serve(engine: Engine, listen: &str, grace: std::time::Duration) -> anyhow::Result<()> {
     let public = format!("http://{listen}");
-    let app = app(engine, &public);
+    let app = app(engine.clone(), &public);
     metrics::spawn_upkeep();
     tracing::info!("weft listening on {public} (API docs at {public}/docs)");
     poem::Server::new(TcpListener::bind(listen))
@@ -279,6 +281,16 @@ pub async fn serve(engine: Engine, listen: &str) -> anyhow::Result<()> {
             Some(std::time::Duration::from_secs(10)),
         )
         .await?;
+    tracing::info!(grace = ?grace, "stopped accepting requests; waiting for in-flight steps");
+    let report = engine.shutdown(grace).await;
+    if report.drained {
+        tracing::info!("every in-flight step finished; shut down cleanly");
+    } else {
+        tracing::warn!(
+            steps = report.left_running,
+            "grace period over; steps still running are left to recovery (they re-run at the next start)"
+        );
+    }
     Ok(())
 }
 

@@ -199,6 +199,43 @@ impl Server {
         .unwrap()
     }
 
+    /// Sends SIGTERM and waits (60 s deadline) for the process to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "weft serve did not exit after SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls a step until its status is `status` (30 s deadline).
+    pub async fn wait_step(&self, run: &str, step: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self
+                .api("GET", &format!("/workflow-runs/{run}/steps/{step}"), None)
+                .await
+                .json();
+            if r["data"]["status"] == status {
+                return r;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "step {step} never reached {status}: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Creates a template from YAML; panics unless 201.
     pub async fn template(&self, yaml: &str) {
         let r = self

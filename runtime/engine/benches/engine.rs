@@ -116,8 +116,11 @@ async fn wait_run(
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Err(_) => bail!("run {run_id} still {} after {timeout:?}", run.status),
+            // Run-level events say the new status; no store read needed.
             Ok(Ok(LiveEvent::Event(e))) if e.kind.starts_with("run.") => {
-                run = engine.run(run_id).await?;
+                if let Some(status) = status_of(&e.kind, &e.message) {
+                    run.status = status;
+                }
             }
             Ok(Ok(_)) => {}
             Ok(Err(broadcast::error::RecvError::Lagged(_))) => run = engine.run(run_id).await?,
@@ -126,6 +129,22 @@ async fn wait_run(
                 run = engine.run(run_id).await?;
             }
         }
+    }
+}
+
+/// The run status a run-level event announces, if any.
+fn status_of(kind: &str, message: &str) -> Option<RunStatus> {
+    match kind {
+        "run.success" => Some(RunStatus::Success),
+        "run.failed" => Some(RunStatus::Failed),
+        "run.cancelled" => Some(RunStatus::Cancelled),
+        "run.paused" => Some(RunStatus::Paused),
+        "run.status" => match message {
+            "AWAITING_INPUT" => Some(RunStatus::AwaitingInput),
+            "RUNNING" => Some(RunStatus::Running),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

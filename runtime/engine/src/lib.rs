@@ -26,9 +26,10 @@ use plan::RunPlan;
 use registry::Registry;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use weft_host::PluginHost;
 use weft_model::template::{
     TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template,
@@ -71,6 +72,9 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The engine is shutting down and starts nothing new.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
     /// A bug or an impossible state.
     #[error("internal error: {0}")]
     Internal(String),
@@ -79,7 +83,7 @@ pub enum EngineError {
 impl EngineError {
     /// Whether retrying the operation may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Store(e) if e.is_retryable())
+        matches!(self, Self::ShuttingDown) || matches!(self, Self::Store(e) if e.is_retryable())
     }
 }
 
@@ -115,6 +119,15 @@ pub struct StartRunRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// How [`Engine::shutdown`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Every in-flight step finished and was committed within the grace period.
+    pub drained: bool,
+    /// Steps still in their plugins when the grace period ended (left to recovery).
+    pub left_running: usize,
+}
+
 /// State shared by the engine and its run actors.
 pub(crate) struct Shared {
     pub(crate) host: Arc<PluginHost>,
@@ -124,6 +137,10 @@ pub(crate) struct Shared {
     pub(crate) secrets: Arc<HashMap<String, String>>,
     pub(crate) step_slots: Arc<Semaphore>,
     pub(crate) live: LiveHub,
+    /// Set by [`Engine::shutdown`]: no new step or run starts.
+    stopping: AtomicBool,
+    /// Steps invoked and not yet committed as finished, all runs together.
+    pub(crate) running_steps: watch::Sender<usize>,
     runs: Mutex<HashMap<String, RunSlot>>,
     /// Validated plans by (template id, revision), with the registry
     /// generation they were resolved against: starting a run of a known
@@ -147,6 +164,11 @@ pub(crate) enum RunSlot {
 const PLAN_CACHE: usize = 256;
 
 impl Shared {
+    /// Whether [`Engine::shutdown`] has begun.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     pub(crate) fn finish_run(&self, run_id: &str) {
         self.lock_runs().remove(run_id);
         self.live.close(run_id);
@@ -210,6 +232,8 @@ impl Engine {
             store,
             config,
             live: LiveHub::default(),
+            stopping: AtomicBool::new(false),
+            running_steps: watch::Sender::new(0),
             runs: Mutex::default(),
             plans: Mutex::default(),
         });
@@ -362,6 +386,9 @@ impl Engine {
     /// Starts a run: validates inputs, pins the template revision and
     /// plugin digests, persists the run, and schedules its first steps.
     pub async fn start_run(&self, req: StartRunRequest) -> Result<RunRecord, EngineError> {
+        if self.shared.is_stopping() {
+            return Err(EngineError::ShuttingDown);
+        }
         // From resolving step types until the run (with its pins) is stored.
         let _pinning = self.plugin_gate.read().await;
         let t = self.shared.store.template(&req.template).await?;
@@ -434,12 +461,35 @@ impl Engine {
         Ok(run)
     }
 
-    /// Brings a parked run back: its state from the store, a new actor.
-    async fn unpark(&self, run_id: &str) -> Result<(), EngineError> {
+    /// Stops the engine gracefully: no new run or step starts (cron
+    /// stops firing), and steps already in their plugins get up to `grace`
+    /// to finish and have their results committed. Whatever is still
+    /// running after that is left to recovery: those steps are durable as
+    /// RUNNING and re-run as `attempt + 1` at the next start.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        self.shared.stopping.store(true, Ordering::Release);
+        let mut running = self.shared.running_steps.subscribe();
+        let drained = tokio::time::timeout(grace, running.wait_for(|n| *n == 0))
+            .await
+            .is_ok();
+        let left_running = *running.borrow();
+        ShutdownReport {
+            drained,
+            left_running,
+        }
+    }
+
+    /// Brings a parked run back with `first` already queued for its new
+    /// actor, so the actor cannot park again before seeing it. If the run
+    /// stopped being parked meanwhile, `first` is dropped (its reply
+    /// channel closes and the caller retries).
+    async fn unpark(&self, run_id: &str, first: RunCommand) -> Result<(), EngineError> {
         let run = self.shared.store.get_run(run_id).await?;
         let steps = self.shared.store.steps(run_id).await?;
         let plan = self.plan_for(&run).await?;
         let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
+        // A fresh channel has room: this cannot fail.
+        let _ = tx.try_send(first);
         let actor = RunActor::new(self.shared.clone(), plan, run, steps, rx);
         let mut runs = self.shared.lock_runs();
         if matches!(runs.get(run_id), Some(RunSlot::Parked)) {
@@ -466,13 +516,14 @@ impl Engine {
                 let run = self.shared.store.get_run(run_id).await?;
                 return Err(EngineError::Conflict(format!("run is {}", run.status)));
             };
-            let Some(tx) = slot else {
-                self.unpark(run_id).await?;
-                continue;
-            };
             let (reply, rx) = oneshot::channel();
-            if tx.send(make(reply)).await.is_err() {
-                continue;
+            match slot {
+                Some(tx) => {
+                    if tx.send(make(reply)).await.is_err() {
+                        continue;
+                    }
+                }
+                None => self.unpark(run_id, make(reply)).await?,
             }
             if let Ok(result) = rx.await {
                 return result;

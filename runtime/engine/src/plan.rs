@@ -25,6 +25,8 @@ pub(crate) struct RunPlan {
 pub(crate) struct PlanStep<'a> {
     pub(crate) needs: &'a [String],
     pub(crate) digest: &'a PluginDigest,
+    /// The plugin's name, e.g. `core`.
+    pub(crate) plugin: &'a str,
     pub(crate) step_type: &'a str,
     pub(crate) timeout: Option<Duration>,
     pub(crate) for_each: bool,
@@ -81,6 +83,7 @@ impl RunPlan {
         Some(PlanStep {
             needs: &s.spec.needs,
             digest: &s.resolved.digest,
+            plugin: &s.resolved.plugin,
             step_type: &s.resolved.step_type,
             timeout: s.spec.timeout.as_ref().map(|d| d.as_duration()),
             for_each: s.for_each.is_some(),

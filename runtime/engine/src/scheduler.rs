@@ -20,7 +20,7 @@ pub(crate) fn spawn(engine: Engine) {
     tokio::spawn(async move {
         // Per template: the instant up to which firings were handled.
         let mut handled: HashMap<String, DateTime<Utc>> = HashMap::new();
-        loop {
+        while !engine.shared.is_stopping() {
             let now = Utc::now();
             let mut wake = now + chrono::Duration::from_std(RESCAN).unwrap_or_default();
             match engine.shared.store.templates().await {
@@ -40,7 +40,7 @@ pub(crate) fn spawn(engine: Engine) {
                         let mut cursor = since.with_timezone(&tz);
                         while let Ok(next) = cron.find_next_occurrence(&cursor, false) {
                             let next_utc = next.with_timezone(&Utc);
-                            if next_utc > now {
+                            if next_utc > now || engine.shared.is_stopping() {
                                 wake = wake.min(next_utc);
                                 break;
                             }

@@ -122,7 +122,9 @@ pub(crate) async fn race<F: Future>(
     tokio::pin!(fut);
     tokio::select! {
         biased;
-        r = &mut fut => Finish::Done(r),
+        // A plugin that noticed the cancellation and returned on its own
+        // (core/sleep does) was still cancelled.
+        r = &mut fut => if cancel.is_cancelled() { Finish::Cancelled } else { Finish::Done(r) },
         () = tokio::time::sleep_until(deadline) => Finish::TimedOut,
         () = cancel.cancelled() => {
             // The plugin sees `cancelled() == true` now; give it a moment to

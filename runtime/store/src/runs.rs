@@ -46,79 +46,126 @@ const IMMUTABLE_RUN_FIELDS: &[&str] = &[
     "createdAt",
 ];
 
-/// Appends the statements writing `t` to `sql`, naming variables with `p`.
-fn write_transition(
-    t: &Transition,
-    p: &str,
-    sql: &mut String,
-    vars: &mut Map<String, Value>,
-    events: &mut Vec<Value>,
-    logs: &mut Vec<Value>,
-) -> Result<(), StoreError> {
-    if let Some(run) = &t.run {
-        if t.creates_run
-            && let Some(key) = &run.idempotency_key
-        {
-            // CREATE fails on an existing record: a reused key aborts the
-            // whole transaction, and the caller looks the first run up.
-            let _ = writeln!(
-                sql,
-                "CREATE type::record('idempotency', ${p}k) SET runId = ${p}r.runId RETURN NONE;"
-            );
-            vars.insert(format!("{p}k"), json!(key));
-        }
-        let mut record = to_json(run)?;
-        if t.creates_run {
-            let _ = writeln!(
-                sql,
-                "UPSERT type::record('run', ${p}r.runId) CONTENT ${p}r RETURN NONE;"
-            );
-        } else {
-            // After creation only the changing fields are written: inputs
-            // and pins can be large and never change.
-            if let Some(fields) = record.as_object_mut() {
-                for immutable in IMMUTABLE_RUN_FIELDS {
-                    fields.remove(*immutable);
-                }
-            }
-            let _ = writeln!(
-                sql,
-                "UPSERT type::record('run', ${p}r.runId) MERGE ${p}r RETURN NONE;"
-            );
-        }
-        vars.insert(format!("{p}r"), record);
-    }
-    for (j, s) in t.steps.iter().enumerate() {
-        let _ = writeln!(
-            sql,
-            "UPSERT type::record('step', [${p}s{j}.runId, ${p}s{j}.key]) CONTENT ${p}s{j} RETURN NONE;"
-        );
-        vars.insert(format!("{p}s{j}"), to_json(s)?);
-    }
-    for e in &t.events {
-        events.push(to_json(e)?);
-    }
-    for l in &t.logs {
-        logs.push(to_json(l)?);
-    }
-    Ok(())
-}
+/// Run fields a transition may change.
+const MUTABLE_RUN_FIELDS: &[&str] = &[
+    "status",
+    "outputs",
+    "error",
+    "progress",
+    "startedAt",
+    "endedAt",
+    "nextEventSeq",
+    "nextLogSeq",
+];
 
-fn finish_batch(
-    sql: &mut String,
-    vars: &mut Map<String, Value>,
+/// Every step field (steps are written whole).
+const STEP_FIELDS: &[&str] = &[
+    "runId",
+    "key",
+    "stepId",
+    "item",
+    "status",
+    "attempt",
+    "input",
+    "output",
+    "error",
+    "inputRequest",
+    "answer",
+    "answerHasSecrets",
+    "nextAttemptAt",
+    "attempts",
+    "endedAt",
+    "completionSeq",
+];
+
+/// The records of a batch of transitions, by table: a batch is written
+/// with one statement per table however many runs it covers (SurrealDB's
+/// cost is mostly per statement, not per record).
+#[derive(Default)]
+struct BatchWriter {
+    sql: String,
+    vars: Map<String, Value>,
+    runs: Vec<Value>,
+    steps: Vec<Value>,
     events: Vec<Value>,
     logs: Vec<Value>,
-) {
-    if !events.is_empty() {
-        sql.push_str("INSERT INTO run_event $events RETURN NONE;\n");
-        vars.insert("events".into(), Value::Array(events));
+}
+
+impl BatchWriter {
+    fn add(&mut self, t: &Transition) -> Result<(), StoreError> {
+        if let Some(run) = &t.run {
+            let mut record = to_json(run)?;
+            if t.creates_run
+                && let Some(key) = &run.idempotency_key
+            {
+                // CREATE fails on an existing record: a reused key aborts
+                // the whole transaction, and the caller looks the first run up.
+                let k = format!("k{}", self.vars.len());
+                let _ = writeln!(
+                    self.sql,
+                    "CREATE type::record('idempotency', ${k}) SET runId = ${k}r RETURN NONE;"
+                );
+                self.vars.insert(k.clone(), json!(key));
+                self.vars.insert(format!("{k}r"), json!(run.run_id));
+            }
+            if let Some(fields) = record.as_object_mut() {
+                if !t.creates_run {
+                    // After creation only the changing fields are written:
+                    // inputs and pins can be large and never change.
+                    for immutable in IMMUTABLE_RUN_FIELDS {
+                        fields.remove(*immutable);
+                    }
+                }
+                fields.insert("id".into(), json!(run.run_id));
+            }
+            self.runs.push(record);
+        }
+        for s in &t.steps {
+            let mut record = to_json(s)?;
+            if let Some(fields) = record.as_object_mut() {
+                fields.insert("id".into(), json!([s.run_id, s.key]));
+            }
+            self.steps.push(record);
+        }
+        for e in &t.events {
+            self.events.push(to_json(e)?);
+        }
+        for l in &t.logs {
+            self.logs.push(to_json(l)?);
+        }
+        Ok(())
     }
-    if !logs.is_empty() {
-        sql.push_str("INSERT INTO log $logs RETURN NONE;\n");
-        vars.insert("logs".into(), Value::Array(logs));
+
+    /// The transaction and its variables.
+    fn finish(mut self) -> (String, Value) {
+        let mut sql = String::from("BEGIN TRANSACTION;\n");
+        sql.push_str(&self.sql);
+        let upsert = |table: &str, fields: &[&str], var: &str| {
+            let sets: Vec<String> = fields.iter().map(|f| format!("{f} = $input.{f}")).collect();
+            format!(
+                "INSERT INTO {table} ${var} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
+                sets.join(", ")
+            )
+        };
+        if !self.runs.is_empty() {
+            sql.push_str(&upsert("run", MUTABLE_RUN_FIELDS, "runs"));
+            self.vars.insert("runs".into(), Value::Array(self.runs));
+        }
+        if !self.steps.is_empty() {
+            sql.push_str(&upsert("step", STEP_FIELDS, "steps"));
+            self.vars.insert("steps".into(), Value::Array(self.steps));
+        }
+        if !self.events.is_empty() {
+            sql.push_str("INSERT INTO run_event $events RETURN NONE;\n");
+            self.vars.insert("events".into(), Value::Array(self.events));
+        }
+        if !self.logs.is_empty() {
+            sql.push_str("INSERT INTO log $logs RETURN NONE;\n");
+            self.vars.insert("logs".into(), Value::Array(self.logs));
+        }
+        sql.push_str("COMMIT TRANSACTION;");
+        (sql, Value::Object(self.vars))
     }
-    sql.push_str("COMMIT TRANSACTION;");
 }
 
 impl Store {
@@ -167,21 +214,12 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from("BEGIN TRANSACTION;\n");
-        let mut vars = Map::new();
-        let (mut events, mut logs) = (Vec::new(), Vec::new());
-        for (i, t) in batch.iter().enumerate() {
-            write_transition(
-                t.borrow(),
-                &format!("t{i}"),
-                &mut sql,
-                &mut vars,
-                &mut events,
-                &mut logs,
-            )?;
+        let mut writer = BatchWriter::default();
+        for t in batch {
+            writer.add(t.borrow())?;
         }
-        finish_batch(&mut sql, &mut vars, events, logs);
-        self.run(&sql, Value::Object(vars)).await.map(drop)
+        let (sql, vars) = writer.finish();
+        self.run(&sql, vars).await.map(drop)
     }
 
     /// A run by id.

@@ -106,6 +106,8 @@ pub(crate) struct RunActor {
     /// Full answers including secret fields: memory only.
     answers: HashMap<String, Value>,
     completion_seq: u64,
+    /// `running.len()` as last added to the engine-wide count.
+    reported_running: usize,
     cancel_requested: Option<String>,
     timed_out: bool,
     needs_compensation: bool,
@@ -199,6 +201,7 @@ impl RunActor {
             running: HashMap::new(),
             answers: HashMap::new(),
             completion_seq,
+            reported_running: 0,
             cancel_requested: None,
             timed_out: false,
             needs_compensation: false,
@@ -341,7 +344,11 @@ impl RunActor {
 
     /// Drives the run until it ends or parks.
     pub(crate) async fn run(mut self) {
-        match self.drive().await {
+        let exit = self.drive().await;
+        // Anything still in a plugin now reports to nobody.
+        self.running.clear();
+        self.report_running();
+        match exit {
             Exit::Finished => self.shared.finish_run(&self.run.run_id),
             Exit::Parked => {}
         }
@@ -356,6 +363,9 @@ impl RunActor {
             }
             self.flush().await;
             self.spawn_started();
+            // After the flush: a finished step leaves the count only once
+            // its result is committed (what a graceful shutdown waits for).
+            self.report_running();
             if self.run.status.is_terminal() {
                 return Exit::Finished;
             }
@@ -464,6 +474,18 @@ impl RunActor {
             }
         }
         self.shared.publish(&t);
+    }
+
+    /// Brings the engine-wide count of running steps up to date.
+    fn report_running(&mut self) {
+        let now = self.running.len();
+        if now != self.reported_running {
+            let before = self.reported_running;
+            self.shared
+                .running_steps
+                .send_modify(|n| *n = (*n + now).saturating_sub(before));
+            self.reported_running = now;
+        }
     }
 
     fn update_progress(&mut self) {

@@ -33,7 +33,8 @@ impl RunActor {
                     self.examine(position);
                     progressed = true;
                 }
-                while self.agenda.tally.running.len() < limit {
+                // A stopping engine starts nothing; recovery will.
+                while self.agenda.tally.running.len() < limit && !self.shared.is_stopping() {
                     let Some((_, _, key)) = self.agenda.ready.pop_first() else {
                         break;
                     };
@@ -317,11 +318,21 @@ impl RunActor {
                 })),
                 cancel: token,
             };
+            let step_label = format!("{}/{}", step.plugin, step.step_type);
             let shared = self.shared.clone();
             let tx = self.tx.clone();
             tokio::spawn(async move {
                 let result = match shared.step_slots.clone().acquire_owned().await {
-                    Ok(_permit) => shared.host.invoke_step(req).await,
+                    Ok(_permit) => {
+                        let started = std::time::Instant::now();
+                        let result = shared.host.invoke_step(req).await;
+                        crate::metrics::step_finished(
+                            &step_label,
+                            crate::metrics::AttemptOutcome::of(&result),
+                            started.elapsed(),
+                        );
+                        result
+                    }
                     Err(_) => Err(InvokeError::Instantiate("engine is shutting down".into())),
                 };
                 let _ = tx.send(Msg::Done {

@@ -431,3 +431,43 @@ async fn sigterm_finishes_in_flight_steps_and_the_run_resumes_after_restart() {
         "{second}"
     );
 }
+
+/// Run commands answer with the state they caused, already durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_cancel_answer_with_the_new_status() {
+    let s = server().await;
+    s.template(
+        "name: naps\nsteps:\n  - id: nap\n    uses: core/sleep\n    with: {ms: 20000}\n  - id: after\n    uses: core/noop\n    needs: [nap]\n",
+    )
+    .await;
+    let run = s.start_run("naps", json!({})).await;
+    s.wait_step(&run, "nap", "RUNNING").await;
+    let command = |what: &'static str| {
+        let path = format!("/workflow-runs/{run}/{what}");
+        let s = &s;
+        async move { s.api("POST", &path, None).await }
+    };
+    let paused = command("pause").await;
+    assert_eq!(paused.status, 200, "{}", paused.text());
+    assert_eq!(paused.json()["data"]["status"], "PAUSED");
+    assert_error_shape(&command("pause").await, 409, "CONFLICT");
+    let resumed = command("resume").await;
+    assert_eq!(
+        resumed.json()["data"]["status"],
+        "RUNNING",
+        "{}",
+        resumed.text()
+    );
+    assert_error_shape(&command("resume").await, 409, "CONFLICT");
+    let cancelled = command("cancel").await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text());
+    let status = cancelled.json()["data"]["status"].clone();
+    assert!(status == "RUNNING" || status == "CANCELLED", "{status}");
+    s.wait_status(&run, "CANCELLED").await;
+    assert_error_shape(&command("cancel").await, 409, "CONFLICT");
+    let after = s
+        .api("GET", &format!("/workflow-runs/{run}/steps/after"), None)
+        .await
+        .json();
+    assert_ne!(after["data"]["status"], "SUCCESS", "{after}");
+}

@@ -60,17 +60,28 @@ impl HostPattern {
         if host.is_empty() {
             return Err(err("empty host"));
         }
+        if p.starts_with('[') && host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(err("`[...]` must hold an IPv6 address"));
+        }
         let host = if host == "*" {
             HostMatch::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {
             if suffix.is_empty() || suffix.contains('*') {
                 return Err(err("wildcards are only allowed as a leading `*.`"));
             }
-            HostMatch::Subdomains(normalize_host(suffix))
+            let suffix = normalize_host(suffix);
+            if !is_host_name(&suffix) {
+                return Err(err(NOT_A_HOST));
+            }
+            HostMatch::Subdomains(suffix)
         } else if host.contains('*') {
             return Err(err("wildcards are only allowed as a leading `*.`"));
         } else {
-            HostMatch::Exact(normalize_host(host))
+            let host = normalize_host(host);
+            if !is_host_name(&host) && host.parse::<std::net::IpAddr>().is_err() {
+                return Err(err(NOT_A_HOST));
+            }
+            HostMatch::Exact(host)
         };
         Ok(Self { host, port })
     }
@@ -118,6 +129,25 @@ impl HostPattern {
             }
         }
     }
+}
+
+const NOT_A_HOST: &str =
+    "not a host name (letters, digits, `-` and `_` in dot-separated labels of 1-63) or IP address";
+
+/// A DNS name: dot-separated labels of 1-63 letters, digits, `-` or `_`
+/// (not at either end of a label), 253 characters at most.
+fn is_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn split_host_port(p: &str) -> Result<(&str, Option<u16>), &'static str> {
@@ -316,6 +346,12 @@ mod tests {
             "x.com:99999",
             "*.",
             "[::1",
+            "bad host!",
+            "a..b",
+            "-x.com",
+            "*.exa mple.com",
+            "[not-an-ip]",
+            "ex\u{e4}mple.com",
         ] {
             assert!(
                 HostPattern::parse(bad).is_err(),

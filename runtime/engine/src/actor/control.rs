@@ -1,7 +1,7 @@
 //! Commands from outside (cancel, pause, resume, answers), the run
 //! timeout, and recovery of a run whose process died.
 
-use super::{RunActor, RunCommand, error_json};
+use super::{Reply, RunActor, RunCommand, error_json};
 use crate::EngineError;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -127,6 +127,18 @@ impl RunActor {
         }
     }
 
+    /// Replies to a command: a refusal at once, an accepted command only
+    /// after the transition it caused is committed (see `drive`), so the
+    /// caller never sees an acknowledgement the store does not hold yet.
+    fn acknowledge(&mut self, reply: Reply, r: Result<(), EngineError>) {
+        match r {
+            Ok(()) => self.acks.push(reply),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
     pub(super) fn command(&mut self, cmd: RunCommand) {
         match cmd {
             RunCommand::Cancel { by, reply } => {
@@ -144,7 +156,7 @@ impl RunActor {
                     self.cancel_everything();
                     Ok(())
                 };
-                let _ = reply.send(r);
+                self.acknowledge(reply, r);
             }
             RunCommand::Pause { by, reply } => {
                 let r = if self.run.status.is_terminal() || self.run.status == RunStatus::Paused {
@@ -154,7 +166,7 @@ impl RunActor {
                     self.event("run.paused", None, None, &format!("paused by {by}"), None);
                     Ok(())
                 };
-                let _ = reply.send(r);
+                self.acknowledge(reply, r);
             }
             RunCommand::Resume { by, reply } => {
                 let r = if self.run.status != RunStatus::Paused {
@@ -167,7 +179,7 @@ impl RunActor {
                     self.event("run.resumed", None, None, &format!("resumed by {by}"), None);
                     Ok(())
                 };
-                let _ = reply.send(r);
+                self.acknowledge(reply, r);
             }
             RunCommand::Answer {
                 step,
@@ -175,7 +187,8 @@ impl RunActor {
                 by,
                 reply,
             } => {
-                let _ = reply.send(self.answer(&step, values, &by));
+                let r = self.answer(&step, values, &by);
+                self.acknowledge(reply, r);
             }
         }
     }

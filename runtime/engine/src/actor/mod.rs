@@ -13,6 +13,7 @@
 //! That is what lets 10,000 runs wait for input in a few megabytes.
 
 mod agenda;
+mod artifacts;
 mod control;
 mod outcome;
 mod schedule;
@@ -33,25 +34,28 @@ use weft_model::template::{ExprContext, StepResultView};
 use weft_model::{RunStatus, StepOutcome, StepStatus};
 use weft_store::{LogRecord, RunEvent, RunRecord, StepRecord, Transition, now_ms};
 
+/// Where a command's result goes.
+pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
+
 /// A request to a running run.
 pub(crate) enum RunCommand {
     Cancel {
         by: String,
-        reply: oneshot::Sender<Result<(), EngineError>>,
+        reply: Reply,
     },
     Pause {
         by: String,
-        reply: oneshot::Sender<Result<(), EngineError>>,
+        reply: Reply,
     },
     Resume {
         by: String,
-        reply: oneshot::Sender<Result<(), EngineError>>,
+        reply: Reply,
     },
     Answer {
         step: String,
         values: Value,
         by: String,
-        reply: oneshot::Sender<Result<(), EngineError>>,
+        reply: Reply,
     },
 }
 
@@ -66,21 +70,46 @@ enum Msg {
         attempt: u32,
         event: PluginEvent,
     },
+    /// An artifact is being written (its bytes went straight to the store).
+    Artifact {
+        key: String,
+        attempt: u32,
+        name: String,
+        size: u64,
+    },
 }
 
 struct ToActor {
     tx: mpsc::UnboundedSender<Msg>,
     key: String,
     attempt: u32,
+    artifacts: artifacts::ArtifactWrites,
 }
 
 impl InvocationObserver for ToActor {
     fn on_event(&self, event: PluginEvent) {
-        let _ = self.tx.send(Msg::Plugin {
-            key: self.key.clone(),
-            attempt: self.attempt,
-            event,
-        });
+        let msg = match event {
+            PluginEvent::Artifact {
+                name,
+                media_type,
+                data,
+                ..
+            } => {
+                let meta = self.artifacts.write(name, media_type, data);
+                Msg::Artifact {
+                    key: self.key.clone(),
+                    attempt: self.attempt,
+                    name: meta.name,
+                    size: meta.size,
+                }
+            }
+            event => Msg::Plugin {
+                key: self.key.clone(),
+                attempt: self.attempt,
+                event,
+            },
+        };
+        let _ = self.tx.send(msg);
     }
 }
 
@@ -106,6 +135,8 @@ pub(crate) struct RunActor {
     /// Full answers including secret fields: memory only.
     answers: HashMap<String, Value>,
     completion_seq: u64,
+    /// Accepted commands, answered once their transition is committed.
+    acks: Vec<Reply>,
     /// `running.len()` as last added to the engine-wide count.
     reported_running: usize,
     cancel_requested: Option<String>,
@@ -201,6 +232,7 @@ impl RunActor {
             running: HashMap::new(),
             answers: HashMap::new(),
             completion_seq,
+            acks: Vec::new(),
             reported_running: 0,
             cancel_requested: None,
             timed_out: false,
@@ -431,6 +463,12 @@ impl RunActor {
                 attempt,
                 event,
             } => self.plugin_event(&key, attempt, event),
+            Msg::Artifact {
+                key,
+                attempt,
+                name,
+                size,
+            } => self.engine_log(&key, attempt, &format!("artifact {name} ({size} bytes)")),
             Msg::Done {
                 key,
                 attempt,
@@ -457,8 +495,10 @@ impl RunActor {
     }
 
     /// Persists everything pending in one transaction, then publishes it live.
+    /// Accepted commands are acknowledged after it.
     async fn flush(&mut self) {
         if self.dirty_steps.is_empty() && self.events.is_empty() && self.logs.is_empty() {
+            self.acknowledge_commands();
             return;
         }
         let t = Arc::new(self.take_transition());
@@ -474,6 +514,13 @@ impl RunActor {
             }
         }
         self.shared.publish(&t);
+        self.acknowledge_commands();
+    }
+
+    fn acknowledge_commands(&mut self) {
+        for reply in self.acks.drain(..) {
+            let _ = reply.send(Ok(()));
+        }
     }
 
     /// Brings the engine-wide count of running steps up to date.

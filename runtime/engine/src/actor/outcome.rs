@@ -7,7 +7,7 @@ use std::time::Duration;
 use weft_host::{InvokeError, InvokeStepRequest, LogLevel, LogSource, PluginEvent};
 use weft_model::template::{RetryOn, StepResultView};
 use weft_model::{PluginErrorKind, RunId, RunStatus, StepId, StepOutcome, StepStatus};
-use weft_store::{ArtifactRecord, now_ms};
+use weft_store::now_ms;
 
 impl RunActor {
     /// Changes a step's status, keeping the bookkeeping in step: a step that
@@ -129,33 +129,8 @@ impl RunActor {
                     source: "plugin",
                 });
             }
-            PluginEvent::Artifact {
-                name,
-                media_type,
-                data,
-                ..
-            } => {
-                let meta = ArtifactRecord {
-                    run_id: self.run.run_id.clone(),
-                    step_key: key.to_owned(),
-                    attempt,
-                    name: name.clone(),
-                    media_type,
-                    size: data.len() as u64,
-                    at: now_ms(),
-                };
-                self.engine_log(
-                    key,
-                    attempt,
-                    &format!("artifact {name} ({} bytes)", data.len()),
-                );
-                let store = self.shared.store.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = store.put_artifact(&meta, &data).await {
-                        tracing::error!(run = %meta.run_id, "storing artifact {} failed: {e}", meta.name);
-                    }
-                });
-            }
+            // Written by the attempt's observer, never through here.
+            PluginEvent::Artifact { .. } => {}
         }
     }
 

@@ -2,6 +2,7 @@
 //! run's `parallelLimit`, and handing started steps to the plugin host.
 
 use super::agenda::ReadyEntry;
+use super::artifacts::ArtifactWrites;
 use super::{Msg, RunActor, ToActor, error_json, step_record};
 use serde_json::Value;
 use std::sync::Arc;
@@ -301,6 +302,17 @@ impl RunActor {
             ) else {
                 continue;
             };
+            let observer = Arc::new(ToActor {
+                tx: self.tx.clone(),
+                key: key.clone(),
+                attempt,
+                artifacts: ArtifactWrites::new(
+                    self.shared.store.clone(),
+                    self.run.run_id.clone(),
+                    key.clone(),
+                    attempt,
+                ),
+            });
             let req = InvokeStepRequest {
                 plugin: step.digest.clone(),
                 step_type: step.step_type.to_owned(),
@@ -311,11 +323,7 @@ impl RunActor {
                 answer: self.answers.remove(&key).or_else(|| st.answer.clone()),
                 limits: Some(limits),
                 secrets: self.shared.secrets.clone(),
-                observer: Some(Arc::new(ToActor {
-                    tx: self.tx.clone(),
-                    key: key.clone(),
-                    attempt,
-                })),
+                observer: Some(observer.clone()),
                 cancel: token,
             };
             let step_label = format!("{}/{}", step.plugin, step.step_type);
@@ -335,6 +343,8 @@ impl RunActor {
                     }
                     Err(_) => Err(InvokeError::Instantiate("engine is shutting down".into())),
                 };
+                // The result counts only once the attempt's artifacts are durable.
+                let result = observer.artifacts.settle(result).await;
                 let _ = tx.send(Msg::Done {
                     key,
                     attempt,

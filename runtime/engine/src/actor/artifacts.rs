@@ -13,13 +13,16 @@ use weft_store::{ArtifactRecord, Store, StoreError, now_ms};
 /// Attempts at writing one artifact before the step attempt fails.
 const WRITE_ATTEMPTS: u32 = 5;
 
+/// A write in progress: on failure, the artifact's name and why.
+type Write = JoinHandle<Result<(), (String, StoreError)>>;
+
 /// Pending artifact writes of one attempt.
 pub(super) struct ArtifactWrites {
     store: Store,
     run_id: String,
     key: String,
     attempt: u32,
-    pending: Mutex<Vec<JoinHandle<Result<(), (String, StoreError)>>>>,
+    pending: Mutex<Vec<Write>>,
 }
 
 impl ArtifactWrites {

@@ -59,7 +59,9 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // The store's own start-up chatter (WAL replay, LSM set-up)
+                // is not news to an operator; its warnings are.
+                .unwrap_or_else(|_| "info,surrealdb=warn,surrealkv=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

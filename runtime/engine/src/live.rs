@@ -73,7 +73,10 @@ impl LiveHub {
     /// Drops a finished run's channel once nobody listens.
     pub(crate) fn close(&self, run_id: &str) {
         let mut c = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if c.by_run.get(run_id).is_some_and(|tx| tx.receiver_count() == 0) {
+        if c.by_run
+            .get(run_id)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
             c.by_run.remove(run_id);
         }
     }

@@ -219,18 +219,21 @@ impl Server {
 
     /// Polls a step until its status is `status` (30 s deadline).
     pub async fn wait_step(&self, run: &str, step: &str, status: &str) -> Value {
+        self.poll_status(&format!("/workflow-runs/{run}/steps/{step}"), status)
+            .await
+    }
+
+    /// GETs `path` until its `data.status` is `status` (30 s deadline).
+    async fn poll_status(&self, path: &str, status: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let r = self
-                .api("GET", &format!("/workflow-runs/{run}/steps/{step}"), None)
-                .await
-                .json();
+            let r = self.api("GET", path, None).await.json();
             if r["data"]["status"] == status {
                 return r;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "step {step} never reached {status}: {r}"
+                "{path} never reached {status}: {r}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -264,21 +267,8 @@ impl Server {
 
     /// Polls a run until its status is `status` (30 s deadline).
     pub async fn wait_status(&self, run: &str, status: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let r = self
-                .api("GET", &format!("/workflow-runs/{run}"), None)
-                .await
-                .json();
-            if r["data"]["status"] == status {
-                return r;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "run never reached {status}: {r}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.poll_status(&format!("/workflow-runs/{run}"), status)
+            .await
     }
 
     /// Installs a component from `build/wasm/`; returns the plugin id.

@@ -23,7 +23,11 @@ use tokio::sync::{Semaphore, broadcast};
 use weft_engine::{Engine, EngineConfig, LiveEvent, StartRunRequest};
 use weft_host::{HostConfig, InvokeStepRequest, PluginHost};
 use weft_model::{RunId, RunStatus, StepId, StepStatus};
-use weft_store::{AttemptRecord, RunEvent, RunRecord, StepRecord, Store, Transition};
+use weft_store::{RunRecord, Store, Transition};
+
+/// The store commit bench's records: the reference transition is the same.
+#[path = "../../store/benches/fixtures/mod.rs"]
+mod fixtures;
 
 /// How long one workload run may take before it is reported as stuck.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -372,53 +376,9 @@ fn main() -> Result<()> {
                 commit.push(t.elapsed());
             }
         }
-        // What a sequential step commits: the run, the step that finished
-        // and the one that starts, and their two events.
-        let step = |key: &str, status: StepStatus, i: u64| StepRecord {
-            run_id: record.run_id.clone(),
-            key: key.into(),
-            step_id: key.into(),
-            item: None,
-            status,
-            attempt: 1,
-            input: Some(json!({"n": 10})),
-            output: (status == StepStatus::Success).then(|| json!({"value": 55})),
-            error: None,
-            input_request: None,
-            answer: None,
-            answer_has_secrets: false,
-            next_attempt_at: None,
-            attempts: vec![AttemptRecord {
-                attempt: 1,
-                started_at: weft_store::now_ms(),
-                ended_at: (status == StepStatus::Success).then(weft_store::now_ms),
-                status,
-                error: None,
-            }],
-            ended_at: None,
-            completion_seq: (status == StepStatus::Success).then_some(i),
-        };
-        let event = |seq: u64, kind: &str, key: &str| RunEvent {
-            run_id: record.run_id.clone(),
-            seq,
-            at: weft_store::now_ms(),
-            kind: kind.into(),
-            step: Some(key.into()),
-            attempt: Some(1),
-            message: "attempt 1".into(),
-            data: None,
-        };
         let mut step_commit = Vec::new();
         for i in 0..if quick { 150u64 } else { 550 } {
-            let (done, next) = (format!("s{i}"), format!("s{}", i + 1));
-            let seq = 10_000 + 2 * i;
-            record.next_event_seq = seq + 2;
-            let t = Transition {
-                run: Some(record.clone()),
-                steps: vec![step(&done, StepStatus::Success, i), step(&next, StepStatus::Running, i)],
-                events: vec![event(seq, "step.succeeded", &done), event(seq + 1, "step.started", &next)],
-                ..Default::default()
-            };
+            let t = fixtures::step_transition("bench-step", i);
             let started = Instant::now();
             store.commit(&[t]).await?;
             if i >= 50 {

@@ -5,71 +5,12 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use anyhow::Result;
-use serde_json::json;
 use std::time::{Duration, Instant};
-use weft_model::{RunStatus, StepStatus};
-use weft_store::{AttemptRecord, RunEvent, RunRecord, StepRecord, Store, Transition, now_ms};
+use weft_model::StepStatus;
+use weft_store::{Store, Transition};
 
-fn run(id: &str) -> RunRecord {
-    RunRecord {
-        run_id: id.into(),
-        template_id: "t".into(),
-        template_name: "t".into(),
-        revision: 1,
-        status: RunStatus::Running,
-        inputs: json!({}),
-        outputs: None,
-        error: None,
-        pinned_plugins: Default::default(),
-        idempotency_key: None,
-        progress: Default::default(),
-        created_at: now_ms(),
-        started_at: Some(now_ms()),
-        ended_at: None,
-        next_event_seq: 1,
-        next_log_seq: 1,
-    }
-}
-
-fn step(run: &str, key: &str, status: StepStatus) -> StepRecord {
-    StepRecord {
-        run_id: run.into(),
-        key: key.into(),
-        step_id: key.into(),
-        item: None,
-        status,
-        attempt: 1,
-        input: Some(json!({"n": 10})),
-        output: Some(json!({"value": 55})),
-        error: None,
-        input_request: None,
-        answer: None,
-        answer_has_secrets: false,
-        next_attempt_at: None,
-        attempts: vec![AttemptRecord {
-            attempt: 1,
-            started_at: now_ms(),
-            ended_at: Some(now_ms()),
-            status,
-            error: None,
-        }],
-        ended_at: None,
-        completion_seq: Some(1),
-    }
-}
-
-fn event(run: &str, seq: u64) -> RunEvent {
-    RunEvent {
-        run_id: run.into(),
-        seq,
-        at: now_ms(),
-        kind: "step.started".into(),
-        step: Some("s".into()),
-        attempt: Some(1),
-        message: "attempt 1 started".into(),
-        data: None,
-    }
-}
+mod fixtures;
+use fixtures::{event, run, step, step_transition};
 
 type Shape = fn(u64) -> Transition;
 
@@ -92,18 +33,7 @@ fn shapes() -> Vec<(&'static str, Shape)> {
             ..Default::default()
         }),
         ("step transition: run + 2 steps + 2 events", |i| {
-            let mut r = run("r");
-            r.next_event_seq = i;
-            Transition {
-                run: Some(r),
-                steps: vec![
-                    step("r", &format!("s{i}"), StepStatus::Success),
-                    step("r", &format!("s{}", i + 1), StepStatus::Running),
-                ],
-                events: vec![event("r", 2 * i), event("r", 2 * i + 1)],
-                logs: vec![],
-                creates_run: false,
-            }
+            step_transition("r", i)
         }),
         ("2 steps + 2 events (no run)", |i| Transition {
             run: None,

@@ -220,6 +220,11 @@ impl ApiError {
         Self::Conflict(Json(ErrorBody::new("CONFLICT", message)))
     }
 
+    /// 503 with a message: retry later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(Json(ErrorBody::new("UNAVAILABLE", message)))
+    }
+
     /// 422 with per-field problems.
     pub fn validation(
         code: &str,
@@ -281,14 +286,10 @@ impl From<weft_engine::EngineError> for ApiError {
                 Self::not_found(format!("{m} not found"))
             }
             E::Store(weft_store::StoreError::Conflict(m)) => Self::conflict(m.clone()),
-            E::ShuttingDown => Self::Unavailable(Json(ErrorBody::new(
-                "UNAVAILABLE",
-                "the server is shutting down; retry later",
-            ))),
-            E::Store(s) if s.is_retryable() => Self::Unavailable(Json(ErrorBody::new(
-                "UNAVAILABLE",
-                "the store is unavailable; retry later",
-            ))),
+            E::ShuttingDown => Self::unavailable("the server is shutting down; retry later"),
+            E::Store(s) if s.is_retryable() => {
+                Self::unavailable("the store is unavailable; retry later")
+            }
             _ => Self::internal(&e),
         }
     }

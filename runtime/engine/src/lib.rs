@@ -83,7 +83,11 @@ pub enum EngineError {
 impl EngineError {
     /// Whether retrying the operation may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::ShuttingDown) || matches!(self, Self::Store(e) if e.is_retryable())
+        match self {
+            Self::ShuttingDown => true,
+            Self::Store(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use std::borrow::Borrow;
 use std::fmt::Write;
+use std::sync::LazyLock;
 
 /// Whether `create_run` made a new run or found one with the same idempotency key.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,18 +36,8 @@ pub(crate) fn rows<T: DeserializeOwned>(
         .collect()
 }
 
-/// Run fields written once, when the run is created.
-const IMMUTABLE_RUN_FIELDS: &[&str] = &[
-    "templateId",
-    "templateName",
-    "revision",
-    "inputs",
-    "pinnedPlugins",
-    "idempotencyKey",
-    "createdAt",
-];
-
-/// Run fields a transition may change.
+/// Run fields a transition may change; the others (template, inputs,
+/// pins, idempotency key, creation time) are written once, at creation.
 const MUTABLE_RUN_FIELDS: &[&str] = &[
     "status",
     "outputs",
@@ -77,6 +68,15 @@ const STEP_FIELDS: &[&str] = &[
     "endedAt",
     "completionSeq",
 ];
+
+/// `INSERT INTO <table> $<var> ON DUPLICATE KEY UPDATE` of `fields`.
+fn upsert_statement(table: &str, fields: &[&str], var: &str) -> String {
+    let sets: Vec<String> = fields.iter().map(|f| format!("{f} = $input.{f}")).collect();
+    format!(
+        "INSERT INTO {table} ${var} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
+        sets.join(", ")
+    )
+}
 
 /// The records of a batch of transitions, by table: a batch is written
 /// with one statement per table however many runs it covers (SurrealDB's
@@ -112,9 +112,7 @@ impl BatchWriter {
                 if !t.creates_run {
                     // After creation only the changing fields are written:
                     // inputs and pins can be large and never change.
-                    for immutable in IMMUTABLE_RUN_FIELDS {
-                        fields.remove(*immutable);
-                    }
+                    fields.retain(|f, _| f == "runId" || MUTABLE_RUN_FIELDS.contains(&f.as_str()));
                 }
                 fields.insert("id".into(), json!(run.run_id));
             }
@@ -138,21 +136,19 @@ impl BatchWriter {
 
     /// The transaction and its variables.
     fn finish(mut self) -> (String, Value) {
+        // The upsert statements never change: built once per process.
+        static UPSERT_RUNS: LazyLock<String> =
+            LazyLock::new(|| upsert_statement("run", MUTABLE_RUN_FIELDS, "runs"));
+        static UPSERT_STEPS: LazyLock<String> =
+            LazyLock::new(|| upsert_statement("step", STEP_FIELDS, "steps"));
         let mut sql = String::from("BEGIN TRANSACTION;\n");
         sql.push_str(&self.sql);
-        let upsert = |table: &str, fields: &[&str], var: &str| {
-            let sets: Vec<String> = fields.iter().map(|f| format!("{f} = $input.{f}")).collect();
-            format!(
-                "INSERT INTO {table} ${var} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
-                sets.join(", ")
-            )
-        };
         if !self.runs.is_empty() {
-            sql.push_str(&upsert("run", MUTABLE_RUN_FIELDS, "runs"));
+            sql.push_str(&UPSERT_RUNS);
             self.vars.insert("runs".into(), Value::Array(self.runs));
         }
         if !self.steps.is_empty() {
-            sql.push_str(&upsert("step", STEP_FIELDS, "steps"));
+            sql.push_str(&UPSERT_STEPS);
             self.vars.insert("steps".into(), Value::Array(self.steps));
         }
         if !self.events.is_empty() {

@@ -16,32 +16,42 @@ const WRITE_ATTEMPTS: u32 = 5;
 /// A write in progress: on failure, the artifact's name and why.
 type Write = JoinHandle<Result<(), (String, StoreError)>>;
 
-/// Pending artifact writes of one attempt.
+/// Pending artifact writes of one attempt (its step key and attempt
+/// number are the observer's, passed in).
 pub(super) struct ArtifactWrites {
     store: Store,
     run_id: String,
-    key: String,
-    attempt: u32,
     pending: Mutex<Vec<Write>>,
 }
 
+/// One artifact as the plugin emitted it.
+pub(super) struct Artifact {
+    pub(super) name: String,
+    pub(super) media_type: String,
+    pub(super) data: Vec<u8>,
+}
+
 impl ArtifactWrites {
-    pub(super) fn new(store: Store, run_id: String, key: String, attempt: u32) -> Self {
+    pub(super) fn new(store: Store, run_id: String) -> Self {
         Self {
             store,
             run_id,
-            key,
-            attempt,
             pending: Mutex::default(),
         }
     }
 
-    /// Starts writing an artifact; returns its metadata.
-    pub(super) fn write(&self, name: String, media_type: String, data: Vec<u8>) -> ArtifactRecord {
+    /// Starts writing attempt `attempt` of step `key`'s artifact; returns
+    /// its metadata.
+    pub(super) fn write(&self, key: &str, attempt: u32, artifact: Artifact) -> ArtifactRecord {
+        let Artifact {
+            name,
+            media_type,
+            data,
+        } = artifact;
         let meta = ArtifactRecord {
             run_id: self.run_id.clone(),
-            step_key: self.key.clone(),
-            attempt: self.attempt,
+            step_key: key.to_owned(),
+            attempt,
             name,
             media_type,
             size: data.len() as u64,
@@ -71,9 +81,13 @@ impl ArtifactWrites {
         meta
     }
 
-    /// Waits for every write; a write that failed turns the attempt's
-    /// outcome into a transient (retryable) failure.
-    pub(super) async fn settle<E>(&self, result: Result<StepOutcome, E>) -> Result<StepOutcome, E> {
+    /// Waits for every write of step `key`'s attempt; a write that failed
+    /// turns the attempt's outcome into a transient (retryable) failure.
+    pub(super) async fn settle<E>(
+        &self,
+        key: &str,
+        result: Result<StepOutcome, E>,
+    ) -> Result<StepOutcome, E> {
         let tasks = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         let mut failure = None;
         for task in tasks {
@@ -82,7 +96,7 @@ impl ArtifactWrites {
                 Ok(Err((name, e))) => format!("storing artifact {name} failed: {e}"),
                 Err(e) => format!("storing an artifact failed: {e}"),
             };
-            tracing::error!(run = %self.run_id, step = %self.key, "{problem}");
+            tracing::error!(run = %self.run_id, step = %key, "{problem}");
             failure.get_or_insert(problem);
         }
         match (failure, result) {

@@ -95,7 +95,15 @@ impl InvocationObserver for ToActor {
                 data,
                 ..
             } => {
-                let meta = self.artifacts.write(name, media_type, data);
+                let meta = self.artifacts.write(
+                    &self.key,
+                    self.attempt,
+                    artifacts::Artifact {
+                        name,
+                        media_type,
+                        data,
+                    },
+                );
                 Msg::Artifact {
                     key: self.key.clone(),
                     attempt: self.attempt,

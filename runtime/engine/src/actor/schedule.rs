@@ -306,12 +306,7 @@ impl RunActor {
                 tx: self.tx.clone(),
                 key: key.clone(),
                 attempt,
-                artifacts: ArtifactWrites::new(
-                    self.shared.store.clone(),
-                    self.run.run_id.clone(),
-                    key.clone(),
-                    attempt,
-                ),
+                artifacts: ArtifactWrites::new(self.shared.store.clone(), self.run.run_id.clone()),
             });
             let req = InvokeStepRequest {
                 plugin: step.digest.clone(),
@@ -344,7 +339,7 @@ impl RunActor {
                     Err(_) => Err(InvokeError::Instantiate("engine is shutting down".into())),
                 };
                 // The result counts only once the attempt's artifacts are durable.
-                let result = observer.artifacts.settle(result).await;
+                let result = observer.artifacts.settle(&observer.key, result).await;
                 let _ = tx.send(Msg::Done {
                     key,
                     attempt,

@@ -97,6 +97,19 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
                 .any(|l| l.source == "engine" && l.message.contains("interrupted by a restart")),
             "{logs:?}"
         );
+        // A running run's record is not rewritten per step: the counters
+        // resume from the events and logs themselves, with no gap or reuse.
+        let events = engine.store().events(&id, 0, 1000).await?;
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            (1..=seqs.len() as u64).collect::<Vec<_>>(),
+            "event sequence is dense across the crash: {events:?}"
+        );
+        assert!(
+            logs.windows(2).all(|w| w[0].seq < w[1].seq),
+            "log sequence increases across the crash: {logs:?}"
+        );
     }
     for id in ids(&runs, "approve") {
         let run = engine.wait_for(&id, &[], wait).await?;

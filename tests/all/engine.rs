@@ -278,6 +278,52 @@ async fn cancel_stops_in_flight_plugins_and_pause_holds_new_steps() -> anyhow::R
 }
 
 #[tokio::test]
+async fn progress_of_a_running_run_is_current() -> anyhow::Result<()> {
+    let engine = engine_with(&["core"]).await?;
+    let t = json!({"name": "progress", "steps": [
+        {"id": "a", "uses": "core/noop"},
+        {"id": "b", "uses": "core/sleep", "needs": ["a"], "with": {"ms": 60000}}
+    ]});
+    let run = start(&engine, &t, json!({})).await?;
+    let mut rx = engine.subscribe(&run);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while step_status(&engine, &run, "b").await? != StepStatus::Running {
+        tokio::time::timeout_at(deadline, rx.recv()).await??;
+    }
+    let live = engine.run(&run).await?;
+    assert_eq!(live.status, RunStatus::Running);
+    assert_eq!(
+        (live.progress.completed, live.progress.total),
+        (1, 2),
+        "{live:?}"
+    );
+    assert_eq!(live.progress.running, ["b"]);
+    // The stored record was written when the run started and not for
+    // the step transition since: readers get progress from the engine.
+    let stored = engine.store().get_run(&run).await?;
+    assert_eq!(stored.progress.completed, 0, "{stored:?}");
+    let listed = engine
+        .list_runs(&weft_store::RunFilter {
+            template_id: Some(live.template_id.clone()),
+            page: 1,
+            page_size: 10,
+            ..Default::default()
+        })
+        .await?;
+    assert_eq!(listed.runs[0].progress, live.progress);
+
+    engine.cancel_run(&run, "tester").await?;
+    let done = engine.wait_for(&run, &[], WAIT).await?;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert_eq!(
+        engine.store().get_run(&run).await?.progress,
+        done.progress,
+        "a finished run's record holds its final progress"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn idempotency_keys_and_validation_problems() -> anyhow::Result<()> {
     let engine = engine_with(&["core"]).await?;
     let t = json!({"name": "idem", "steps": [{"id": "a", "uses": "core/noop"}]});

@@ -150,12 +150,7 @@ impl RunsApi {
             page: page.0,
             page_size: page_size.0,
         };
-        let p = self
-            .engine
-            .store()
-            .list_runs(&filter)
-            .await
-            .map_err(weft_engine::EngineError::from)?;
+        let p = self.engine.list_runs(&filter).await?;
         Ok(envelope::page(
             p.runs.into_iter().map(Into::into).collect(),
             filter.page,

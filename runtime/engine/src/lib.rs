@@ -13,6 +13,7 @@ mod committer;
 mod live;
 pub mod metrics;
 mod plan;
+mod progress;
 mod registry;
 mod scheduler;
 
@@ -23,6 +24,7 @@ use actor::{RunActor, RunCommand};
 use committer::Committer;
 use live::LiveHub;
 use plan::RunPlan;
+use progress::LiveProgress;
 use registry::Registry;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -35,7 +37,9 @@ use weft_model::template::{
     TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template,
 };
 use weft_model::{CapabilityGrants, InvocationLimits, PluginDigest, RunStatus};
-use weft_store::{RunRecord, StepRecord, Store, StoreError, TemplateRecord, now_ms};
+use weft_store::{
+    RunFilter, RunPage, RunRecord, StepRecord, Store, StoreError, TemplateRecord, now_ms,
+};
 
 /// Why an engine operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +150,10 @@ pub(crate) struct Shared {
     /// Steps invoked and not yet committed as finished, all runs together.
     pub(crate) running_steps: watch::Sender<usize>,
     runs: Mutex<HashMap<String, RunSlot>>,
+    /// Progress of RUNNING runs whose record in the store is behind: a
+    /// transition that changes only steps leaves the run record alone
+    /// (one record fewer per step), so readers take progress from here.
+    pub(crate) live_progress: LiveProgress,
     /// Validated plans by (template id, revision), with the registry
     /// generation they were resolved against: starting a run of a known
     /// revision neither re-parses nor re-validates the template.
@@ -175,7 +183,21 @@ impl Shared {
 
     pub(crate) fn finish_run(&self, run_id: &str) {
         self.lock_runs().remove(run_id);
+        self.live_progress.forget(run_id);
         self.live.close(run_id);
+    }
+
+    /// A stored run with its steps, ready for an actor: the sequence
+    /// numbers of a RUNNING run's record may be behind its events and logs.
+    async fn load_run(
+        &self,
+        mut run: RunRecord,
+    ) -> Result<(RunRecord, Vec<StepRecord>), EngineError> {
+        let steps = self.store.steps(&run.run_id).await?;
+        let (events, logs) = self.store.next_sequences(&run.run_id).await?;
+        run.next_event_seq = run.next_event_seq.max(events);
+        run.next_log_seq = run.next_log_seq.max(logs);
+        Ok((run, steps))
     }
 
     pub(crate) fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunSlot>> {
@@ -239,6 +261,7 @@ impl Engine {
             stopping: AtomicBool::new(false),
             running_steps: watch::Sender::new(0),
             runs: Mutex::default(),
+            live_progress: LiveProgress::default(),
             plans: Mutex::default(),
         });
         let engine = Self {
@@ -255,7 +278,7 @@ impl Engine {
         let runs = self.shared.store.unfinished_runs().await?;
         let n = runs.len();
         for run in runs {
-            let steps = self.shared.store.steps(&run.run_id).await?;
+            let (run, steps) = self.shared.load_run(run).await?;
             let plan = match self.plan_for(&run).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -460,7 +483,7 @@ impl Engine {
         }
         let run = actor.record().clone();
         self.shared.lock_runs().insert(run_id, RunSlot::Active(tx));
-        self.shared.publish(&initial);
+        self.shared.publish(&run.run_id, &initial);
         tokio::spawn(actor.run());
         Ok(run)
     }
@@ -489,7 +512,7 @@ impl Engine {
     /// channel closes and the caller retries).
     async fn unpark(&self, run_id: &str, first: RunCommand) -> Result<(), EngineError> {
         let run = self.shared.store.get_run(run_id).await?;
-        let steps = self.shared.store.steps(run_id).await?;
+        let (run, steps) = self.shared.load_run(run).await?;
         let plan = self.plan_for(&run).await?;
         let (tx, rx) = mpsc::channel(actor::COMMAND_QUEUE);
         // A fresh channel has room: this cannot fail.
@@ -584,7 +607,18 @@ impl Engine {
 
     /// A run's current state.
     pub async fn run(&self, run_id: &str) -> Result<RunRecord, EngineError> {
-        Ok(self.shared.store.get_run(run_id).await?)
+        let mut run = self.shared.store.get_run(run_id).await?;
+        self.shared.live_progress.overlay(&mut run);
+        Ok(run)
+    }
+
+    /// Runs matching a filter, newest first, with live progress.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<RunPage, EngineError> {
+        let mut page = self.shared.store.list_runs(filter).await?;
+        for run in &mut page.runs {
+            self.shared.live_progress.overlay(run);
+        }
+        Ok(page)
     }
 
     /// A run's steps.

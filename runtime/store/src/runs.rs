@@ -301,6 +301,29 @@ impl Store {
         rows(&mut res, 0)
     }
 
+    /// The next event and log sequence numbers of a run, from the events
+    /// and logs it has: a RUNNING run's record is not rewritten for every
+    /// transition, so the counters it holds may be behind.
+    pub async fn next_sequences(&self, run_id: &str) -> Result<(u64, u64), StoreError> {
+        let mut res = self
+            .run(
+                "math::max(SELECT VALUE seq FROM run_event WHERE runId = $id) ?? 0;\
+                 math::max(SELECT VALUE seq FROM log WHERE runId = $id) ?? 0;",
+                json!({"id": run_id}),
+            )
+            .await?;
+        let mut next = [1u64; 2];
+        for (i, n) in next.iter_mut().enumerate() {
+            // math::max answers with whichever number kind it computed in.
+            let max: Option<Value> = res.take(i).map_err(|e| StoreError::Codec(e.to_string()))?;
+            let max = max
+                .as_ref()
+                .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)));
+            *n = max.unwrap_or(0) + 1;
+        }
+        Ok((next[0], next[1]))
+    }
+
     /// A step's log lines after `after_seq`, in order.
     pub async fn logs(
         &self,

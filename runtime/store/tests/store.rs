@@ -128,6 +128,9 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
     );
     assert_eq!(store.events("r1", 1, 10).await?.len(), 1);
     assert_eq!(store.logs("r1", "a", 0, 10).await?[0].message, "hi");
+    // Counters come from the events and logs themselves, not the record.
+    assert_eq!(store.next_sequences("r1").await?, (3, 2));
+    assert_eq!(store.next_sequences("no-such-run").await?, (1, 1));
     assert!(store.unfinished_runs().await?.is_empty());
 
     for i in 0..5 {

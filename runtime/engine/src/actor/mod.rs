@@ -152,6 +152,8 @@ pub(crate) struct RunActor {
     needs_compensation: bool,
     deadline: Option<Instant>,
     first_log_at: Option<Instant>,
+    /// The run-level fields as last written to the store.
+    stored_head: RunHead,
     tx: mpsc::UnboundedSender<Msg>,
     rx: mpsc::UnboundedReceiver<Msg>,
     commands: mpsc::Receiver<RunCommand>,
@@ -190,6 +192,31 @@ fn error_json(code: &str, message: &str, retryable: bool) -> Value {
     json!({"code": code, "message": message, "retryable": retryable})
 }
 
+/// The fields of a run record that only the record holds. While a run is
+/// RUNNING and these have not changed, a transition does not write the
+/// record: progress is served from memory and sequence numbers are
+/// recovered from the events and logs themselves.
+#[derive(Debug, Clone, PartialEq)]
+struct RunHead {
+    status: RunStatus,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+    outputs: Option<Value>,
+    error: Option<Value>,
+}
+
+impl RunHead {
+    fn of(run: &RunRecord) -> Self {
+        Self {
+            status: run.status,
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            outputs: run.outputs.clone(),
+            error: run.error.clone(),
+        }
+    }
+}
+
 /// How [`RunActor::run`] ended.
 enum Exit {
     /// The run reached a terminal state.
@@ -226,9 +253,11 @@ impl RunActor {
             item: None,
             index: None,
         };
+        let stored_head = RunHead::of(&run);
         let mut actor = Self {
             shared,
             plan,
+            stored_head,
             run,
             steps: BTreeMap::new(),
             agenda: Agenda::default(),
@@ -373,6 +402,7 @@ impl RunActor {
         self.dirty_steps.extend(self.steps.keys().cloned());
         self.schedule();
         let mut t = self.take_transition();
+        t.run = Some(self.run.clone());
         t.creates_run = true;
         t
     }
@@ -493,8 +523,13 @@ impl RunActor {
             .filter_map(|k| self.steps.get(&k).cloned())
             .collect();
         self.first_log_at = None;
+        let head = RunHead::of(&self.run);
+        let write_run = head.status != RunStatus::Running || head != self.stored_head;
+        if write_run {
+            self.stored_head = head;
+        }
         Transition {
-            run: Some(self.run.clone()),
+            run: write_run.then(|| self.run.clone()),
             steps,
             events: std::mem::take(&mut self.events),
             logs: std::mem::take(&mut self.logs),
@@ -521,7 +556,13 @@ impl RunActor {
                 }
             }
         }
-        self.shared.publish(&t);
+        let run_id = &self.run.run_id;
+        if t.run.is_some() {
+            self.shared.live_progress.forget(run_id);
+        } else {
+            self.shared.live_progress.set(run_id, &self.run.progress);
+        }
+        self.shared.publish(run_id, &t);
         self.acknowledge_commands();
     }
 
@@ -563,18 +604,15 @@ struct LogLine<'a> {
 
 impl Shared {
     /// Publishes a committed transition's events and logs to live subscribers.
-    pub(crate) fn publish(&self, t: &Transition) {
-        let Some(run) = &t.run else {
-            return;
-        };
-        if !self.live.has_subscribers(&run.run_id) {
+    pub(crate) fn publish(&self, run_id: &str, t: &Transition) {
+        if !self.live.has_subscribers(run_id) {
             return;
         }
         for e in &t.events {
-            self.live.publish(&run.run_id, LiveEvent::Event(e.clone()));
+            self.live.publish(run_id, LiveEvent::Event(e.clone()));
         }
         for l in &t.logs {
-            self.live.publish(&run.run_id, LiveEvent::Log(l.clone()));
+            self.live.publish(run_id, LiveEvent::Log(l.clone()));
         }
     }
 }

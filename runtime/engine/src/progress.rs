@@ -1,0 +1,91 @@
+//! Progress of running runs, for readers.
+//!
+//! A transition that changes only steps leaves the run record alone (one
+//! record fewer per step), so while a run is RUNNING its stored progress
+//! is behind; its actor keeps the current one here. Any other status is
+//! written together with its progress.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use weft_model::RunStatus;
+use weft_store::{RunProgress, RunRecord};
+
+/// Current progress of RUNNING runs whose stored record is behind.
+#[derive(Default)]
+pub(crate) struct LiveProgress {
+    runs: Mutex<HashMap<String, RunProgress>>,
+}
+
+impl LiveProgress {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunProgress>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a run's progress after a commit that did not write its record.
+    pub(crate) fn set(&self, run_id: &str, progress: &RunProgress) {
+        self.lock().insert(run_id.to_owned(), progress.clone());
+    }
+
+    /// Forgets a run: its stored record is current again.
+    pub(crate) fn forget(&self, run_id: &str) {
+        self.lock().remove(run_id);
+    }
+
+    /// Brings a stored run's progress up to date.
+    pub(crate) fn overlay(&self, run: &mut RunRecord) {
+        if run.status != RunStatus::Running {
+            return;
+        }
+        if let Some(p) = self.lock().get(&run.run_id) {
+            run.progress = p.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(status: RunStatus) -> RunRecord {
+        RunRecord {
+            run_id: "r".into(),
+            template_id: "t".into(),
+            template_name: "t".into(),
+            revision: 1,
+            status,
+            inputs: serde_json::Value::Null,
+            outputs: None,
+            error: None,
+            pinned_plugins: Default::default(),
+            idempotency_key: None,
+            progress: RunProgress::default(),
+            created_at: 0,
+            started_at: None,
+            ended_at: None,
+            next_event_seq: 1,
+            next_log_seq: 1,
+        }
+    }
+
+    #[test]
+    fn only_running_records_take_live_progress() {
+        let live = LiveProgress::default();
+        let p = RunProgress {
+            completed: 3,
+            total: 5,
+            running: vec!["d".into()],
+        };
+        live.set("r", &p);
+        let mut running = run(RunStatus::Running);
+        live.overlay(&mut running);
+        assert_eq!(running.progress, p);
+        // A finished run's record was written with its final progress.
+        let mut done = run(RunStatus::Success);
+        live.overlay(&mut done);
+        assert_eq!(done.progress, RunProgress::default());
+        live.forget("r");
+        let mut again = run(RunStatus::Running);
+        live.overlay(&mut again);
+        assert_eq!(again.progress, RunProgress::default());
+    }
+}

@@ -4,7 +4,10 @@ use crate::{Store, StoreError, now_ms};
 use serde_json::json;
 
 /// Every migration, in order. Released migrations never change.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.surql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.surql")),
+    (2, include_str!("../migrations/0002_keyed_by_run.surql")),
+];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
     // The migration table may not exist yet; defining it is idempotent.
@@ -35,4 +38,36 @@ pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
         tracing::info!(version, "applied store migration");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A version 1 store with events and logs under random ids comes out
+    /// of version 2 readable through the keyed range scans.
+    #[tokio::test]
+    async fn version_2_rekeys_events_and_logs() -> Result<(), Box<dyn std::error::Error>> {
+        let db = surrealdb::engine::any::connect("mem://").await?;
+        db.use_ns("weft").use_db("main").await?;
+        let store = Store { db: Arc::new(db) };
+        store.run(MIGRATIONS[0].1, json!({})).await?;
+        store
+            .run(
+                "CREATE type::record('migration', 1) SET version = 1;\
+                 CREATE run_event CONTENT { runId: 'r', seq: 2, at: 2, kind: 'k', message: 'second' };\
+                 CREATE run_event CONTENT { runId: 'r', seq: 1, at: 1, kind: 'k', message: 'first' };\
+                 CREATE log CONTENT { runId: 'r', stepKey: 'a', attempt: 1, seq: 1, at: 1, level: 'info', message: 'hi', source: 'plugin' };",
+                json!({}),
+            )
+            .await?;
+        apply(&store).await?;
+        let events = store.events("r", 0, 10).await?;
+        let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["first", "second"]);
+        assert_eq!(store.logs("r", "a", 0, 10).await?[0].message, "hi");
+        assert_eq!(store.next_sequences("r").await?, (3, 2));
+        Ok(())
+    }
 }

@@ -126,10 +126,18 @@ impl BatchWriter {
             self.steps.push(record);
         }
         for e in &t.events {
-            self.events.push(to_json(e)?);
+            let mut record = to_json(e)?;
+            if let Some(fields) = record.as_object_mut() {
+                fields.insert("id".into(), json!([e.run_id, e.seq]));
+            }
+            self.events.push(record);
         }
         for l in &t.logs {
-            self.logs.push(to_json(l)?);
+            let mut record = to_json(l)?;
+            if let Some(fields) = record.as_object_mut() {
+                fields.insert("id".into(), json!([l.run_id, l.step_key, l.seq]));
+            }
+            self.logs.push(record);
         }
         Ok(())
     }
@@ -152,11 +160,13 @@ impl BatchWriter {
             self.vars.insert("steps".into(), Value::Array(self.steps));
         }
         if !self.events.is_empty() {
-            sql.push_str("INSERT INTO run_event $events RETURN NONE;\n");
+            // IGNORE: a transition retried after a commit that did land
+            // (a lost reply) must not fail on its own events.
+            sql.push_str("INSERT IGNORE INTO run_event $events RETURN NONE;\n");
             self.vars.insert("events".into(), Value::Array(self.events));
         }
         if !self.logs.is_empty() {
-            sql.push_str("INSERT INTO log $logs RETURN NONE;\n");
+            sql.push_str("INSERT IGNORE INTO log $logs RETURN NONE;\n");
             self.vars.insert("logs".into(), Value::Array(self.logs));
         }
         sql.push_str("COMMIT TRANSACTION;");
@@ -270,7 +280,7 @@ impl Store {
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let mut res = self
             .run(
-                "SELECT * OMIT id FROM step WHERE runId = $id ORDER BY key;",
+                "SELECT * OMIT id FROM step:[$id, NONE]..[$id, {}];",
                 json!({"id": run_id}),
             )
             .await?;
@@ -294,7 +304,7 @@ impl Store {
     ) -> Result<Vec<RunEvent>, StoreError> {
         let mut res = self
             .run(
-                "SELECT * OMIT id FROM run_event WHERE runId = $id AND seq > $after ORDER BY seq LIMIT $limit;",
+                "SELECT * OMIT id FROM run_event:[$id, $after]>..[$id, {}] LIMIT $limit;",
                 json!({"id": run_id, "after": after_seq, "limit": limit.clamp(1, 1000)}),
             )
             .await?;
@@ -307,8 +317,8 @@ impl Store {
     pub async fn next_sequences(&self, run_id: &str) -> Result<(u64, u64), StoreError> {
         let mut res = self
             .run(
-                "math::max(SELECT VALUE seq FROM run_event WHERE runId = $id) ?? 0;\
-                 math::max(SELECT VALUE seq FROM log WHERE runId = $id) ?? 0;",
+                "math::max(SELECT VALUE seq FROM run_event:[$id, NONE]..[$id, {}]) ?? 0;\
+                 math::max(SELECT VALUE seq FROM log:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;",
                 json!({"id": run_id}),
             )
             .await?;
@@ -334,7 +344,7 @@ impl Store {
     ) -> Result<Vec<LogRecord>, StoreError> {
         let mut res = self
             .run(
-                "SELECT * OMIT id FROM log WHERE runId = $id AND stepKey = $step AND seq > $after ORDER BY seq LIMIT $limit;",
+                "SELECT * OMIT id FROM log:[$id, $step, $after]>..[$id, $step, {}] LIMIT $limit;",
                 json!({"id": run_id, "step": step_key, "after": after_seq, "limit": limit.clamp(1, 1000)}),
             )
             .await?;

@@ -10,7 +10,9 @@
 //! (1 repetition per workload, fewer samples, 500 waiting runs);
 //! `WEFT_BENCH_WASM=<file>` uses another build of the core plugin;
 //! `WEFT_BENCH_ONLY=windmill,many,memory` (any subset) picks the sections
-//! (the raw invocation and commit costs are always measured).
+//! (the raw invocation and commit costs are always measured);
+//! `WEFT_BENCH_STORE=mem://` (or any store URL) replaces the durable
+//! store, to tell the engine's own cost from the store's.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -292,6 +294,18 @@ async fn many_runs(
 }
 
 fn main() -> Result<()> {
+    // SurrealDB reports "record exists" internally on every upsert of an
+    // existing record, and that error captures a backtrace whenever
+    // RUST_BACKTRACE is set: a measurable share of each commit. As in
+    // `weft serve`, library backtraces stay off unless RUST_LIB_BACKTRACE
+    // asks for them.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first statement of `main`; no other thread exists yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RUST_LIB_BACKTRACE", "0");
+        }
+    }
     let quick = std::env::var_os("WEFT_BENCH_QUICK").is_some();
     let only = std::env::var("WEFT_BENCH_ONLY").ok();
     let wants = |section: &str| {
@@ -306,7 +320,8 @@ fn main() -> Result<()> {
     rt.block_on(async {
         let bytes = core_wasm()?;
         let dir = tempfile::tempdir()?;
-        let url = format!("surrealkv://{}", dir.path().join("db").display());
+        let url = std::env::var("WEFT_BENCH_STORE")
+            .unwrap_or_else(|_| format!("surrealkv://{}", dir.path().join("db").display()));
         let store = Store::connect(&url).await?;
         let host = Arc::new(PluginHost::new(HostConfig {
             // Compiled plugins are cached across bench runs (keyed by digest
@@ -448,7 +463,7 @@ fn main() -> Result<()> {
         println!("| host: core/fibo(10) invocation | {} | {} | {invoke_n} |", fmt(invoke), fmt(invoke_p99));
         println!("| store: commit of one RunRecord upsert (surrealkv, fsync) | {} | {} | {commit_n} |", fmt(commit), fmt(commit_p99));
         println!("| invocation + commit | {} | | |", fmt(invoke + commit));
-        println!("| store: commit of one sequential-step transition (run, 2 steps, 2 events) | {} | {} | {step_commit_n} |", fmt(step_commit), fmt(step_commit_p99));
+        println!("| store: commit of one sequential-step transition (2 steps, 2 events) | {} | {} | {step_commit_n} |", fmt(step_commit), fmt(step_commit_p99));
         println!();
         println!("| ratio (engine time per sequential step) / (invocation + commit) | per step | ratio | target | per step / (invocation + step-transition commit) |");
         println!("|---|---|---|---|---|");

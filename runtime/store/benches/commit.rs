@@ -32,18 +32,15 @@ fn shapes() -> Vec<(&'static str, Shape)> {
             steps: vec![step("r", &format!("s{}", i % 2), StepStatus::Running)],
             ..Default::default()
         }),
-        ("step transition: run + 2 steps + 2 events", |i| {
+        ("sequential step: 2 steps + 2 events", |i| {
             step_transition("r", i)
         }),
-        ("2 steps + 2 events (no run)", |i| Transition {
-            run: None,
-            steps: vec![
-                step("r", &format!("s{i}"), StepStatus::Success),
-                step("r", &format!("s{}", i + 1), StepStatus::Running),
-            ],
-            events: vec![event("r", 2 * i), event("r", 2 * i + 1)],
-            logs: vec![],
-            creates_run: false,
+        ("step with a status change: run + 2 steps + 2 events", |i| {
+            let mut t = step_transition("r", i);
+            let mut r = run("r");
+            r.next_event_seq = 2 * i + 2;
+            t.run = Some(r);
+            t
         }),
     ]
 }

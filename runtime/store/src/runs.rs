@@ -8,7 +8,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use std::borrow::Borrow;
 use std::fmt::Write;
-use std::sync::LazyLock;
 
 /// Whether `create_run` made a new run or found one with the same idempotency key.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,34 +48,15 @@ const MUTABLE_RUN_FIELDS: &[&str] = &[
     "nextLogSeq",
 ];
 
-/// Every step field (steps are written whole).
-const STEP_FIELDS: &[&str] = &[
-    "runId",
-    "key",
-    "stepId",
-    "item",
-    "status",
-    "attempt",
-    "input",
-    "output",
-    "error",
-    "inputRequest",
-    "answer",
-    "answerHasSecrets",
-    "nextAttemptAt",
-    "attempts",
-    "endedAt",
-    "completionSeq",
-];
-
-/// `INSERT INTO <table> $<var> ON DUPLICATE KEY UPDATE` of `fields`.
-fn upsert_statement(table: &str, fields: &[&str], var: &str) -> String {
-    let sets: Vec<String> = fields.iter().map(|f| format!("{f} = $input.{f}")).collect();
-    format!(
-        "INSERT INTO {table} ${var} ON DUPLICATE KEY UPDATE {} RETURN NONE;\n",
-        sets.join(", ")
-    )
-}
+/// Upserts of the batch's runs and steps. A loop of `UPSERT … CONTENT` /
+/// `MERGE` per record, not `INSERT … ON DUPLICATE KEY UPDATE f = $input.f,
+/// …`: SurrealDB evaluates every `$input.f` of that clause per record, which
+/// made a step's update cost twice the CPU (measured on `mem://`: 2 existing
+/// steps 499 µs that way, 266 µs this way).
+const UPSERT_RUNS: &str =
+    "FOR $r IN $runs { UPSERT type::record('run', $r.runId) MERGE $r RETURN NONE; };\n";
+/// Steps are written whole.
+const UPSERT_STEPS: &str = "FOR $s IN $steps { UPSERT type::record('step', [$s.runId, $s.key]) CONTENT $s RETURN NONE; };\n";
 
 /// The records of a batch of transitions, by table: a batch is written
 /// with one statement per table however many runs it covers (SurrealDB's
@@ -114,16 +94,11 @@ impl BatchWriter {
                     // inputs and pins can be large and never change.
                     fields.retain(|f, _| f == "runId" || MUTABLE_RUN_FIELDS.contains(&f.as_str()));
                 }
-                fields.insert("id".into(), json!(run.run_id));
             }
             self.runs.push(record);
         }
         for s in &t.steps {
-            let mut record = to_json(s)?;
-            if let Some(fields) = record.as_object_mut() {
-                fields.insert("id".into(), json!([s.run_id, s.key]));
-            }
-            self.steps.push(record);
+            self.steps.push(to_json(s)?);
         }
         for e in &t.events {
             let mut record = to_json(e)?;
@@ -144,19 +119,14 @@ impl BatchWriter {
 
     /// The transaction and its variables.
     fn finish(mut self) -> (String, Value) {
-        // The upsert statements never change: built once per process.
-        static UPSERT_RUNS: LazyLock<String> =
-            LazyLock::new(|| upsert_statement("run", MUTABLE_RUN_FIELDS, "runs"));
-        static UPSERT_STEPS: LazyLock<String> =
-            LazyLock::new(|| upsert_statement("step", STEP_FIELDS, "steps"));
         let mut sql = String::from("BEGIN TRANSACTION;\n");
         sql.push_str(&self.sql);
         if !self.runs.is_empty() {
-            sql.push_str(&UPSERT_RUNS);
+            sql.push_str(UPSERT_RUNS);
             self.vars.insert("runs".into(), Value::Array(self.runs));
         }
         if !self.steps.is_empty() {
-            sql.push_str(&UPSERT_STEPS);
+            sql.push_str(UPSERT_STEPS);
             self.vars.insert("steps".into(), Value::Array(self.steps));
         }
         if !self.events.is_empty() {

@@ -90,6 +90,10 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
 
     let mut r = run("r1", Some("key-1"), 10);
     r.status = RunStatus::Success;
+    r.outputs = Some(json!({"a": 1}));
+    // A later transition carries only the fields that change: the stored
+    // inputs must survive it.
+    r.inputs = json!(null);
     let mut s = step("r1", "a", StepStatus::Success);
     s.output = Some(json!({"value": 55}));
     let log = LogRecord {
@@ -112,7 +116,11 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             creates_run: false,
         }])
         .await?;
-    assert_eq!(store.get_run("r1").await?.status, RunStatus::Success);
+    let stored = store.get_run("r1").await?;
+    assert_eq!(stored.status, RunStatus::Success);
+    assert_eq!(stored.outputs, Some(json!({"a": 1})));
+    assert_eq!(stored.inputs, json!({"n": 1}));
+    assert_eq!(stored.created_at, 10);
     assert_eq!(
         store.steps("r1").await?[0].output,
         Some(json!({"value": 55}))
@@ -128,6 +136,27 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
     );
     assert_eq!(store.events("r1", 1, 10).await?.len(), 1);
     assert_eq!(store.logs("r1", "a", 0, 10).await?[0].message, "hi");
+    // Steps are written whole: a field cleared by a later transition goes.
+    let mut b = step("r1", "b", StepStatus::Retrying);
+    b.error = Some(json!({"code": "transient"}));
+    for clear in [false, true] {
+        if clear {
+            b.error = None;
+            b.status = StepStatus::Success;
+        }
+        store
+            .commit(&[Transition {
+                steps: vec![b.clone()],
+                ..Default::default()
+            }])
+            .await?;
+    }
+    let stored_b = store.steps("r1").await?;
+    assert_eq!(
+        stored_b.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert_eq!(stored_b[1], b);
     // Counters come from the events and logs themselves, not the record.
     assert_eq!(store.next_sequences("r1").await?, (3, 2));
     assert_eq!(store.next_sequences("no-such-run").await?, (1, 1));

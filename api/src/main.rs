@@ -56,17 +56,10 @@ struct ServeArgs {
 }
 
 fn main() -> Result<()> {
-    // SurrealDB reports "record exists" internally on every upsert of an
-    // existing record, and that error captures a backtrace whenever
-    // RUST_BACKTRACE is set: a measurable share of each commit. Library
-    // backtraces stay off unless RUST_LIB_BACKTRACE asks for them; panics
-    // still follow RUST_BACKTRACE.
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: first statement of `main`; no other thread exists yet.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var("RUST_LIB_BACKTRACE", "0");
-        }
+    // SAFETY: first statement of `main`; no other thread exists yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        weft_engine::process::prepare_process();
     }
     tracing_subscriber::fmt()
         .with_env_filter(

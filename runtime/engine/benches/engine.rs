@@ -294,17 +294,10 @@ async fn many_runs(
 }
 
 fn main() -> Result<()> {
-    // SurrealDB reports "record exists" internally on every upsert of an
-    // existing record, and that error captures a backtrace whenever
-    // RUST_BACKTRACE is set: a measurable share of each commit. As in
-    // `weft serve`, library backtraces stay off unless RUST_LIB_BACKTRACE
-    // asks for them.
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: first statement of `main`; no other thread exists yet.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var("RUST_LIB_BACKTRACE", "0");
-        }
+    // SAFETY: first statement of `main`; no other thread exists yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        weft_engine::process::prepare_process();
     }
     let quick = std::env::var_os("WEFT_BENCH_QUICK").is_some();
     let only = std::env::var("WEFT_BENCH_ONLY").ok();

@@ -13,6 +13,7 @@ mod committer;
 mod live;
 pub mod metrics;
 mod plan;
+pub mod process;
 mod progress;
 mod registry;
 mod scheduler;

@@ -94,20 +94,20 @@ impl Store {
         }
     }
 
-    /// A template by id or, failing that, by name.
+    /// A template by name or, failing that, by id.
     pub async fn template(&self, id_or_name: &str) -> Result<TemplateRecord, StoreError> {
         crate::check_key("template", id_or_name)?;
+        // One statement: by name first (what clients mostly send), by id
+        // only when no template has that name.
         let mut res = self
             .run(
-                "SELECT * OMIT id FROM type::record('template', $k); SELECT * OMIT id FROM template WHERE name = $k;",
+                "RETURN (SELECT * OMIT id FROM template WHERE name = $k LIMIT 1) \
+                 || (SELECT * OMIT id FROM type::record('template', $k));",
                 json!({"k": id_or_name}),
             )
             .await?;
-        let by_id: Vec<TemplateRecord> = rows(&mut res, 0)?;
-        let by_name: Vec<TemplateRecord> = rows(&mut res, 1)?;
-        by_id
+        rows::<TemplateRecord>(&mut res, 0)?
             .into_iter()
-            .chain(by_name)
             .next()
             .ok_or_else(|| StoreError::NotFound(format!("template {id_or_name}")))
     }

@@ -210,6 +210,12 @@ async fn templates_revisions_and_schedule_claims() -> anyhow::Result<()> {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.template("hello").await?.revision, 2);
+    // By id as well as by name; neither is not found.
+    assert_eq!(store.template("t1").await?.name, "hello");
+    assert!(matches!(
+        store.template("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(store.template_revisions("t1").await?.len(), 2);
     assert_eq!(
         store.template_revision("t1", 1).await?.body["steps"],

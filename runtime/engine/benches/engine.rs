@@ -10,7 +10,8 @@
 //! (1 repetition per workload, fewer samples, 500 waiting runs);
 //! `WEFT_BENCH_WASM=<file>` uses another build of the core plugin;
 //! `WEFT_BENCH_ONLY=windmill,many,memory` (any subset) picks the sections
-//! (the raw invocation and commit costs are always measured);
+//! (the raw invocation and commit costs are always measured; the full
+//! memory section re-runs this binary for a fresh process);
 //! `WEFT_BENCH_STORE=mem://` (or any store URL) replaces the durable
 //! store, to tell the engine's own cost from the store's.
 
@@ -503,7 +504,29 @@ fn main() -> Result<()> {
 
         }
         // ---- 4: memory of runs waiting for input --------------------------
-        if wants("memory") {
+        // The store keeps in memory what the earlier sections wrote (its
+        // memtable), so after them the full 10k-run section runs in a fresh
+        // process. (QUICK's 500 runs are too few to measure from a cold
+        // start: allocator warm-up would dominate, so they stay in-process.)
+        let earlier_sections = !quick && (wants("windmill") || wants("many"));
+        if wants("memory") && earlier_sections {
+            let out = std::process::Command::new(std::env::current_exe()?)
+                .args(std::env::args().skip(1))
+                .env("WEFT_BENCH_ONLY", "memory")
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let section = text
+                .lines()
+                .skip_while(|l| !l.starts_with("### Memory"))
+                .take_while(|l| !l.starts_with("Peers"));
+            for line in section {
+                println!("{}", line.replace("### Memory:", "### Memory (fresh process):"));
+            }
+            if !out.status.success() {
+                eprintln!("memory section FAILED: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+        if wants("memory") && !earlier_sections {
         engine
             .create_template(&json!({"name": "one-approval", "steps": [{"id": "ask", "uses": "core/approval", "with": {"prompt": "Ship it?"}}]}))
             .await?;

@@ -160,7 +160,12 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
     // Cursors past the end (hostile Last-Event-ID values too) read nothing.
     assert!(store.events("r1", u64::MAX, 10).await?.is_empty());
     assert!(store.logs("r1", "a", u64::MAX, 10).await?.is_empty());
-    assert!(store.events("r1", i64::MAX as u64 + 1, 10).await?.is_empty());
+    assert!(
+        store
+            .events("r1", i64::MAX as u64 + 1, 10)
+            .await?
+            .is_empty()
+    );
     // Counters come from the events and logs themselves, not the record.
     assert_eq!(store.next_sequences("r1").await?, (3, 2));
     assert_eq!(store.next_sequences("no-such-run").await?, (1, 1));

@@ -58,6 +58,14 @@ const UPSERT_RUNS: &str =
 /// Steps are written whole.
 const UPSERT_STEPS: &str = "FOR $s IN $steps { UPSERT type::record('step', [$s.runId, $s.key]) CONTENT $s RETURN NONE; };\n";
 
+/// `record` with its record id set (for inserts; upserts name theirs).
+fn keyed(mut record: Value, id: Value) -> Value {
+    if let Some(fields) = record.as_object_mut() {
+        fields.insert("id".into(), id);
+    }
+    record
+}
+
 /// The records of a batch of transitions, by table and by whether they are
 /// new: a batch is written with a few statements however many runs it
 /// covers. A new run and its initial steps are plain inserts, the cheapest
@@ -92,47 +100,34 @@ impl BatchWriter {
                 self.vars.insert(k.clone(), json!(key));
                 self.vars.insert(format!("{k}r"), json!(run.run_id));
             }
-            if let Some(fields) = record.as_object_mut() {
-                if t.creates_run {
-                    fields.insert("id".into(), json!(run.run_id));
-                } else {
-                    // After creation only the changing fields are written (and
-                    // merged): inputs and pins can be large and never change.
+            if t.creates_run {
+                self.new_runs.push(keyed(record, json!(run.run_id)));
+            } else {
+                // After creation only the changing fields are written (and
+                // merged): inputs and pins can be large and never change.
+                if let Some(fields) = record.as_object_mut() {
                     fields.retain(|f, _| f == "runId" || MUTABLE_RUN_FIELDS.contains(&f.as_str()));
                 }
-            }
-            if t.creates_run {
-                self.new_runs.push(record);
-            } else {
                 self.runs.push(record);
             }
         }
         for s in &t.steps {
-            let mut record = to_json(s)?;
+            let record = to_json(s)?;
             if t.creates_run {
                 // A new run's steps are new too (fan-out items appear
                 // later and go through the upsert).
-                if let Some(fields) = record.as_object_mut() {
-                    fields.insert("id".into(), json!([s.run_id, s.key]));
-                }
-                self.new_steps.push(record);
+                self.new_steps.push(keyed(record, json!([s.run_id, s.key])));
             } else {
                 self.steps.push(record);
             }
         }
         for e in &t.events {
-            let mut record = to_json(e)?;
-            if let Some(fields) = record.as_object_mut() {
-                fields.insert("id".into(), json!([e.run_id, e.seq]));
-            }
-            self.events.push(record);
+            self.events
+                .push(keyed(to_json(e)?, json!([e.run_id, e.seq])));
         }
         for l in &t.logs {
-            let mut record = to_json(l)?;
-            if let Some(fields) = record.as_object_mut() {
-                fields.insert("id".into(), json!([l.run_id, l.step_key, l.seq]));
-            }
-            self.logs.push(record);
+            self.logs
+                .push(keyed(to_json(l)?, json!([l.run_id, l.step_key, l.seq])));
         }
         Ok(())
     }
@@ -141,33 +136,37 @@ impl BatchWriter {
     fn finish(mut self) -> (String, Value) {
         let mut sql = String::from("BEGIN TRANSACTION;\n");
         sql.push_str(&self.sql);
-        if !self.new_runs.is_empty() {
-            sql.push_str("INSERT INTO run $new_runs RETURN NONE;\n");
-            self.vars
-                .insert("new_runs".into(), Value::Array(self.new_runs));
-        }
-        if !self.new_steps.is_empty() {
-            sql.push_str("INSERT INTO step $new_steps RETURN NONE;\n");
-            self.vars
-                .insert("new_steps".into(), Value::Array(self.new_steps));
-        }
-        if !self.runs.is_empty() {
-            sql.push_str(UPSERT_RUNS);
-            self.vars.insert("runs".into(), Value::Array(self.runs));
-        }
-        if !self.steps.is_empty() {
-            sql.push_str(UPSERT_STEPS);
-            self.vars.insert("steps".into(), Value::Array(self.steps));
-        }
-        if !self.events.is_empty() {
-            // IGNORE: a transition retried after a commit that did land
-            // (a lost reply) must not fail on its own events.
-            sql.push_str("INSERT IGNORE INTO run_event $events RETURN NONE;\n");
-            self.vars.insert("events".into(), Value::Array(self.events));
-        }
-        if !self.logs.is_empty() {
-            sql.push_str("INSERT IGNORE INTO log $logs RETURN NONE;\n");
-            self.vars.insert("logs".into(), Value::Array(self.logs));
+        // IGNORE for events and logs: a transition retried after a commit
+        // that did land (a lost reply) must not fail on its own records.
+        let parts = [
+            (
+                "INSERT INTO run $new_runs RETURN NONE;\n",
+                "new_runs",
+                self.new_runs,
+            ),
+            (
+                "INSERT INTO step $new_steps RETURN NONE;\n",
+                "new_steps",
+                self.new_steps,
+            ),
+            (UPSERT_RUNS, "runs", self.runs),
+            (UPSERT_STEPS, "steps", self.steps),
+            (
+                "INSERT IGNORE INTO run_event $events RETURN NONE;\n",
+                "events",
+                self.events,
+            ),
+            (
+                "INSERT IGNORE INTO log $logs RETURN NONE;\n",
+                "logs",
+                self.logs,
+            ),
+        ];
+        for (statement, var, records) in parts {
+            if !records.is_empty() {
+                sql.push_str(statement);
+                self.vars.insert(var.into(), Value::Array(records));
+            }
         }
         sql.push_str("COMMIT TRANSACTION;");
         (sql, Value::Object(self.vars))

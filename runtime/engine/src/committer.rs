@@ -92,28 +92,12 @@ async fn commit_batch(store: &Store, batch: Vec<(Arc<Transition>, Reply)>) {
 mod tests {
     use super::*;
     use weft_model::RunStatus;
-    use weft_store::RunRecord;
 
     fn creating(run_id: &str, key: Option<&str>) -> Arc<Transition> {
+        let mut run = crate::test_support::run_record(run_id, RunStatus::Pending);
+        run.idempotency_key = key.map(str::to_owned);
         Arc::new(Transition {
-            run: Some(RunRecord {
-                run_id: run_id.into(),
-                template_id: "t".into(),
-                template_name: "t".into(),
-                revision: 1,
-                status: RunStatus::Pending,
-                inputs: serde_json::json!({}),
-                outputs: None,
-                error: None,
-                pinned_plugins: Default::default(),
-                idempotency_key: key.map(str::to_owned),
-                progress: Default::default(),
-                created_at: 1,
-                started_at: None,
-                ended_at: None,
-                next_event_seq: 1,
-                next_log_seq: 1,
-            }),
+            run: Some(run),
             creates_run: true,
             ..Default::default()
         })

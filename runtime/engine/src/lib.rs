@@ -17,6 +17,8 @@ pub mod process;
 mod progress;
 mod registry;
 mod scheduler;
+#[cfg(test)]
+mod test_support;
 
 pub use live::LiveEvent;
 pub use registry::PluginEntry;

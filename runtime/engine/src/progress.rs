@@ -47,24 +47,7 @@ mod tests {
     use super::*;
 
     fn run(status: RunStatus) -> RunRecord {
-        RunRecord {
-            run_id: "r".into(),
-            template_id: "t".into(),
-            template_name: "t".into(),
-            revision: 1,
-            status,
-            inputs: serde_json::Value::Null,
-            outputs: None,
-            error: None,
-            pinned_plugins: Default::default(),
-            idempotency_key: None,
-            progress: RunProgress::default(),
-            created_at: 0,
-            started_at: None,
-            ended_at: None,
-            next_event_seq: 1,
-            next_log_seq: 1,
-        }
+        crate::test_support::run_record("r", status)
     }
 
     #[test]

@@ -99,12 +99,9 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
         );
         // A running run's record is not rewritten per step: the counters
         // resume from the events and logs themselves, with no gap or reuse.
-        let events = engine.store().events(&id, 0, 1000).await?;
-        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-        assert_eq!(
-            seqs,
-            (1..=seqs.len() as u64).collect::<Vec<_>>(),
-            "event sequence is dense across the crash: {events:?}"
+        weft_tests::assert_dense_sequence(
+            &engine.store().events(&id, 0, 1000).await?,
+            "event sequence is dense across the crash",
         );
         assert!(
             logs.windows(2).all(|w| w[0].seq < w[1].seq),

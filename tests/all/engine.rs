@@ -62,12 +62,7 @@ async fn a_dag_with_expressions_succeeds() -> anyhow::Result<()> {
     );
     assert_eq!(done.progress.completed, 4);
     let events = engine.store().events(&run, 0, 100).await?;
-    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(
-        seqs,
-        (1..=seqs.len() as u64).collect::<Vec<_>>(),
-        "event sequence is dense"
-    );
+    weft_tests::assert_dense_sequence(&events, "event sequence is dense");
     assert!(events.iter().any(|e| e.kind == "run.success"));
 
     // Bad inputs are refused before anything runs.

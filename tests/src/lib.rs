@@ -130,3 +130,13 @@ pub async fn engine_on(
     }
     Ok(engine)
 }
+
+/// Asserts that `events` are numbered 1, 2, 3… with no gap or repeat.
+pub fn assert_dense_sequence(events: &[weft_store::RunEvent], what: &str) {
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "{what}: {events:?}"
+    );
+}

@@ -21,9 +21,16 @@ impl LiveProgress {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a run's progress after a commit that did not write its record.
+    /// Records a run's progress after a commit that did not write its
+    /// record (every step of a running run: its entry is reused).
     pub(crate) fn set(&self, run_id: &str, progress: &RunProgress) {
-        self.lock().insert(run_id.to_owned(), progress.clone());
+        let mut runs = self.lock();
+        match runs.get_mut(run_id) {
+            Some(p) => p.clone_from(progress),
+            None => {
+                runs.insert(run_id.to_owned(), progress.clone());
+            }
+        }
     }
 
     /// Forgets a run: its stored record is current again.

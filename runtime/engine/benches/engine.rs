@@ -370,6 +370,7 @@ fn main() -> Result<()> {
             ended_at: None,
             next_event_seq: 1,
             next_log_seq: 1,
+            next_journal_seq: 1,
         };
         let mut commit = Vec::new();
         for i in 0..if quick { 150 } else { 550 } {

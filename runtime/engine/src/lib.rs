@@ -197,9 +197,10 @@ impl Shared {
         mut run: RunRecord,
     ) -> Result<(RunRecord, Vec<StepRecord>), EngineError> {
         let steps = self.store.steps(&run.run_id).await?;
-        let (events, logs) = self.store.next_sequences(&run.run_id).await?;
-        run.next_event_seq = run.next_event_seq.max(events);
-        run.next_log_seq = run.next_log_seq.max(logs);
+        let next = self.store.next_sequences(&run.run_id).await?;
+        run.next_event_seq = run.next_event_seq.max(next.event);
+        run.next_log_seq = run.next_log_seq.max(next.log);
+        run.next_journal_seq = run.next_journal_seq.max(next.journal);
         Ok((run, steps))
     }
 
@@ -457,6 +458,7 @@ impl Engine {
             ended_at: None,
             next_event_seq: 2,
             next_log_seq: 1,
+            next_journal_seq: 1,
         };
         let created = weft_store::RunEvent {
             run_id: run_id.clone(),

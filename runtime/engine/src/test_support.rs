@@ -22,5 +22,6 @@ pub(crate) fn run_record(run_id: &str, status: RunStatus) -> RunRecord {
         ended_at: None,
         next_event_seq: 1,
         next_log_seq: 1,
+        next_journal_seq: 1,
     }
 }

@@ -24,12 +24,14 @@ fn shapes() -> Vec<(&'static str, Shape)> {
                 ..Default::default()
             }
         }),
-        ("one event insert", |i| Transition {
+        ("one event (journal record)", |i| Transition {
             events: vec![event("r", i)],
+            journal_seq: i + 1,
             ..Default::default()
         }),
-        ("one step upsert", |i| Transition {
+        ("one step change (journal record)", |i| Transition {
             steps: vec![step("r", &format!("s{}", i % 2), StepStatus::Running)],
+            journal_seq: i + 1,
             ..Default::default()
         }),
         ("sequential step: 2 steps + 2 events", |i| {

@@ -24,7 +24,7 @@ pub use records::{
     ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage,
     RunProgress, RunRecord, StepRecord, TemplateRecord, TemplateRevisionRecord, Transition,
 };
-pub use runs::CreateRunOutcome;
+pub use runs::{CreateRunOutcome, NextSequences};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,7 @@ use serde_json::json;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.surql")),
     (2, include_str!("../migrations/0002_keyed_by_run.surql")),
+    (3, include_str!("../migrations/0003_journal.surql")),
 ];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {
@@ -67,7 +68,8 @@ mod tests {
         let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, ["first", "second"]);
         assert_eq!(store.logs("r", "a", 0, 10).await?[0].message, "hi");
-        assert_eq!(store.next_sequences("r").await?, (3, 2));
+        let next = store.next_sequences("r").await?;
+        assert_eq!((next.event, next.log, next.journal), (3, 2, 1));
         Ok(())
     }
 }

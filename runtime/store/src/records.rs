@@ -110,6 +110,11 @@ pub struct RunRecord {
     /// reading its logs back).
     #[serde(default = "first_seq")]
     pub next_log_seq: u64,
+    /// Position of the run's next journal record (see
+    /// [`Transition::journal_seq`]); like the other counters it may be
+    /// behind in a RUNNING run's record and is recovered from the journal.
+    #[serde(default = "first_seq")]
+    pub next_journal_seq: u64,
 }
 
 fn first_seq() -> u64 {
@@ -251,6 +256,11 @@ pub struct Transition {
     /// This transition creates the run: its idempotency key (if any) is
     /// claimed in the same transaction, so a reused key fails the commit.
     pub creates_run: bool,
+    /// Position (from 1, increasing per run) of the journal record that holds
+    /// this transition's steps and events. Every transition after a run's
+    /// creation that changes steps or writes events needs one; a creating
+    /// transition writes its steps and events as records of their own.
+    pub journal_seq: u64,
 }
 
 /// Filters for listing runs, newest first.

@@ -7,7 +7,19 @@ use crate::{Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use std::borrow::Borrow;
+use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// The next sequence numbers of a run, recovered from what it stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextSequences {
+    /// The next event's.
+    pub event: u64,
+    /// The next log line's.
+    pub log: u64,
+    /// The next journal record's.
+    pub journal: u64,
+}
 
 /// Whether `create_run` made a new run or found one with the same idempotency key.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,17 +58,15 @@ const MUTABLE_RUN_FIELDS: &[&str] = &[
     "endedAt",
     "nextEventSeq",
     "nextLogSeq",
+    "nextJournalSeq",
 ];
 
-/// Upserts of the batch's runs and steps. A loop of `UPSERT … CONTENT` /
-/// `MERGE` per record, not `INSERT … ON DUPLICATE KEY UPDATE f = $input.f,
-/// …`: SurrealDB evaluates every `$input.f` of that clause per record, which
-/// made a step's update cost twice the CPU (measured on `mem://`: 2 existing
-/// steps 499 µs that way, 266 µs this way).
+/// Upserts of the batch's changed runs: a loop of `UPSERT … MERGE` per
+/// record, not `INSERT … ON DUPLICATE KEY UPDATE f = $input.f, …`, whose
+/// clause SurrealDB evaluates per field and record (twice the CPU, measured
+/// on `mem://`).
 const UPSERT_RUNS: &str =
     "FOR $r IN $runs { UPSERT type::record('run', $r.runId) MERGE $r RETURN NONE; };\n";
-/// Steps are written whole.
-const UPSERT_STEPS: &str = "FOR $s IN $steps { UPSERT type::record('step', [$s.runId, $s.key]) CONTENT $s RETURN NONE; };\n";
 
 /// `record` with its record id set (for inserts; upserts name theirs).
 fn keyed(mut record: Value, id: Value) -> Value {
@@ -66,11 +76,14 @@ fn keyed(mut record: Value, id: Value) -> Value {
     record
 }
 
-/// The records of a batch of transitions, by table and by whether they are
-/// new: a batch is written with a few statements however many runs it
-/// covers. A new run and its initial steps are plain inserts, the cheapest
-/// write SurrealDB has (2 new steps: 133 µs of CPU inserted, 253 µs
-/// through `ON DUPLICATE KEY UPDATE`, on `mem://`).
+/// The records of a batch of transitions, by table: a batch is written
+/// with a few statements however many runs it covers. Only new records are
+/// written, except for runs whose head changed: a new run, its initial
+/// steps and its first events are plain inserts, and each later
+/// transition's steps and events are one new journal record (the
+/// cheapest write SurrealDB has: on `mem://` a journal record with 2 steps
+/// and 2 events costs about 150 µs of CPU, updating 2 existing steps
+/// 450–600 µs).
 #[derive(Default)]
 struct BatchWriter {
     sql: String,
@@ -78,8 +91,8 @@ struct BatchWriter {
     new_runs: Vec<Value>,
     new_steps: Vec<Value>,
     runs: Vec<Value>,
-    steps: Vec<Value>,
     events: Vec<Value>,
+    journal: Vec<Value>,
     logs: Vec<Value>,
 }
 
@@ -111,19 +124,35 @@ impl BatchWriter {
                 self.runs.push(record);
             }
         }
-        for s in &t.steps {
-            let record = to_json(s)?;
-            if t.creates_run {
-                // A new run's steps are new too (fan-out items appear
-                // later and go through the upsert).
-                self.new_steps.push(keyed(record, json!([s.run_id, s.key])));
-            } else {
-                self.steps.push(record);
+        if t.creates_run {
+            for s in &t.steps {
+                self.new_steps
+                    .push(keyed(to_json(s)?, json!([s.run_id, s.key])));
             }
-        }
-        for e in &t.events {
-            self.events
-                .push(keyed(to_json(e)?, json!([e.run_id, e.seq])));
+            for e in &t.events {
+                self.events
+                    .push(keyed(to_json(e)?, json!([e.run_id, e.seq])));
+            }
+        } else if let Some(run_id) = t
+            .steps
+            .first()
+            .map(|s| &s.run_id)
+            .or_else(|| t.events.first().map(|e| &e.run_id))
+        {
+            if t.journal_seq == 0 {
+                return Err(StoreError::Codec(format!(
+                    "a transition of run {run_id} changes steps or events without a journal position"
+                )));
+            }
+            self.journal.push(json!({
+                "id": [run_id, t.journal_seq],
+                "runId": run_id,
+                "seq": t.journal_seq,
+                // 0 without events: event reads skip the record.
+                "lastEventSeq": t.events.iter().map(|e| e.seq).max().unwrap_or(0),
+                "steps": to_json(&t.steps)?,
+                "events": to_json(&t.events)?,
+            }));
         }
         for l in &t.logs {
             self.logs
@@ -136,8 +165,9 @@ impl BatchWriter {
     fn finish(mut self) -> (String, Value) {
         let mut sql = String::from("BEGIN TRANSACTION;\n");
         sql.push_str(&self.sql);
-        // IGNORE for events and logs: a transition retried after a commit
-        // that did land (a lost reply) must not fail on its own records.
+        // IGNORE for events, journal and logs: a transition retried after
+        // a commit that did land (a lost reply) must not fail on its own
+        // records.
         let parts = [
             (
                 "INSERT INTO run $new_runs RETURN NONE;\n",
@@ -150,11 +180,15 @@ impl BatchWriter {
                 self.new_steps,
             ),
             (UPSERT_RUNS, "runs", self.runs),
-            (UPSERT_STEPS, "steps", self.steps),
             (
                 "INSERT IGNORE INTO run_event $events RETURN NONE;\n",
                 "events",
                 self.events,
+            ),
+            (
+                "INSERT IGNORE INTO journal $journal RETURN NONE;\n",
+                "journal",
+                self.journal,
             ),
             (
                 "INSERT IGNORE INTO log $logs RETURN NONE;\n",
@@ -275,15 +309,24 @@ impl Store {
         })
     }
 
-    /// A run's steps, in key order.
+    /// A run's steps, in key order: the records written at its creation
+    /// with the journal's later states laid over them in order.
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let mut res = self
             .run(
-                "SELECT * OMIT id FROM step:[$id, NONE]..[$id, {}];",
+                "SELECT * OMIT id FROM step:[$id, NONE]..[$id, {}];\
+                 SELECT VALUE steps FROM journal:[$id, NONE]..[$id, {}];",
                 json!({"id": run_id}),
             )
             .await?;
-        rows(&mut res, 0)
+        let created: Vec<StepRecord> = rows(&mut res, 0)?;
+        let journal: Vec<Vec<StepRecord>> = rows(&mut res, 1)?;
+        let mut steps: BTreeMap<String, StepRecord> =
+            created.into_iter().map(|s| (s.key.clone(), s)).collect();
+        for s in journal.into_iter().flatten() {
+            steps.insert(s.key.clone(), s);
+        }
+        Ok(steps.into_values().collect())
     }
 
     /// Runs that have not finished, for recovery at start-up.
@@ -294,43 +337,61 @@ impl Store {
         rows(&mut res, 0)
     }
 
-    /// A run's events after `after_seq`, in order.
+    /// A run's events after `after_seq`, in order: those written at its
+    /// creation and those in its journal.
     pub async fn events(
         &self,
         run_id: &str,
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<RunEvent>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        // Journal records hold their events in order and `lastEventSeq`
+        // grows with `seq`, so the first `limit` records past the cursor
+        // hold at least the first `limit` events past it.
         let mut res = self
             .run(
-                "SELECT * OMIT id FROM run_event:[$id, $after]>..[$id, {}] LIMIT $limit;",
-                json!({"id": run_id, "after": after_seq, "limit": limit.clamp(1, 1000)}),
+                "SELECT * OMIT id FROM run_event:[$id, $after]>..[$id, {}] LIMIT $limit;\
+                 SELECT VALUE events FROM journal:[$id, NONE]..[$id, {}] WHERE lastEventSeq > $after LIMIT $limit;",
+                json!({"id": run_id, "after": after_seq, "limit": limit}),
             )
             .await?;
-        rows(&mut res, 0)
+        let mut events: Vec<RunEvent> = rows(&mut res, 0)?;
+        let journal: Vec<Vec<RunEvent>> = rows(&mut res, 1)?;
+        events.extend(journal.into_iter().flatten().filter(|e| e.seq > after_seq));
+        events.sort_by_key(|e| e.seq);
+        events.dedup_by_key(|e| e.seq);
+        events.truncate(limit as usize);
+        Ok(events)
     }
 
-    /// The next event and log sequence numbers of a run, from the events
-    /// and logs it has: a RUNNING run's record is not rewritten for every
-    /// transition, so the counters it holds may be behind.
-    pub async fn next_sequences(&self, run_id: &str) -> Result<(u64, u64), StoreError> {
+    /// The next event, log and journal sequence numbers of a run, from
+    /// what it has stored: a RUNNING run's record is not rewritten for
+    /// every transition, so the counters it holds may be behind.
+    pub async fn next_sequences(&self, run_id: &str) -> Result<NextSequences, StoreError> {
         let mut res = self
             .run(
                 "math::max(SELECT VALUE seq FROM run_event:[$id, NONE]..[$id, {}]) ?? 0;\
-                 math::max(SELECT VALUE seq FROM log:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;",
+                 math::max(SELECT VALUE seq FROM log:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;\
+                 math::max(SELECT VALUE lastEventSeq FROM journal:[$id, NONE]..[$id, {}]) ?? 0;\
+                 math::max(SELECT VALUE seq FROM journal:[$id, NONE]..[$id, {}]) ?? 0;",
                 json!({"id": run_id}),
             )
             .await?;
-        let mut next = [1u64; 2];
-        for (i, n) in next.iter_mut().enumerate() {
+        let mut max = [0u64; 4];
+        for (i, n) in max.iter_mut().enumerate() {
             // math::max answers with whichever number kind it computed in.
-            let max: Option<Value> = res.take(i).map_err(|e| StoreError::Codec(e.to_string()))?;
-            let max = max
+            let v: Option<Value> = res.take(i).map_err(|e| StoreError::Codec(e.to_string()))?;
+            *n = v
                 .as_ref()
-                .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)));
-            *n = max.unwrap_or(0) + 1;
+                .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
+                .unwrap_or(0);
         }
-        Ok((next[0], next[1]))
+        Ok(NextSequences {
+            event: max[0].max(max[2]) + 1,
+            log: max[1] + 1,
+            journal: max[3] + 1,
+        })
     }
 
     /// A step's log lines after `after_seq`, in order.

@@ -5,8 +5,8 @@
 use serde_json::json;
 use weft_model::{RunStatus, StepStatus};
 use weft_store::{
-    ArtifactRecord, CreateRunOutcome, LogRecord, RunEvent, RunFilter, RunRecord, StepRecord, Store,
-    StoreError, Transition,
+    ArtifactRecord, CreateRunOutcome, LogRecord, NextSequences, RunEvent, RunFilter, RunRecord,
+    StepRecord, Store, StoreError, Transition,
 };
 
 fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
@@ -27,6 +27,7 @@ fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
         ended_at: None,
         next_event_seq: 1,
         next_log_seq: 1,
+        next_journal_seq: 1,
     }
 }
 
@@ -73,6 +74,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         events: vec![event("r1", 1)],
         logs: vec![],
         creates_run: true,
+        journal_seq: 0,
     };
     assert_eq!(store.create_run(&t).await?, CreateRunOutcome::Created);
     let again = Transition {
@@ -114,6 +116,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             events: vec![event("r1", 2)],
             logs: vec![log],
             creates_run: false,
+            journal_seq: 1,
         }])
         .await?;
     let stored = store.get_run("r1").await?;
@@ -147,6 +150,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         store
             .commit(&[Transition {
                 steps: vec![b.clone()],
+                journal_seq: 2 + u64::from(clear),
                 ..Default::default()
             }])
             .await?;
@@ -167,8 +171,19 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             .is_empty()
     );
     // Counters come from the events and logs themselves, not the record.
-    assert_eq!(store.next_sequences("r1").await?, (3, 2));
-    assert_eq!(store.next_sequences("no-such-run").await?, (1, 1));
+    let next = |event, log, journal| NextSequences {
+        event,
+        log,
+        journal,
+    };
+    assert_eq!(store.next_sequences("r1").await?, next(3, 2, 4));
+    assert_eq!(store.next_sequences("no-such-run").await?, next(1, 1, 1));
+    // A later transition without a journal position is refused, not lost.
+    let unplaced = Transition {
+        steps: vec![b.clone()],
+        ..Default::default()
+    };
+    assert!(store.commit(&[unplaced]).await.is_err());
     assert!(store.unfinished_runs().await?.is_empty());
 
     for i in 0..5 {
@@ -196,6 +211,61 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         ["p4", "p3"]
     );
     assert_eq!(store.unfinished_runs().await?.len(), 5);
+    Ok(())
+}
+
+/// Events written at creation and in journal records (some with several
+/// events, some with none) page in order with any page size; a later
+/// journal record's step state wins over an earlier one and the creation's.
+#[tokio::test]
+async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()> {
+    let store = Store::connect("mem://").await?;
+    store
+        .create_run(&Transition {
+            run: Some(run("j", None, 1)),
+            steps: vec![step("j", "a", StepStatus::Pending)],
+            events: vec![event("j", 1), event("j", 2)],
+            ..Default::default()
+        })
+        .await?;
+    let mut seq = 3;
+    for j in 1..=20u64 {
+        // 0, 1 or 2 events per record.
+        let events: Vec<RunEvent> = (0..j % 3)
+            .map(|_| {
+                seq += 1;
+                event("j", seq - 1)
+            })
+            .collect();
+        let mut a = step("j", "a", StepStatus::Running);
+        a.attempt = u32::try_from(j)?;
+        store
+            .commit(&[Transition {
+                steps: vec![a],
+                events,
+                journal_seq: j,
+                ..Default::default()
+            }])
+            .await?;
+    }
+    let last = seq - 1;
+    for page in [1, 2, 3, 7, 1000] {
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let got = store.events("j", after, page).await?;
+            assert!(got.len() <= page as usize);
+            let Some(e) = got.last() else { break };
+            after = e.seq;
+            seen.extend(got.iter().map(|e| e.seq));
+        }
+        assert_eq!(seen, (1..=last).collect::<Vec<_>>(), "page size {page}");
+    }
+    let steps = store.steps("j").await?;
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].attempt, 20);
+    let next = store.next_sequences("j").await?;
+    assert_eq!((next.event, next.journal), (last + 1, 21));
     Ok(())
 }
 

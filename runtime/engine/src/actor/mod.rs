@@ -528,12 +528,23 @@ impl RunActor {
         if write_run {
             self.stored_head = head;
         }
+        let events = std::mem::take(&mut self.events);
+        // Taken even by the creating transition (which writes no journal
+        // record): positions need only grow.
+        let journal_seq = if steps.is_empty() && events.is_empty() {
+            0
+        } else {
+            let seq = self.run.next_journal_seq.max(1);
+            self.run.next_journal_seq = seq + 1;
+            seq
+        };
         Transition {
             run: write_run.then(|| self.run.clone()),
             steps,
-            events: std::mem::take(&mut self.events),
+            events,
             logs: std::mem::take(&mut self.logs),
             creates_run: false,
+            journal_seq,
         }
     }
 

@@ -256,10 +256,9 @@ pub struct Transition {
     /// This transition creates the run: its idempotency key (if any) is
     /// claimed in the same transaction, so a reused key fails the commit.
     pub creates_run: bool,
-    /// Position (from 1, increasing per run) of the journal record that holds
-    /// this transition's steps and events. Every transition after a run's
-    /// creation that changes steps or writes events needs one; a creating
-    /// transition writes its steps and events as records of their own.
+    /// Position (from 1, increasing per run) of the journal record that
+    /// holds this transition's steps and events; every transition that
+    /// changes steps or writes events needs one.
     pub journal_seq: u64,
 }
 

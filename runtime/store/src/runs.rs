@@ -78,20 +78,18 @@ fn keyed(mut record: Value, id: Value) -> Value {
 
 /// The records of a batch of transitions, by table: a batch is written
 /// with a few statements however many runs it covers. Only new records are
-/// written, except for runs whose head changed: a new run, its initial
-/// steps and its first events are plain inserts, and each later
-/// transition's steps and events are one new journal record (the
-/// cheapest write SurrealDB has: on `mem://` a journal record with 2 steps
-/// and 2 events costs about 150 µs of CPU, updating 2 existing steps
-/// 450–600 µs).
+/// written, except for runs whose head changed: a new run is a plain
+/// insert, and each transition's steps and events are one new journal
+/// record (the cheapest write SurrealDB has: on `mem://` a journal record
+/// with 2 steps and 2 events costs about 150 µs of CPU, updating 2
+/// existing steps 450–600 µs). The `step` and `run_event` tables hold
+/// what schema version 2 wrote; they are read, never written.
 #[derive(Default)]
 struct BatchWriter {
     sql: String,
     vars: Map<String, Value>,
     new_runs: Vec<Value>,
-    new_steps: Vec<Value>,
     runs: Vec<Value>,
-    events: Vec<Value>,
     journal: Vec<Value>,
     logs: Vec<Value>,
 }
@@ -124,16 +122,7 @@ impl BatchWriter {
                 self.runs.push(record);
             }
         }
-        if t.creates_run {
-            for s in &t.steps {
-                self.new_steps
-                    .push(keyed(to_json(s)?, json!([s.run_id, s.key])));
-            }
-            for e in &t.events {
-                self.events
-                    .push(keyed(to_json(e)?, json!([e.run_id, e.seq])));
-            }
-        } else if let Some(run_id) = t
+        if let Some(run_id) = t
             .steps
             .first()
             .map(|s| &s.run_id)
@@ -165,7 +154,7 @@ impl BatchWriter {
     fn finish(mut self) -> (String, Value) {
         let mut sql = String::from("BEGIN TRANSACTION;\n");
         sql.push_str(&self.sql);
-        // IGNORE for events, journal and logs: a transition retried after
+        // IGNORE for the journal and logs: a transition retried after
         // a commit that did land (a lost reply) must not fail on its own
         // records.
         let parts = [
@@ -174,17 +163,7 @@ impl BatchWriter {
                 "new_runs",
                 self.new_runs,
             ),
-            (
-                "INSERT INTO step $new_steps RETURN NONE;\n",
-                "new_steps",
-                self.new_steps,
-            ),
             (UPSERT_RUNS, "runs", self.runs),
-            (
-                "INSERT IGNORE INTO run_event $events RETURN NONE;\n",
-                "events",
-                self.events,
-            ),
             (
                 "INSERT IGNORE INTO journal $journal RETURN NONE;\n",
                 "journal",
@@ -309,8 +288,8 @@ impl Store {
         })
     }
 
-    /// A run's steps, in key order: the records written at its creation
-    /// with the journal's later states laid over them in order.
+    /// A run's steps, in key order: the journal's states laid over each
+    /// other in order (over any step records schema version 2 wrote).
     pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
         let mut res = self
             .run(
@@ -337,8 +316,8 @@ impl Store {
         rows(&mut res, 0)
     }
 
-    /// A run's events after `after_seq`, in order: those written at its
-    /// creation and those in its journal.
+    /// A run's events after `after_seq`, in order: those in its journal
+    /// and any event records schema version 2 wrote.
     pub async fn events(
         &self,
         run_id: &str,

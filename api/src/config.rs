@@ -95,6 +95,9 @@ pub struct EngineSection {
     pub max_concurrent_steps: Option<usize>,
     /// On SIGTERM/SIGINT, how long in-flight steps get to finish (ms).
     pub shutdown_grace_ms: Option<u64>,
+    /// Memory for finished runs' records served without a store read
+    /// (MiB; 0 turns the cache off).
+    pub finished_run_cache_mb: Option<u64>,
     /// Limits of every step invocation.
     #[serde(default)]
     pub step_limits: LimitsSection,
@@ -197,6 +200,9 @@ pub fn merge(
         }
         engine.max_concurrent_steps = n;
     }
+    if let Some(mb) = file.engine.finished_run_cache_mb {
+        engine.finished_run_cache_bytes = mb.saturating_mul(1024 * 1024);
+    }
     let l = &file.engine.step_limits;
     let limits: &mut InvocationLimits = &mut engine.step_limits;
     let positive = |v: Option<u64>, key| match v {
@@ -277,6 +283,7 @@ mod tests {
             data_dir = "/var/lib/weft"
             [engine]
             max_concurrent_steps = 8
+            finished_run_cache_mb = 0
             [engine.step_limits]
             timeout_ms = 1500
             max_log_lines = 50
@@ -287,6 +294,7 @@ mod tests {
         assert_eq!(s.db, "mem://");
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/weft"));
         assert_eq!(s.engine.max_concurrent_steps, 8);
+        assert_eq!(s.engine.finished_run_cache_bytes, 0);
         assert_eq!(s.engine.step_limits.timeout, Duration::from_millis(1500));
         assert_eq!(s.engine.step_limits.max_log_lines, 50);
         // Keys the file leaves out keep their defaults.

@@ -10,6 +10,7 @@
 
 mod actor;
 mod committer;
+mod finished;
 mod live;
 pub mod metrics;
 mod plan;
@@ -25,6 +26,7 @@ pub use registry::PluginEntry;
 
 use actor::{RunActor, RunCommand};
 use committer::Committer;
+use finished::FinishedRuns;
 use live::LiveHub;
 use plan::RunPlan;
 use progress::LiveProgress;
@@ -107,6 +109,9 @@ pub struct EngineConfig {
     pub step_limits: InvocationLimits,
     /// Secrets available to expressions (`secrets.x`) and to plugins granted them.
     pub secrets: BTreeMap<String, String>,
+    /// Memory for records of finished runs served without a store read
+    /// (estimated bytes; 0 turns the cache off).
+    pub finished_run_cache_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -115,6 +120,7 @@ impl Default for EngineConfig {
             max_concurrent_steps: 256,
             step_limits: InvocationLimits::default(),
             secrets: BTreeMap::new(),
+            finished_run_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -157,6 +163,8 @@ pub(crate) struct Shared {
     /// transition that changes only steps leaves the run record alone
     /// (one record fewer per step), so readers take progress from here.
     pub(crate) live_progress: LiveProgress,
+    /// Records of finished runs, which never change.
+    finished_runs: FinishedRuns,
     /// Validated plans by (template id, revision), with the registry
     /// generation they were resolved against: starting a run of a known
     /// revision neither re-parses nor re-validates the template.
@@ -248,6 +256,7 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         let registry = Registry::new(host.clone(), store.clone());
         registry.load_all().await?;
+        let finished_runs = FinishedRuns::new(config.finished_run_cache_bytes);
         let shared = Arc::new(Shared {
             secrets: Arc::new(
                 config
@@ -266,6 +275,7 @@ impl Engine {
             running_steps: watch::Sender::new(0),
             runs: Mutex::default(),
             live_progress: LiveProgress::default(),
+            finished_runs,
             plans: Mutex::default(),
         });
         let engine = Self {
@@ -612,7 +622,11 @@ impl Engine {
 
     /// A run's current state.
     pub async fn run(&self, run_id: &str) -> Result<RunRecord, EngineError> {
+        if let Some(run) = self.shared.finished_runs.get(run_id) {
+            return Ok(run);
+        }
         let mut run = self.shared.store.get_run(run_id).await?;
+        self.shared.finished_runs.remember(&run);
         self.shared.live_progress.overlay(&mut run);
         Ok(run)
     }

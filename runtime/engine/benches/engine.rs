@@ -372,6 +372,13 @@ fn main() -> Result<()> {
             next_log_seq: 1,
             next_journal_seq: 1,
         };
+        // The reference commit updates an existing run record.
+        store
+            .create_run(&Transition {
+                run: Some(record.clone()),
+                ..Default::default()
+            })
+            .await?;
         let mut commit = Vec::new();
         for i in 0..if quick { 150 } else { 550 } {
             record.next_event_seq = i + 1;
@@ -456,7 +463,7 @@ fn main() -> Result<()> {
         println!("| measurement | p50 | p99 | n |");
         println!("|---|---|---|---|");
         println!("| host: core/fibo(10) invocation | {} | {} | {invoke_n} |", fmt(invoke), fmt(invoke_p99));
-        println!("| store: commit of one RunRecord upsert (surrealkv, fsync) | {} | {} | {commit_n} |", fmt(commit), fmt(commit_p99));
+        println!("| store: commit of one RunRecord update (surrealkv, fsync) | {} | {} | {commit_n} |", fmt(commit), fmt(commit_p99));
         println!("| invocation + commit | {} | | |", fmt(invoke + commit));
         println!("| store: commit of one sequential-step transition (2 steps, 2 events) | {} | {} | {step_commit_n} |", fmt(step_commit), fmt(step_commit_p99));
         println!();

@@ -16,7 +16,7 @@ type Shape = fn(u64) -> Transition;
 
 fn shapes() -> Vec<(&'static str, Shape)> {
     vec![
-        ("run upsert only (the engine bench's reference)", |i| {
+        ("run update only (the engine bench's reference)", |i| {
             let mut r = run("r");
             r.next_event_seq = i;
             Transition {
@@ -72,6 +72,15 @@ fn main() -> Result<()> {
         let kv =
             Store::connect(&format!("surrealkv://{}", dir.path().join("db").display())).await?;
         let mem = Store::connect("mem://").await?;
+        // The reference shape updates run `r`, which must exist.
+        for store in [&kv, &mem] {
+            store
+                .create_run(&Transition {
+                    run: Some(run("r")),
+                    ..Default::default()
+                })
+                .await?;
+        }
         let n = std::env::var("WEFT_BENCH_N")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -260,6 +260,10 @@ pub struct Transition {
     /// holds this transition's steps and events; every transition that
     /// changes steps or writes events needs one.
     pub journal_seq: u64,
+    /// The run's last event sequence number as of this transition (0
+    /// before its first event). It leads the journal record's key, so a
+    /// read of events after a cursor starts at the cursor.
+    pub events_through: u64,
 }
 
 /// Filters for listing runs, newest first.

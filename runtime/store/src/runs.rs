@@ -21,6 +21,13 @@ pub struct NextSequences {
     pub journal: u64,
 }
 
+/// A journal record's position and step states (JSON text).
+#[derive(serde::Deserialize)]
+struct JournalSteps {
+    seq: u64,
+    steps: String,
+}
+
 /// Whether `create_run` made a new run or found one with the same idempotency key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CreateRunOutcome {
@@ -161,12 +168,13 @@ impl BatchWriter {
                     "a transition of run {run_id} changes steps or events without a journal position"
                 )));
             }
+            let last_event = t.events.iter().map(|e| e.seq).max().unwrap_or(0);
             self.journal.push(json!({
-                "id": [run_id, t.journal_seq],
+                "id": [run_id, t.events_through.max(last_event), t.journal_seq],
                 "runId": run_id,
                 "seq": t.journal_seq,
                 // 0 without events: event reads skip the record.
-                "lastEventSeq": t.events.iter().map(|e| e.seq).max().unwrap_or(0),
+                "lastEventSeq": last_event,
                 "steps": to_text(&t.steps)?,
                 "events": to_text(&t.events)?,
             }));
@@ -324,16 +332,22 @@ impl Store {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM step:[$id, NONE]..[$id, {}];\
-                 SELECT VALUE steps FROM journal:[$id, NONE]..[$id, {}];",
+                 SELECT seq, steps FROM journal:[$id, NONE, NONE]..[$id, {}, {}];",
                 json!({"id": run_id}),
             )
             .await?;
         let created: Vec<StepRecord> = rows(&mut res, 0)?;
-        let journal: Vec<StepRecord> = from_texts(&mut res, 1)?;
+        let mut journal: Vec<JournalSteps> = rows(&mut res, 1)?;
+        // Commit order is `seq` order (the key leads with the event cursor).
+        journal.sort_by_key(|j| j.seq);
         let mut steps: BTreeMap<String, StepRecord> =
             created.into_iter().map(|s| (s.key.clone(), s)).collect();
-        for s in journal {
-            steps.insert(s.key.clone(), s);
+        for j in journal {
+            let changed: Vec<StepRecord> =
+                serde_json::from_str(&j.steps).map_err(|e| StoreError::Codec(e.to_string()))?;
+            for s in changed {
+                steps.insert(s.key.clone(), s);
+            }
         }
         Ok(steps.into_values().collect())
     }
@@ -355,13 +369,14 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<RunEvent>, StoreError> {
         let limit = limit.clamp(1, 1000);
-        // Journal records hold their events in order and `lastEventSeq`
-        // grows with `seq`, so the first `limit` records past the cursor
-        // hold at least the first `limit` events past it.
+        // Journal keys lead with the run's event cursor, so the scan starts
+        // at records holding events past `after`; each record's events are
+        // later than the previous record's, so the first `limit` records
+        // with events hold at least the first `limit` events past it.
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM run_event:[$id, $after]>..[$id, {}] LIMIT $limit;\
-                 SELECT VALUE events FROM journal:[$id, NONE]..[$id, {}] WHERE lastEventSeq > $after LIMIT $limit;",
+                 SELECT VALUE events FROM journal:[$id, $after, {}]..[$id, {}, {}] WHERE lastEventSeq > $after LIMIT $limit;",
                 json!({"id": run_id, "after": after_seq, "limit": limit}),
             )
             .await?;
@@ -382,8 +397,8 @@ impl Store {
             .run(
                 "math::max(SELECT VALUE seq FROM run_event:[$id, NONE]..[$id, {}]) ?? 0;\
                  math::max(SELECT VALUE seq FROM log:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;\
-                 math::max(SELECT VALUE lastEventSeq FROM journal:[$id, NONE]..[$id, {}]) ?? 0;\
-                 math::max(SELECT VALUE seq FROM journal:[$id, NONE]..[$id, {}]) ?? 0;",
+                 math::max(SELECT VALUE lastEventSeq FROM journal:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;\
+                 math::max(SELECT VALUE seq FROM journal:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;",
                 json!({"id": run_id}),
             )
             .await?;

@@ -75,6 +75,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         logs: vec![],
         creates_run: true,
         journal_seq: 1,
+        events_through: 1,
     };
     assert_eq!(store.create_run(&t).await?, CreateRunOutcome::Created);
     let again = Transition {
@@ -117,6 +118,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             logs: vec![log],
             creates_run: false,
             journal_seq: 2,
+            events_through: 2,
         }])
         .await?;
     let stored = store.get_run("r1").await?;
@@ -226,6 +228,7 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
             steps: vec![step("j", "a", StepStatus::Pending)],
             events: vec![event("j", 1), event("j", 2)],
             journal_seq: 1,
+            events_through: 2,
             ..Default::default()
         })
         .await?;
@@ -245,6 +248,7 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
                 steps: vec![a],
                 events,
                 journal_seq: j + 1,
+                events_through: seq - 1,
                 ..Default::default()
             }])
             .await?;

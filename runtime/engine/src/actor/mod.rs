@@ -545,6 +545,7 @@ impl RunActor {
             logs: std::mem::take(&mut self.logs),
             creates_run: false,
             journal_seq,
+            events_through: self.run.next_event_seq.saturating_sub(1),
         }
     }
 

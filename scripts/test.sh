@@ -8,5 +8,9 @@ scripts/setup.sh
 scripts/build-guests.sh
 echo "==> cargo test --workspace"
 cargo test --workspace --locked
+# `cargo test` builds no bench targets; build them (without running them)
+# so a change cannot break the benchmarks unnoticed.
+echo "==> cargo test --workspace --benches --no-run"
+cargo test --workspace --locked --benches --no-run
 echo "==> schemathesis"
 scripts/schemathesis.sh

@@ -13,6 +13,7 @@
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use weft_engine::{Engine, LiveEvent};
 use weft_store::{LogRecord, RunEvent, Store, StoreError};
@@ -216,7 +217,7 @@ impl Producer {
             LiveEvent::Event(ev) => {
                 if self.spec.events_after.is_some() {
                     if ev.seq > self.events_sent {
-                        self.send(FeedItem::Event(ev)).await?;
+                        self.send(FeedItem::Event(Arc::unwrap_or_clone(ev))).await?;
                     }
                 } else if ends_run(&ev.kind) {
                     self.finished = true;
@@ -231,7 +232,7 @@ impl Producer {
                 };
                 let seen = self.log_sent.get(&l.step_key).copied().unwrap_or(0);
                 if wanted && l.seq > seen {
-                    self.send(FeedItem::Log(l)).await?;
+                    self.send(FeedItem::Log(Arc::unwrap_or_clone(l))).await?;
                 }
                 Ok(())
             }

@@ -2,17 +2,19 @@
 //! (the API's SSE and WebSocket streams) right after the commit.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use weft_store::{LogRecord, RunEvent};
 
-/// Something that happened in a run, already durable.
+/// Something that happened in a run, already durable. Shared, not owned:
+/// every subscriber's receive clones the value, and a small value keeps
+/// each run's channel (one slot per buffered item) small to allocate.
 #[derive(Debug, Clone)]
 pub enum LiveEvent {
     /// An event-log entry (status changes, step transitions…).
-    Event(RunEvent),
+    Event(Arc<RunEvent>),
     /// A log line of a step attempt.
-    Log(LogRecord),
+    Log(Arc<LogRecord>),
 }
 
 /// How many live events a slow subscriber may fall behind before it is

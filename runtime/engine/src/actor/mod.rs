@@ -621,10 +621,12 @@ impl Shared {
             return;
         }
         for e in &t.events {
-            self.live.publish(run_id, LiveEvent::Event(e.clone()));
+            self.live
+                .publish(run_id, LiveEvent::Event(Arc::new(e.clone())));
         }
         for l in &t.logs {
-            self.live.publish(run_id, LiveEvent::Log(l.clone()));
+            self.live
+                .publish(run_id, LiveEvent::Log(Arc::new(l.clone())));
         }
     }
 }

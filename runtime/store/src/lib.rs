@@ -8,7 +8,9 @@
 //! The engine owns run state in memory and writes whole records, so every
 //! state transition is one transaction with no read-modify-write round
 //! trip; concurrent transitions are grouped into one commit by
-//! [`Store::commit`]'s caller.
+//! [`Store::commit`]'s caller. A transition's changed steps and events are
+//! one new journal record (see [`Transition::journal_seq`]); reads of a
+//! run's steps and events replay its journal.
 
 mod admin;
 mod error;

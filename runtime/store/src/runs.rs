@@ -47,19 +47,19 @@ fn to_text<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Codec(e.to_string()))
 }
 
-/// The journal payloads a query returned, decoded.
+/// One journal payload, decoded.
+fn from_text<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Codec(e.to_string()))
+}
+
+/// The journal payloads a query returned, decoded and concatenated.
 fn from_texts<T: DeserializeOwned>(
     res: &mut surrealdb::IndexedResults,
     idx: usize,
 ) -> Result<Vec<T>, StoreError> {
-    let texts: Vec<String> = res
-        .take(idx)
-        .map_err(|e| StoreError::Codec(e.to_string()))?;
     let mut out = Vec::new();
-    for text in texts {
-        let items: Vec<T> =
-            serde_json::from_str(&text).map_err(|e| StoreError::Codec(e.to_string()))?;
-        out.extend(items);
+    for text in rows::<String>(res, idx)? {
+        out.extend(from_text::<T>(&text)?);
     }
     Ok(out)
 }
@@ -101,7 +101,7 @@ const MUTABLE_RUN_FIELDS: &[&str] = &[
 const UPDATE_RUNS: &str =
     "FOR $r IN $runs { UPDATE type::record('run', $r.runId) MERGE $r RETURN NONE; };\n";
 
-/// `record` with its record id set (for inserts; upserts name theirs).
+/// `record` with its record id set (for inserts; updates name theirs).
 fn keyed(mut record: Value, id: Value) -> Value {
     if let Some(fields) = record.as_object_mut() {
         fields.insert("id".into(), id);
@@ -343,9 +343,7 @@ impl Store {
         let mut steps: BTreeMap<String, StepRecord> =
             created.into_iter().map(|s| (s.key.clone(), s)).collect();
         for j in journal {
-            let changed: Vec<StepRecord> =
-                serde_json::from_str(&j.steps).map_err(|e| StoreError::Codec(e.to_string()))?;
-            for s in changed {
+            for s in from_text::<StepRecord>(&j.steps)? {
                 steps.insert(s.key.clone(), s);
             }
         }
@@ -397,13 +395,15 @@ impl Store {
             .run(
                 "math::max(SELECT VALUE seq FROM run_event:[$id, NONE]..[$id, {}]) ?? 0;\
                  math::max(SELECT VALUE seq FROM log:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;\
-                 math::max(SELECT VALUE lastEventSeq FROM journal:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;\
-                 math::max(SELECT VALUE seq FROM journal:[$id, NONE, NONE]..[$id, {}, {}]) ?? 0;",
+                 LET $journal = SELECT lastEventSeq, seq FROM journal:[$id, NONE, NONE]..[$id, {}, {}];\
+                 math::max($journal.lastEventSeq) ?? 0;\
+                 math::max($journal.seq) ?? 0;",
                 json!({"id": run_id}),
             )
             .await?;
+        // Statement 2 is the LET (one scan of the journal for both maxima).
         let mut max = [0u64; 4];
-        for (i, n) in max.iter_mut().enumerate() {
+        for (i, n) in [0, 1, 3, 4].into_iter().zip(max.iter_mut()) {
             // math::max answers with whichever number kind it computed in.
             let v: Option<Value> = res.take(i).map_err(|e| StoreError::Codec(e.to_string()))?;
             *n = v

@@ -195,7 +195,7 @@ fn error_json(code: &str, message: &str, retryable: bool) -> Value {
 /// The fields of a run record that only the record holds. While a run is
 /// RUNNING and these have not changed, a transition does not write the
 /// record: progress is served from memory and sequence numbers are
-/// recovered from the events and logs themselves.
+/// recovered from the journal and logs themselves.
 #[derive(Debug, Clone, PartialEq)]
 struct RunHead {
     status: RunStatus,
@@ -529,8 +529,7 @@ impl RunActor {
             self.stored_head = head;
         }
         let events = std::mem::take(&mut self.events);
-        // Taken even by the creating transition (which writes no journal
-        // record): positions need only grow.
+        // Only a transition with steps or events writes a journal record.
         let journal_seq = if steps.is_empty() && events.is_empty() {
             0
         } else {

@@ -8,6 +8,7 @@
 pub mod capabilities;
 pub mod error;
 pub mod ids;
+pub mod json_limits;
 pub mod limits;
 pub mod manifest;
 pub mod outcome;
@@ -20,6 +21,7 @@ pub use capabilities::{
 };
 pub use error::{PluginError, PluginErrorKind};
 pub use ids::{IdError, PluginDigest, RunId, StepId};
+pub use json_limits::{JsonLimitError, JsonLimits, MAX_JSON_DEPTH, check_json, parse_json};
 pub use limits::InvocationLimits;
 pub use manifest::{
     ConnectorSpec, ManifestProblem, ManifestProblemCode, PluginManifest, PluginRoles,

@@ -5,13 +5,13 @@
 //! stay floats, timestamps become RFC 3339 strings, durations CEL's own
 //! `"1.5s"` form, bytes base64, and an optional its value (or `null`).
 
+use crate::json_limits::MAX_JSON_DEPTH;
 use base64::Engine as _;
-use cel::Value as CelValue;
 use cel::common::types::{
-    CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
+    CelBool, CelBytes, CelDouble, CelDuration, CelInt, CelList, CelMap, CelMapKey, CelNull,
+    CelOptional, CelString, CelTimestamp, CelType, CelUInt, Kind,
 };
 use cel::common::value::Val;
-use cel::objects::{Key, OptionalValue};
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 
@@ -52,52 +52,132 @@ pub(crate) fn object_to_val<'v>(
     CelMap::from(map)
 }
 
-/// A CEL value as JSON, or why it has none.
-pub(crate) fn cel_to_json(v: &CelValue) -> Result<Value, String> {
-    Ok(match v {
-        CelValue::Null => Value::Null,
-        CelValue::Bool(b) => Value::Bool(*b),
-        CelValue::Int(i) => Value::from(*i),
-        CelValue::UInt(u) => Value::from(*u),
-        CelValue::Float(f) => Number::from_f64(*f)
-            .map(Value::Number)
-            .ok_or_else(|| format!("{f} is not a finite number"))?,
-        CelValue::String(s) => Value::String(s.as_str().to_owned()),
-        CelValue::Bytes(b) => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_slice()))
+/// Why a CEL value was not converted to JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ToJsonError {
+    /// It has no JSON form (a NaN, an opaque value…).
+    NotJson(String),
+    /// Its JSON would be larger than allowed.
+    TooLarge,
+    /// It is nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep,
+}
+
+/// A CEL value as JSON, within a size bound, without first copying it into
+/// an owned `cel::Value`: a result that shares one large string many times
+/// over costs only what its JSON would, and is refused before that JSON is
+/// built when it would exceed `max_bytes`.
+pub(crate) fn val_to_json(v: &dyn Val, max_bytes: u64) -> Result<Value, ToJsonError> {
+    let mut left = max_bytes;
+    val_to_json_in(v, &mut left, 0)
+}
+
+fn spend(left: &mut u64, n: usize) -> Result<(), ToJsonError> {
+    *left = left.checked_sub(n as u64).ok_or(ToJsonError::TooLarge)?;
+    Ok(())
+}
+
+fn val_to_json_in(v: &dyn Val, left: &mut u64, depth: usize) -> Result<Value, ToJsonError> {
+    let not_json = || {
+        ToJsonError::NotJson(format!(
+            "a value of type {} has no JSON form",
+            v.get_type().name()
+        ))
+    };
+    let kind = v.get_type().kind();
+    if matches!(kind, Kind::List | Kind::Map) && depth >= MAX_JSON_DEPTH {
+        return Err(ToJsonError::TooDeep);
+    }
+    Ok(match kind {
+        Kind::NullType => {
+            spend(left, 4)?;
+            Value::Null
         }
-        CelValue::List(items) => Value::Array(
-            items
-                .iter()
-                .map(cel_to_json)
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        CelValue::Map(map) => {
+        Kind::Boolean => {
+            spend(left, 5)?;
+            Value::Bool(*v.downcast_ref::<CelBool>().ok_or_else(not_json)?.inner())
+        }
+        Kind::Int => {
+            spend(left, 20)?;
+            Value::from(*v.downcast_ref::<CelInt>().ok_or_else(not_json)?.inner())
+        }
+        Kind::UInt => {
+            spend(left, 20)?;
+            Value::from(*v.downcast_ref::<CelUInt>().ok_or_else(not_json)?.inner())
+        }
+        Kind::Double => {
+            spend(left, 24)?;
+            let f = *v.downcast_ref::<CelDouble>().ok_or_else(not_json)?.inner();
+            Number::from_f64(f)
+                .map(Value::Number)
+                .ok_or_else(|| ToJsonError::NotJson(format!("{f} is not a finite number")))?
+        }
+        Kind::String => {
+            let s = v.downcast_ref::<CelString>().ok_or_else(not_json)?.inner();
+            spend(left, s.len() + 2)?;
+            Value::String(s.to_owned())
+        }
+        Kind::Bytes => {
+            let b = v.downcast_ref::<CelBytes>().ok_or_else(not_json)?.inner();
+            spend(left, b.len().div_ceil(3) * 4 + 2)?;
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        Kind::Duration => {
+            let d = v
+                .downcast_ref::<CelDuration>()
+                .ok_or_else(not_json)?
+                .inner();
+            spend(left, 24)?;
+            Value::String(format_duration(d.num_seconds(), d.subsec_nanos()))
+        }
+        Kind::Timestamp => {
+            let ts = v
+                .downcast_ref::<CelTimestamp>()
+                .ok_or_else(not_json)?
+                .inner();
+            spend(left, 36)?;
+            Value::String(ts.to_rfc3339())
+        }
+        Kind::Type => {
+            let t = v.downcast_ref::<CelType>().ok_or_else(not_json)?;
+            spend(left, t.name().len() + 2)?;
+            Value::String(t.name().to_string())
+        }
+        Kind::List => {
+            let list = v.downcast_ref::<CelList>().ok_or_else(not_json)?.inner();
+            spend(left, 2 + list.len())?;
+            let mut out = Vec::with_capacity(list.len());
+            for item in list {
+                out.push(val_to_json_in(item.as_ref(), left, depth + 1)?);
+            }
+            Value::Array(out)
+        }
+        Kind::Map => {
+            let map = v.downcast_ref::<CelMap>().ok_or_else(not_json)?.inner();
+            spend(left, 2)?;
             let mut out = Map::new();
-            for (k, v) in map.map.iter() {
+            for (k, item) in map {
                 let key = match k {
-                    Key::String(s) => s.as_str().to_owned(),
-                    other => other.to_string(),
+                    CelMapKey::String(s) => s.inner().to_owned(),
+                    other => val_to_json_in(other.inner(), left, depth + 1)?.to_string(),
                 };
-                out.insert(key, cel_to_json(v)?);
+                spend(left, key.len() + 4)?;
+                let value = val_to_json_in(item.as_ref(), left, depth + 1)?;
+                out.insert(key, value);
             }
             Value::Object(out)
         }
-        CelValue::Timestamp(ts) => Value::String(ts.to_rfc3339()),
-        CelValue::Duration(d) => Value::String(format_duration(d.num_seconds(), d.subsec_nanos())),
-        CelValue::Opaque(_) => match <&OptionalValue>::try_from(v) {
-            Ok(opt) => match opt.value() {
-                Some(inner) => cel_to_json(inner)?,
-                None => Value::Null,
+        Kind::Opaque => match v.downcast_ref::<CelOptional>() {
+            Some(opt) => match opt.option() {
+                Some(inner) => val_to_json_in(inner, left, depth)?,
+                None => {
+                    spend(left, 4)?;
+                    Value::Null
+                }
             },
-            Err(_) => return Err(format!("a value of type {} has no JSON form", v.type_of())),
+            None => return Err(not_json()),
         },
-        other => {
-            return Err(format!(
-                "a value of type {} has no JSON form",
-                other.type_of()
-            ));
-        }
+        _ => return Err(not_json()),
     })
 }
 
@@ -142,16 +222,20 @@ mod tests {
         ];
         for json in cases {
             let val = json_to_val(&json);
-            let cel = CelValue::try_from(val.as_ref()).unwrap();
-            assert_eq!(cel_to_json(&cel).unwrap(), json);
+            assert_eq!(val_to_json(val.as_ref(), u64::MAX).unwrap(), json);
+            assert_eq!(
+                val_to_json(val.as_ref(), 3),
+                Err(ToJsonError::TooLarge),
+                "{json}"
+            );
         }
     }
 
     #[test]
     fn non_json_values_are_described() {
-        assert!(cel_to_json(&CelValue::Float(f64::NAN)).is_err());
+        assert!(val_to_json(&CelDouble::from(f64::NAN), 100).is_err());
         assert_eq!(
-            cel_to_json(&CelValue::Bytes(vec![0xff, 0x00].into())).unwrap(),
+            val_to_json(&CelBytes::from(vec![0xff, 0x00]), 100).unwrap(),
             serde_json::json!("/wA=")
         );
     }

@@ -12,11 +12,13 @@
 //! Only the variables an expression mentions are converted, and of `steps`
 //! only the steps it names.
 
-use super::cel_json::{cel_to_json, json_to_val, object_to_val};
+use super::budget::{self, BudgetLimit, ExprBudget};
+use super::cel_json::{ToJsonError, json_to_val, object_to_val, val_to_json};
+use crate::json_limits::{JsonLimitError, JsonLimits, MAX_JSON_DEPTH, check_json};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue, operators};
-use cel::common::types::{CelInt, CelString, CelUInt};
+use cel::common::types::{CelBool, CelInt, CelString, CelUInt};
 use cel::common::value::Val;
-use cel::{Context, Env, Program};
+use cel::{Context, Env};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +42,9 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
         // overlap, expressions would merely lack that extension.
         let _ = env.add_extension(ext);
     }
+    // Names no other declaration can use (they start with `@`); without
+    // them an instrumented expression fails rather than running unmetered.
+    let _ = budget::register(&mut env);
     Arc::new(env)
 });
 
@@ -116,6 +121,52 @@ pub enum ExprError {
         /// Why.
         message: String,
     },
+    /// Evaluation ran out of its [`ExprBudget`].
+    #[error("`{expr}` exceeded its {limit} budget")]
+    BudgetExceeded {
+        /// The expression source.
+        expr: String,
+        /// Which limit.
+        limit: BudgetLimit,
+    },
+    /// A `forEach` list longer than allowed.
+    #[error("`{expr}` returned more than {max} items")]
+    TooManyItems {
+        /// The expression source.
+        expr: String,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl ExprError {
+    /// A stable machine-readable code for the failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Evaluation { .. } | Self::WrongType { .. } | Self::NotJson { .. } => "EXPRESSION",
+            Self::BudgetExceeded {
+                limit: BudgetLimit::Cost | BudgetLimit::Time,
+                ..
+            } => "EXPRESSION_BUDGET_EXCEEDED",
+            Self::BudgetExceeded {
+                limit: BudgetLimit::ResultSize,
+                ..
+            } => "EXPRESSION_RESULT_TOO_LARGE",
+            Self::TooManyItems { .. } => "FOR_EACH_TOO_MANY_ITEMS",
+        }
+    }
+
+    /// Whether the budget's cost or time ran out (a larger budget might
+    /// let the same evaluation finish).
+    pub fn is_budget(&self) -> bool {
+        matches!(
+            self,
+            Self::BudgetExceeded {
+                limit: BudgetLimit::Cost | BudgetLimit::Time,
+                ..
+            }
+        )
+    }
 }
 
 /// An expression that does not compile.
@@ -157,7 +208,9 @@ struct Refs {
 
 struct Inner {
     source: String,
-    program: Program,
+    /// The parsed tree with metering calls (see [`budget::instrument`]):
+    /// what is evaluated.
+    instrumented: IdedExpr,
     refs: Refs,
 }
 
@@ -203,6 +256,11 @@ impl CompiledExpr {
                 message: "empty expression".into(),
             });
         }
+        budget::check_source(source).map_err(|message| ExprSyntaxError { message })?;
+        budget::with_stack(|| Self::parse(source))
+    }
+
+    fn parse(source: &str) -> Result<Self, ExprSyntaxError> {
         let program = ENV.compile(source).map_err(|errs| ExprSyntaxError {
             message: errs
                 .errors
@@ -220,7 +278,7 @@ impl CompiledExpr {
         walk(program.expression(), &mut Vec::new(), &mut refs);
         Ok(Self(Arc::new(Inner {
             source: source.to_owned(),
-            program,
+            instrumented: budget::instrument(program.expression()),
             refs,
         })))
     }
@@ -249,46 +307,158 @@ impl CompiledExpr {
         self.0.refs.read.iter().map(String::as_str).collect()
     }
 
-    /// Evaluates to JSON.
+    /// Evaluates to JSON within the default [`ExprBudget`].
     pub fn evaluate(&self, ctx: &ExprContext) -> Result<Value, ExprError> {
-        let v = self.execute(ctx)?;
-        cel_to_json(&v).map_err(|message| ExprError::NotJson {
-            expr: self.0.source.clone(),
-            message,
+        self.evaluate_with(ctx, &ExprBudget::default())
+    }
+
+    /// Evaluates to JSON within `budget`.
+    pub fn evaluate_with(
+        &self,
+        ctx: &ExprContext,
+        budget: &ExprBudget,
+    ) -> Result<Value, ExprError> {
+        self.metered(budget, || self.to_json(ctx, budget))
+    }
+
+    /// Evaluates to a boolean within `budget`; any other type is an error.
+    pub fn evaluate_bool_with(
+        &self,
+        ctx: &ExprContext,
+        budget: &ExprBudget,
+    ) -> Result<bool, ExprError> {
+        self.metered(budget, || {
+            self.execute(ctx, |v| match v.downcast_ref::<CelBool>() {
+                Some(b) => Ok(*b.inner()),
+                None => Err(self.wrong_type("bool", v)),
+            })
         })
     }
 
-    /// Evaluates to a boolean; any other type is an error.
+    /// Evaluates to a boolean within the default budget.
     pub fn evaluate_bool(&self, ctx: &ExprContext) -> Result<bool, ExprError> {
-        match self.execute(ctx)? {
-            cel::Value::Bool(b) => Ok(b),
-            other => Err(self.wrong_type("bool", &other)),
-        }
+        self.evaluate_bool_with(ctx, &ExprBudget::default())
     }
 
-    /// Evaluates to a list of JSON values; any other type is an error.
+    /// Evaluates to a list of at most `max_items` JSON values within
+    /// `budget`; any other type is an error. The length is checked before
+    /// the items are converted.
+    pub fn evaluate_list_with(
+        &self,
+        ctx: &ExprContext,
+        budget: &ExprBudget,
+        max_items: usize,
+    ) -> Result<Vec<Value>, ExprError> {
+        self.metered(budget, || {
+            self.execute(ctx, |v| {
+                if v.get_type().kind() != cel::common::types::Kind::List {
+                    return Err(self.wrong_type("list", v));
+                }
+                let len = v.as_sizer().map_or(0, |s| {
+                    usize::try_from(*s.size().inner()).unwrap_or(usize::MAX)
+                });
+                if len > max_items {
+                    return Err(ExprError::TooManyItems {
+                        expr: self.0.source.clone(),
+                        max: max_items,
+                    });
+                }
+                match self.convert(v, budget)? {
+                    Value::Array(items) => Ok(items),
+                    other => Err(ExprError::WrongType {
+                        expr: self.0.source.clone(),
+                        expected: "list",
+                        got: other.to_string(),
+                    }),
+                }
+            })
+        })
+    }
+
+    /// Evaluates to a list within the default budget and no item limit.
     pub fn evaluate_list(&self, ctx: &ExprContext) -> Result<Vec<Value>, ExprError> {
-        match self.evaluate(ctx)? {
-            Value::Array(items) => Ok(items),
-            other => Err(ExprError::WrongType {
+        self.evaluate_list_with(ctx, &ExprBudget::default(), usize::MAX)
+    }
+
+    /// Runs `f` under a fresh meter for `budget`, unless one is already
+    /// running (a [`CompiledValue`] meters all its expressions as one).
+    fn metered<T>(
+        &self,
+        budget: &ExprBudget,
+        f: impl FnOnce() -> Result<T, ExprError>,
+    ) -> Result<T, ExprError> {
+        let (out, exhausted) = budget::metered(budget, f);
+        match exhausted {
+            Some(limit) => Err(ExprError::BudgetExceeded {
                 expr: self.0.source.clone(),
-                expected: "list",
-                got: other.to_string(),
+                limit,
             }),
+            None => out,
         }
     }
 
-    fn wrong_type(&self, expected: &'static str, got: &cel::Value) -> ExprError {
+    fn to_json(&self, ctx: &ExprContext, budget: &ExprBudget) -> Result<Value, ExprError> {
+        self.execute(ctx, |v| self.convert(v, budget))
+    }
+
+    fn convert(&self, v: &dyn Val, budget: &ExprBudget) -> Result<Value, ExprError> {
+        val_to_json(v, budget.max_result_bytes).map_err(|e| match e {
+            ToJsonError::TooLarge => ExprError::BudgetExceeded {
+                expr: self.0.source.clone(),
+                limit: BudgetLimit::ResultSize,
+            },
+            ToJsonError::TooDeep => ExprError::NotJson {
+                expr: self.0.source.clone(),
+                message: format!(
+                    "nested deeper than {} levels",
+                    crate::json_limits::MAX_JSON_DEPTH
+                ),
+            },
+            ToJsonError::NotJson(message) => ExprError::NotJson {
+                expr: self.0.source.clone(),
+                message,
+            },
+        })
+    }
+
+    fn wrong_type(&self, expected: &'static str, got: &dyn Val) -> ExprError {
         ExprError::WrongType {
             expr: self.0.source.clone(),
             expected,
-            got: cel_to_json(got)
+            got: val_to_json(got, 1024)
                 .map(|j| j.to_string())
-                .unwrap_or_else(|_| got.type_of().to_string()),
+                .unwrap_or_else(|_| got.get_type().name().to_string()),
         }
     }
 
-    fn execute(&self, ctx: &ExprContext) -> Result<cel::Value, ExprError> {
+    /// Evaluates the instrumented tree and hands the value to `finish`
+    /// while it still borrows the context. A panic inside the CEL
+    /// interpreter fails this evaluation, not the caller.
+    fn execute<T>(
+        &self,
+        ctx: &ExprContext,
+        finish: impl FnOnce(&dyn Val) -> Result<T, ExprError>,
+    ) -> Result<T, ExprError> {
+        let run = || {
+            let c = self.bind(ctx);
+            match cel::Value::resolve_val(&self.0.instrumented, &c) {
+                Ok(v) => finish(v.as_ref()),
+                Err(e) => Err(ExprError::Evaluation {
+                    expr: self.0.source.clone(),
+                    message: e.to_string(),
+                }),
+            }
+        };
+        let run = || budget::with_stack(run);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+            Err(ExprError::Evaluation {
+                expr: self.0.source.clone(),
+                message: "the CEL interpreter failed on this expression".into(),
+            })
+        })
+    }
+
+    fn bind<'c>(&self, ctx: &'c ExprContext) -> Context<'c, 'c> {
         let refs = &self.0.refs;
         let mut c = Context::with_env(Arc::clone(&ENV));
         for var in &refs.bind {
@@ -324,13 +494,7 @@ impl CompiledExpr {
             };
             c.add_variable_as_val(var.as_str(), val);
         }
-        self.0
-            .program
-            .execute(&c)
-            .map_err(|e| ExprError::Evaluation {
-                expr: self.0.source.clone(),
-                message: e.to_string(),
-            })
+        c
     }
 }
 
@@ -463,7 +627,7 @@ fn find_close(s: &str) -> Result<usize, String> {
 }
 
 /// The index just past the string literal opening at `start`.
-fn skip_string(b: &[u8], start: usize, q: u8, raw: bool) -> Option<usize> {
+pub(crate) fn skip_string(b: &[u8], start: usize, q: u8, raw: bool) -> Option<usize> {
     let triple = b.get(start..start + 3) == Some(&[q, q, q][..]);
     let mut i = start + if triple { 3 } else { 1 };
     while i < b.len() {
@@ -569,9 +733,50 @@ impl CompiledValue {
         }
     }
 
-    /// Evaluates every expression and rebuilds the value.
+    /// Evaluates every expression and rebuilds the value, within the
+    /// default [`ExprBudget`].
     pub fn evaluate(&self, ctx: &ExprContext) -> Result<Value, ExprError> {
-        eval_node(&self.root, ctx)
+        self.evaluate_with(ctx, &ExprBudget::default())
+    }
+
+    /// Evaluates every expression and rebuilds the value; all of them
+    /// share one `budget`, and the whole value must fit its result size.
+    pub fn evaluate_with(
+        &self,
+        ctx: &ExprContext,
+        budget: &ExprBudget,
+    ) -> Result<Value, ExprError> {
+        let (out, exhausted) = budget::metered(budget, || eval_node(&self.root, ctx, budget));
+        let source = |out: &Result<Value, ExprError>| match out {
+            Err(ExprError::Evaluation { expr, .. }) => expr.clone(),
+            _ => self
+                .sites
+                .first()
+                .map(|s| s.expr.source().to_owned())
+                .unwrap_or_default(),
+        };
+        if let Some(limit) = exhausted {
+            return Err(ExprError::BudgetExceeded {
+                expr: source(&out),
+                limit,
+            });
+        }
+        let value = out?;
+        let limits = JsonLimits {
+            max_depth: MAX_JSON_DEPTH,
+            max_bytes: usize::try_from(budget.max_result_bytes).unwrap_or(usize::MAX),
+        };
+        match check_json(&value, limits) {
+            Ok(()) => Ok(value),
+            Err(JsonLimitError::TooDeep { max }) => Err(ExprError::NotJson {
+                expr: source(&Ok(Value::Null)),
+                message: format!("the value is nested deeper than {max} levels"),
+            }),
+            Err(_) => Err(ExprError::BudgetExceeded {
+                expr: source(&Ok(Value::Null)),
+                limit: BudgetLimit::ResultSize,
+            }),
+        }
     }
 
     /// Every step id named by an expression in the value.
@@ -690,16 +895,16 @@ fn literal(n: Node) -> Option<Value> {
     }
 }
 
-fn eval_node(n: &Node, ctx: &ExprContext) -> Result<Value, ExprError> {
+fn eval_node(n: &Node, ctx: &ExprContext, budget: &ExprBudget) -> Result<Value, ExprError> {
     Ok(match n {
         Node::Literal(v) => v.clone(),
-        Node::Expr(e) => e.evaluate(ctx)?,
+        Node::Expr(e) => e.to_json(ctx, budget)?,
         Node::Interpolated(parts) => {
             let mut out = String::new();
             for p in parts {
                 match p {
                     Part::Text(t) => out.push_str(t),
-                    Part::Expr(e) => match e.evaluate(ctx)? {
+                    Part::Expr(e) => match e.to_json(ctx, budget)? {
                         Value::String(s) => out.push_str(&s),
                         other => out.push_str(&other.to_string()),
                     },
@@ -710,13 +915,13 @@ fn eval_node(n: &Node, ctx: &ExprContext) -> Result<Value, ExprError> {
         Node::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|i| eval_node(i, ctx))
+                .map(|i| eval_node(i, ctx, budget))
                 .collect::<Result<_, _>>()?,
         ),
         Node::Object(entries) => Value::Object(
             entries
                 .iter()
-                .map(|(k, n)| Ok((k.clone(), eval_node(n, ctx)?)))
+                .map(|(k, n)| Ok((k.clone(), eval_node(n, ctx, budget)?)))
                 .collect::<Result<_, ExprError>>()?,
         ),
     })

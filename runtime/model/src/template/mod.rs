@@ -6,6 +6,7 @@
 //!                                                                 (resolved, compiled, ordered)
 //! ```
 
+pub mod budget;
 pub mod catalog;
 mod cel_json;
 pub mod dag;
@@ -15,6 +16,7 @@ pub mod retry;
 pub mod spec;
 pub mod validate;
 
+pub use budget::{BudgetLimit, ExprBudget, MAX_EXPRESSION_BYTES, MAX_EXPRESSION_NESTING};
 pub use catalog::{
     CatalogMiss, ResolvedStepType, StepTypeCatalog, TemplateProblem, TemplateProblemCode,
 };

@@ -12,6 +12,12 @@
 //! [engine]
 //! max_concurrent_steps = 256        # step invocations at once, all runs together
 //! shutdown_grace_ms = 30000         # on SIGTERM, time in-flight steps get to finish
+//! min_retry_backoff_ms = 100        # shortest wait before a retry, whatever a template says
+//!
+//! [engine.templates]
+//! max_steps = 1000
+//! max_needs = 10000                 # `needs` entries, all steps together
+//! max_attempts = 100                # a step's retry.maxAttempts
 //!
 //! [engine.step_limits]              # per invocation; a step's `timeout` overrides timeout_ms
 //! timeout_ms = 300000
@@ -22,13 +28,22 @@
 //! max_log_bytes = 4194304
 //! max_artifact_bytes = 67108864
 //! cancel_grace_ms = 1000
+//!
+//! [engine.expressions]              # `if`, `forEach`, `with`: evaluated by the host
+//! max_cost = 10000000               # cost units (one per call or iteration, plus sizes)
+//! max_time_ms = 2000
+//! max_result_bytes = 4194304
+//! max_for_each_items = 10000
+//! inline_cost = 100000              # spent on the async worker before moving off it
+//! heavy_slots = 1                   # expensive evaluations at once (default: half the cores)
 //! ```
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use weft_engine::EngineConfig;
+use weft_engine::{EngineConfig, ExpressionSettings};
 use weft_model::InvocationLimits;
+use weft_model::template::TemplateLimits;
 
 /// The file read when neither `--config` nor `WEFT_CONFIG` is given.
 pub const DEFAULT_FILE: &str = "weft.toml";
@@ -101,6 +116,14 @@ pub struct EngineSection {
     /// Limits of every step invocation.
     #[serde(default)]
     pub step_limits: LimitsSection,
+    /// Budgets of the expressions the host evaluates.
+    #[serde(default)]
+    pub expressions: ExpressionSettings,
+    /// How large a template may be.
+    #[serde(default)]
+    pub templates: TemplateLimits,
+    /// The shortest wait before a retry (ms), whatever a template asks for.
+    pub min_retry_backoff_ms: Option<u64>,
 }
 
 /// `[engine.step_limits]`; unset keys keep the built-in defaults.
@@ -199,6 +222,25 @@ pub fn merge(
             return Err(invalid("engine.max_concurrent_steps", "must be at least 1"));
         }
         engine.max_concurrent_steps = n;
+    }
+    let x = &file.engine.expressions;
+    if x.max_cost == 0 || x.max_time_ms == 0 || x.max_result_bytes == 0 || x.heavy_slots == 0 {
+        return Err(invalid(
+            "engine.expressions",
+            "max_cost, max_time_ms, max_result_bytes and heavy_slots must be greater than 0",
+        ));
+    }
+    engine.expressions = x.clone();
+    let t = &file.engine.templates;
+    if t.max_steps == 0 || t.max_attempts == 0 {
+        return Err(invalid(
+            "engine.templates",
+            "max_steps and max_attempts must be at least 1",
+        ));
+    }
+    engine.templates = *t;
+    if let Some(ms) = file.engine.min_retry_backoff_ms {
+        engine.min_retry_backoff = Duration::from_millis(ms);
     }
     if let Some(mb) = file.engine.finished_run_cache_mb {
         engine.finished_run_cache_bytes = mb.saturating_mul(1024 * 1024);

@@ -10,6 +10,7 @@
 
 mod actor;
 mod committer;
+mod evaluate;
 mod finished;
 mod live;
 pub mod metrics;
@@ -21,6 +22,7 @@ mod scheduler;
 #[cfg(test)]
 mod test_support;
 
+pub use evaluate::ExpressionSettings;
 pub use live::LiveEvent;
 pub use registry::PluginEntry;
 
@@ -39,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 use weft_host::PluginHost;
 use weft_model::template::{
-    TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template,
+    TemplateLimits, TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template_with,
 };
 use weft_model::{CapabilityGrants, InvocationLimits, PluginDigest, RunStatus};
 use weft_store::{
@@ -112,6 +114,13 @@ pub struct EngineConfig {
     /// Memory for records of finished runs served without a store read
     /// (estimated bytes; 0 turns the cache off).
     pub finished_run_cache_bytes: u64,
+    /// Budgets for the expressions the host evaluates.
+    pub expressions: ExpressionSettings,
+    /// How large a template may be (steps, `needs`, attempts).
+    pub templates: TemplateLimits,
+    /// The shortest wait before a retry, whatever a template asks for: a
+    /// step with a huge `maxAttempts` and no backoff cannot storm.
+    pub min_retry_backoff: Duration,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +130,9 @@ impl Default for EngineConfig {
             step_limits: InvocationLimits::default(),
             secrets: BTreeMap::new(),
             finished_run_cache_bytes: 32 * 1024 * 1024,
+            expressions: ExpressionSettings::default(),
+            templates: TemplateLimits::default(),
+            min_retry_backoff: Duration::from_millis(100),
         }
     }
 }
@@ -169,6 +181,8 @@ pub(crate) struct Shared {
     /// generation they were resolved against: starting a run of a known
     /// revision neither re-parses nor re-validates the template.
     plans: Mutex<HashMap<PlanKey, (u64, Arc<RunPlan>)>>,
+    /// Evaluates every host-side expression under the configured budgets.
+    pub(crate) evaluator: Arc<evaluate::Evaluator>,
 }
 
 /// A template revision: (template id, revision).
@@ -267,6 +281,7 @@ impl Engine {
             ),
             step_slots: Arc::new(Semaphore::new(config.max_concurrent_steps.max(1))),
             committer: Committer::spawn(store.clone()),
+            evaluator: Arc::new(evaluate::Evaluator::new(config.expressions.clone())),
             host,
             store,
             config,
@@ -326,9 +341,13 @@ impl Engine {
             registry: &self.registry,
             pinned: &run.pinned_plugins,
         };
-        let validated =
-            validate_template(&template, &pinned).map_err(EngineError::InvalidTemplate)?;
-        Ok(RunPlan::new(validated))
+        let validated = validate_template_with(&template, &pinned, &self.shared.config.templates)
+            .map_err(EngineError::InvalidTemplate)?;
+        Ok(RunPlan::new(
+            validated,
+            self.shared.evaluator.clone(),
+            self.shared.config.min_retry_backoff,
+        ))
     }
 
     // ---- plugins -------------------------------------------------------
@@ -390,7 +409,8 @@ impl Engine {
     /// Validates a template body against the installed plugins.
     pub fn validate_template(&self, body: &Value) -> Result<ValidatedTemplate, EngineError> {
         let template = parse_template(body)?;
-        validate_template(&template, &self.registry).map_err(EngineError::InvalidTemplate)
+        validate_template_with(&template, &self.registry, &self.shared.config.templates)
+            .map_err(EngineError::InvalidTemplate)
     }
 
     /// Creates a template (revision 1) after validating it.
@@ -439,9 +459,17 @@ impl Engine {
             Some(plan) => plan,
             None => {
                 let template = parse_template(&t.body)?;
-                let validated = validate_template(&template, &self.registry)
-                    .map_err(EngineError::InvalidTemplate)?;
-                let plan = RunPlan::new(validated);
+                let validated = validate_template_with(
+                    &template,
+                    &self.registry,
+                    &self.shared.config.templates,
+                )
+                .map_err(EngineError::InvalidTemplate)?;
+                let plan = RunPlan::new(
+                    validated,
+                    self.shared.evaluator.clone(),
+                    self.shared.config.min_retry_backoff,
+                );
                 self.shared.cache_plan(key, generation, plan.clone());
                 plan
             }

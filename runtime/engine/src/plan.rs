@@ -2,12 +2,30 @@
 //! to a pinned plugin digest. The run actor asks the plan to evaluate
 //! conditions, fan-outs, inputs and retry decisions.
 
+use crate::evaluate::Evaluator;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_model::PluginDigest;
-use weft_model::template::{ExprContext, RetryOn, ValidatedTemplate};
+use weft_model::template::{ExprContext, ExprError, RetryOn, ValidatedTemplate};
+
+/// Why evaluating a step's expressions failed: a code for the step's error
+/// and a message naming what failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExprFailure {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl ExprFailure {
+    fn new(what: &str, e: &ExprError) -> Self {
+        Self {
+            code: e.code(),
+            message: format!("{what} failed: {e}"),
+        }
+    }
+}
 
 /// The validated template revision a run executes. Immutable and shared
 /// by every run of the same revision (see the engine's plan cache).
@@ -19,6 +37,10 @@ pub(crate) struct RunPlan {
     dependents: HashMap<String, Vec<String>>,
     /// Pinned plugin digests by `plugin@version`.
     pinned: BTreeMap<String, String>,
+    /// Evaluates the plan's expressions under the engine's budgets.
+    eval: Arc<Evaluator>,
+    /// The shortest wait before a retry.
+    min_backoff: Duration,
 }
 
 /// A step's fixed facts, looked up once.
@@ -33,7 +55,11 @@ pub(crate) struct PlanStep<'a> {
 }
 
 impl RunPlan {
-    pub(crate) fn new(validated: ValidatedTemplate) -> Arc<Self> {
+    pub(crate) fn new(
+        validated: ValidatedTemplate,
+        eval: Arc<Evaluator>,
+        min_backoff: Duration,
+    ) -> Arc<Self> {
         let position = validated
             .order()
             .iter()
@@ -60,6 +86,8 @@ impl RunPlan {
             position,
             dependents,
             pinned,
+            eval,
+            min_backoff,
         })
     }
 
@@ -107,40 +135,46 @@ impl RunPlan {
         self.pinned.clone()
     }
 
-    pub(crate) fn condition(&self, id: &str, ctx: &ExprContext) -> Result<bool, String> {
+    pub(crate) fn condition(&self, id: &str, ctx: &ExprContext) -> Result<bool, ExprFailure> {
         match self.validated.step(id).and_then(|s| s.condition.as_ref()) {
-            Some(c) => c
-                .evaluate_bool(ctx)
-                .map_err(|e| format!("`if` failed: {e}")),
+            Some(c) => self
+                .eval
+                .run(|b| c.evaluate_bool_with(ctx, b))
+                .map_err(|e| ExprFailure::new("`if`", &e)),
             None => Ok(true),
         }
     }
 
-    pub(crate) fn for_each(&self, id: &str, ctx: &ExprContext) -> Result<Vec<Value>, String> {
+    pub(crate) fn for_each(&self, id: &str, ctx: &ExprContext) -> Result<Vec<Value>, ExprFailure> {
+        let max = self.eval.max_for_each_items();
         match self.validated.step(id).and_then(|s| s.for_each.as_ref()) {
-            Some(f) => f
-                .evaluate_list(ctx)
-                .map_err(|e| format!("`forEach` failed: {e}")),
+            Some(f) => self
+                .eval
+                .run(|b| f.evaluate_list_with(ctx, b, max))
+                .map_err(|e| ExprFailure::new("`forEach`", &e)),
             None => Ok(Vec::new()),
         }
     }
 
     /// Evaluates a step's `with` and validates it against the input schema.
-    pub(crate) fn input(&self, id: &str, ctx: &ExprContext) -> Result<Value, String> {
-        let s = self
-            .validated
-            .step(id)
-            .ok_or_else(|| format!("unknown step {id}"))?;
-        let input = s
-            .with
-            .evaluate(ctx)
-            .map_err(|e| format!("evaluating `with` failed: {e}"))?;
-        self.validated.validate_input(id, &input).map_err(|errs| {
-            format!(
-                "input does not match the step type's schema: {}",
-                errs.join("; ")
-            )
+    pub(crate) fn input(&self, id: &str, ctx: &ExprContext) -> Result<Value, ExprFailure> {
+        let s = self.validated.step(id).ok_or_else(|| ExprFailure {
+            code: "INTERNAL",
+            message: format!("unknown step {id}"),
         })?;
+        let input = self
+            .eval
+            .run(|b| s.with.evaluate_with(ctx, b))
+            .map_err(|e| ExprFailure::new("evaluating `with`", &e))?;
+        self.validated
+            .validate_input(id, &input)
+            .map_err(|errs| ExprFailure {
+                code: "INVALID_INPUT",
+                message: format!(
+                    "input does not match the step type's schema: {}",
+                    errs.join("; ")
+                ),
+            })?;
         Ok(input)
     }
 
@@ -152,8 +186,8 @@ impl RunPlan {
     ) -> Option<Result<(PluginDigest, String, Value), String>> {
         let c = self.validated.step(id)?.compensation.as_ref()?;
         Some(
-            c.with
-                .evaluate(ctx)
+            self.eval
+                .run(|b| c.with.evaluate_with(ctx, b))
                 .map(|input| {
                     (
                         c.resolved.digest.clone(),
@@ -175,6 +209,6 @@ impl RunPlan {
     ) -> Option<Duration> {
         let policy = self.validated.step(id)?.spec.retry.as_ref()?;
         (attempt < policy.max_attempts && policy.retries(on))
-            .then(|| policy.delay_for(attempt, rand01))
+            .then(|| policy.delay_for(attempt, rand01).max(self.min_backoff))
     }
 }

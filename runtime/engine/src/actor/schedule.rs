@@ -123,7 +123,7 @@ impl RunActor {
                 return;
             }
             Err(e) => {
-                self.fail_step(&id, 0, error_json("EXPRESSION", &e, false));
+                self.fail_step(&id, 0, error_json(e.code, &e.message, false));
                 return;
             }
             Ok(true) => {}
@@ -140,7 +140,7 @@ impl RunActor {
         let items = match self.plan.for_each(id, &self.ctx) {
             Ok(items) => items,
             Err(e) => {
-                self.fail_step(id, 0, error_json("EXPRESSION", &e, false));
+                self.fail_step(id, 0, error_json(e.code, &e.message, false));
                 return;
             }
         };
@@ -247,7 +247,7 @@ impl RunActor {
         let input = match input {
             Ok(v) => v,
             Err(e) => {
-                self.fail_step(key, attempt, error_json("INVALID_INPUT", &e, false));
+                self.fail_step(key, attempt, error_json(e.code, &e.message, false));
                 return;
             }
         };

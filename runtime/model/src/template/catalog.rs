@@ -92,6 +92,9 @@ pub enum TemplateProblemCode {
     InvalidRetry,
     /// The template has no steps.
     NoSteps,
+    /// The template is larger than the server's limits allow (steps,
+    /// `needs`, attempts, nesting or size of a value).
+    LimitExceeded,
 }
 
 /// One problem, located by a JSON pointer into the template.

@@ -1,5 +1,9 @@
 //! The step graph formed by `needs`: topological order, cycles, and the
 //! transitive upstream of each step.
+//!
+//! Everything is linear in the graph's size: the transitive upstream is
+//! not stored per step (that is quadratic in a long chain) but walked when
+//! asked for.
 
 use super::spec::WorkflowTemplate;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,17 +25,17 @@ impl fmt::Display for Cycle {
     }
 }
 
-static EMPTY: BTreeSet<String> = BTreeSet::new();
-
 /// The step graph.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Dag {
     /// Template order of the ids.
     ids: Vec<String>,
+    /// Position of each id in `ids`.
+    index: BTreeMap<String, usize>,
     /// Direct needs that name a known step, deduplicated, in written order.
     needs: BTreeMap<String, Vec<String>>,
-    /// Transitive needs.
-    upstream: BTreeMap<String, BTreeSet<String>>,
+    /// The same as indices into `ids`.
+    edges: Vec<Vec<usize>>,
     /// Topological order (only the steps outside cycles when there are some).
     order: Vec<String>,
     cycles: Vec<Cycle>,
@@ -79,15 +83,6 @@ impl Dag {
             .map(|c| Cycle(c.into_iter().map(|i| ids[i].clone()).collect()))
             .collect();
 
-        let upstream = (0..ids.len())
-            .map(|i| {
-                let set = reachable(&edges, i)
-                    .into_iter()
-                    .map(|j| ids[j].clone())
-                    .collect();
-                (ids[i].clone(), set)
-            })
-            .collect();
         let needs = edges
             .iter()
             .enumerate()
@@ -96,8 +91,9 @@ impl Dag {
         Self {
             order: order.into_iter().map(|i| ids[i].clone()).collect(),
             ids,
+            index,
             needs,
-            upstream,
+            edges,
             cycles,
         }
     }
@@ -130,17 +126,53 @@ impl Dag {
 
     /// Every step `step` needs, directly or transitively (itself only if it
     /// is in a cycle). Empty for an unknown step.
-    pub fn upstream_of(&self, step: &str) -> &BTreeSet<String> {
-        self.upstream.get(step).unwrap_or(&EMPTY)
+    pub fn upstream_of(&self, step: &str) -> BTreeSet<String> {
+        match self.index.get(step) {
+            Some(&i) => reachable(&self.edges, i)
+                .into_iter()
+                .map(|j| self.ids[j].clone())
+                .collect(),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// Whether `step` needs `other`, directly or transitively. Walks only
+    /// until it finds it: linear in the graph's size at worst.
+    pub fn is_upstream(&self, other: &str, step: &str) -> bool {
+        let (Some(&from), Some(&target)) = (self.index.get(step), self.index.get(other)) else {
+            return false;
+        };
+        let mut seen = vec![false; self.ids.len()];
+        let mut stack: Vec<usize> = self.edges[from].clone();
+        while let Some(i) = stack.pop() {
+            if i == target {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(self.edges[i].iter().copied());
+            }
+        }
+        false
     }
 
     /// Every step that needs `step`, directly or transitively, in template
     /// order.
     pub fn downstream_of(&self, step: &str) -> Vec<&str> {
+        let Some(&target) = self.index.get(step) else {
+            return Vec::new();
+        };
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); self.ids.len()];
+        for (i, needs) in self.edges.iter().enumerate() {
+            for &j in needs {
+                dependents[j].push(i);
+            }
+        }
+        let found = reachable(&dependents, target);
         self.ids
             .iter()
-            .filter(|id| self.upstream_of(id).contains(step))
-            .map(String::as_str)
+            .enumerate()
+            .filter(|(i, _)| found.contains(i))
+            .map(|(_, id)| id.as_str())
             .collect()
     }
 }

@@ -31,6 +31,6 @@ pub use spec::{
     CompensationSpec, ScheduleSpec, StepSpec, TemplateFormat, TemplateParseError, WorkflowTemplate,
 };
 pub use validate::{
-    ValidatedCompensation, ValidatedStep, ValidatedTemplate, is_valid_step_id,
-    is_valid_template_name, validate_template,
+    TemplateLimits, ValidatedCompensation, ValidatedStep, ValidatedTemplate, is_valid_step_id,
+    is_valid_template_name, validate_template, validate_template_with,
 };

@@ -12,12 +12,37 @@ use super::catalog::{
 use super::dag::Dag;
 use super::expr::{CompiledExpr, CompiledValue, ExprSite, VARIABLES, escape_pointer};
 use super::spec::{CompensationSpec, StepSpec, WorkflowTemplate};
+use crate::json_limits::{JsonLimits, check_json};
 use crate::manifest::StepTypeRef;
 use jsonschema::error::ValidationErrorKind;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+
+/// How large a template may be. Validation is linear in the template's
+/// size, and these bound that size and what a run of it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", default, deny_unknown_fields)]
+pub struct TemplateLimits {
+    /// Steps in one template.
+    pub max_steps: usize,
+    /// `needs` entries in one template, all steps together.
+    pub max_needs: usize,
+    /// A step's `retry.maxAttempts`.
+    pub max_attempts: u32,
+}
+
+impl Default for TemplateLimits {
+    fn default() -> Self {
+        Self {
+            max_steps: 1_000,
+            max_needs: 10_000,
+            max_attempts: 100,
+        }
+    }
+}
 
 /// A compiled JSON Schema, shared.
 #[derive(Clone)]
@@ -54,8 +79,6 @@ pub struct ValidatedStep {
     pub condition: Option<CompiledExpr>,
     /// `forEach`, compiled.
     pub for_each: Option<CompiledExpr>,
-    /// Every step it needs, directly or transitively.
-    pub upstream: BTreeSet<String>,
     /// `onFailure`, resolved and compiled.
     pub compensation: Option<ValidatedCompensation>,
     input_schema: Schema,
@@ -405,7 +428,7 @@ impl Problems {
                         expr.source()
                     ),
                 );
-            } else if !scope.upstream.contains(&r) {
+            } else if !scope.dag.is_upstream(&r, scope.step) {
                 self.push(
                     pointer,
                     C::NotUpstream,
@@ -450,7 +473,7 @@ impl Problems {
 /// What the expressions of one part of a step may read.
 struct RefScope<'a> {
     step: &'a str,
-    upstream: &'a BTreeSet<String>,
+    dag: &'a Dag,
     all_ids: &'a BTreeSet<&'a str>,
     item_bound: bool,
     self_allowed: bool,
@@ -504,8 +527,59 @@ pub fn validate_template(
     t: &WorkflowTemplate,
     catalog: &dyn StepTypeCatalog,
 ) -> Result<ValidatedTemplate, Vec<TemplateProblem>> {
+    validate_template_with(t, catalog, &TemplateLimits::default())
+}
+
+/// [`validate_template`] within `limits`. A template over the step or
+/// `needs` limit is refused before anything else is looked at, so the
+/// work done on a hostile template stays small.
+pub fn validate_template_with(
+    t: &WorkflowTemplate,
+    catalog: &dyn StepTypeCatalog,
+    limits: &TemplateLimits,
+) -> Result<ValidatedTemplate, Vec<TemplateProblem>> {
     use TemplateProblemCode as C;
     let mut p = Problems(Vec::new());
+    if t.steps.len() > limits.max_steps {
+        p.push(
+            "/steps",
+            C::LimitExceeded,
+            format!(
+                "the template has {} steps; the limit is {}",
+                t.steps.len(),
+                limits.max_steps
+            ),
+        );
+    }
+    let needs: usize = t.steps.iter().map(|s| s.needs.len()).sum();
+    if needs > limits.max_needs {
+        p.push(
+            "/steps",
+            C::LimitExceeded,
+            format!(
+                "the template has {needs} `needs` entries; the limit is {}",
+                limits.max_needs
+            ),
+        );
+    }
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    // Literal values are stored with every run: bound their nesting.
+    let values = t.inputs.iter().map(|v| ("/inputs".to_owned(), v)).chain(
+        t.steps.iter().enumerate().flat_map(|(i, s)| {
+            std::iter::once((format!("/steps/{i}/with"), &s.with)).chain(
+                s.on_failure
+                    .iter()
+                    .map(move |c| (format!("/steps/{i}/onFailure/with"), &c.with)),
+            )
+        }),
+    );
+    for (ptr, v) in values {
+        if let Err(e) = check_json(v, JsonLimits::bytes(usize::MAX)) {
+            p.push(ptr, C::LimitExceeded, e.to_string());
+        }
+    }
 
     if !is_valid_template_name(&t.name) {
         p.push(
@@ -587,6 +661,16 @@ pub fn validate_template(
             for (ptr, msg) in retry.problems() {
                 p.push(format!("{base}/retry{ptr}"), C::InvalidRetry, msg);
             }
+            if retry.max_attempts > limits.max_attempts {
+                p.push(
+                    format!("{base}/retry/maxAttempts"),
+                    C::LimitExceeded,
+                    format!(
+                        "maxAttempts {} is over the limit of {}",
+                        retry.max_attempts, limits.max_attempts
+                    ),
+                );
+            }
         }
         let compensation = s.on_failure.as_ref().map(|c| {
             let resolved = p.resolve(format!("{base}/onFailure/uses"), &c.uses, catalog);
@@ -595,10 +679,9 @@ pub fn validate_template(
         });
 
         // References, checked wherever the expressions compiled.
-        let upstream = dag.upstream_of(&s.id);
         let scope = |item_bound, self_allowed| RefScope {
             step: &s.id,
-            upstream,
+            dag: &dag,
             all_ids: &all_ids,
             item_bound,
             self_allowed,
@@ -688,7 +771,6 @@ pub fn validate_template(
                     with,
                     condition,
                     for_each,
-                    upstream: upstream.clone(),
                     compensation,
                     input_schema,
                 },

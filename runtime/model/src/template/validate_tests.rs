@@ -126,14 +126,18 @@ fn a_good_template_validates() {
         "^0.1 pins 0.1.x"
     );
     assert_eq!(fib.index, 1);
-    assert!(fib.upstream.is_empty());
+    assert!(v.dag().upstream_of("fib").is_empty());
     let echo = v.step("echo").unwrap();
     assert_eq!(
         echo.resolved.version,
         semver::Version::new(0, 2, 0),
         "highest version"
     );
-    assert_eq!(echo.upstream, BTreeSet::from(["fib".to_owned()]));
+    assert_eq!(
+        v.dag().upstream_of("echo"),
+        BTreeSet::from(["fib".to_owned()])
+    );
+    assert!(v.dag().is_upstream("fib", "echo") && !v.dag().is_upstream("echo", "fib"));
     assert!(echo.condition.is_some() && echo.for_each.is_some() && echo.compensation.is_some());
     assert_eq!(
         v.steps().map(|s| s.spec.id.as_str()).collect::<Vec<_>>(),

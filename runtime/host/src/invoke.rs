@@ -19,6 +19,7 @@ use weft_model::{
     InputRequest, InvocationLimits, PluginDigest, PluginError, PluginErrorKind, RunId, StepId,
     StepOutcome,
 };
+use weft_model::{JsonLimits, parse_json};
 
 /// Everything needed to run one attempt of one step.
 pub struct InvokeStepRequest {
@@ -298,9 +299,13 @@ fn convert_outcome(
                     limit: limits.max_output_bytes,
                 });
             }
-            serde_json::from_str(&json)
+            let limits =
+                JsonLimits::bytes(usize::try_from(limits.max_output_bytes).unwrap_or(usize::MAX));
+            parse_json(&json, limits)
                 .map(StepOutcome::Success)
-                .map_err(|e| InvokeError::InvalidOutput(format!("output is not JSON: {e}")))
+                .map_err(|e| {
+                    InvokeError::InvalidOutput(format!("output is not acceptable JSON: {e}"))
+                })
         }
         step::Outcome::Failed(err) => {
             if let Some(denied) = state.io.denials.first() {
@@ -312,9 +317,12 @@ fn convert_outcome(
             Ok(StepOutcome::Failed(plugin_error(err)))
         }
         step::Outcome::AwaitingInput(req) => {
-            let schema: serde_json::Value = serde_json::from_str(&req.schema).map_err(|e| {
-                InvokeError::InvalidOutput(format!("input request schema is not JSON: {e}"))
-            })?;
+            let schema =
+                parse_json(&req.schema, JsonLimits::bytes(MAX_SIDE_JSON_BYTES)).map_err(|e| {
+                    InvokeError::InvalidOutput(format!(
+                        "input request schema is not acceptable JSON: {e}"
+                    ))
+                })?;
             if let Err(e) = jsonschema::meta::validate(&schema) {
                 return Err(InvokeError::InvalidOutput(format!(
                     "input request schema is not a valid JSON Schema: {e}"
@@ -343,8 +351,27 @@ fn plugin_error(e: types::PluginError) -> PluginError {
         message: e.message,
         retryable: e.retryable,
         retry_after_ms: e.retry_after_ms,
-        details: e
-            .details
-            .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
+        details: e.details.map(|d| side_json(d)),
+    }
+}
+
+/// Largest JSON a plugin may attach beside its output (error details, log
+/// context, an input request's schema).
+pub(crate) const MAX_SIDE_JSON_BYTES: usize = 64 << 10;
+
+/// JSON a plugin attached to an error or a log line: kept as JSON when it
+/// is within the limits, else as (truncated) text, so nothing stored is
+/// deeper or larger than the store and readers accept.
+pub(crate) fn side_json(mut text: String) -> serde_json::Value {
+    match parse_json(&text, JsonLimits::bytes(MAX_SIDE_JSON_BYTES)) {
+        Ok(v) => v,
+        Err(_) => {
+            let mut end = text.len().min(MAX_SIDE_JSON_BYTES);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            serde_json::Value::String(text)
+        }
     }
 }

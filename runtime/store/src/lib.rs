@@ -16,12 +16,14 @@ mod admin;
 mod error;
 mod migrate;
 mod plugins;
+mod quarantine;
 mod records;
 mod runs;
 mod templates;
 
 pub use admin::ArtifactEntry;
 pub use error::StoreError;
+pub use quarantine::RUN_UNREADABLE;
 pub use records::{
     ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage,
     RunProgress, RunRecord, StepRecord, TemplateRecord, TemplateRevisionRecord, Transition,

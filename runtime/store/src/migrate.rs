@@ -8,6 +8,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.surql")),
     (2, include_str!("../migrations/0002_keyed_by_run.surql")),
     (3, include_str!("../migrations/0003_journal.surql")),
+    (4, include_str!("../migrations/0004_quarantine.surql")),
 ];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {

@@ -31,6 +31,7 @@
 //! and other invocations carry on.
 
 mod bindings;
+mod budget;
 mod cache;
 mod egress;
 mod engine;
@@ -40,8 +41,10 @@ mod imports;
 mod install;
 mod invoke;
 mod output;
+mod net;
 mod sandbox;
 
+pub use budget::default_memory_budget_bytes;
 pub use cache::CompileSource;
 pub use engine::{HostConfig, HostSetupError};
 pub use error::{InstallError, InvokeError};

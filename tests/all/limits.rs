@@ -13,8 +13,8 @@ fn limits() -> InvocationLimits {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn progress_floods_hit_the_log_limits_and_long_messages_are_truncated()
--> anyhow::Result<()> {
+async fn progress_floods_hit_the_log_limits_and_long_messages_are_truncated() -> anyhow::Result<()>
+{
     let (host, d) = host_with(&["hostile"]).await?;
     let p = &d[0];
     let flood = |input, limits| {
@@ -62,7 +62,11 @@ async fn progress_floods_hit_the_log_limits_and_long_messages_are_truncated()
     ));
     let events = events.lock().unwrap();
     match events.as_slice() {
-        [PluginEvent::Progress { message: Some(m), .. }] => {
+        [
+            PluginEvent::Progress {
+                message: Some(m), ..
+            },
+        ] => {
             assert!(m.len() < 17 * 1024, "{} bytes kept", m.len());
             assert!(m.ends_with("[truncated]"));
         }

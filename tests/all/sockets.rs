@@ -18,7 +18,11 @@ fn grant(hosts: &[String]) -> CapabilityGrants {
 }
 
 fn echo(p: &PluginDigest, address: &str) -> weft_host::InvokeStepRequest {
-    request(p, "tcp-echo", json!({"address": address, "message": "ping"}))
+    request(
+        p,
+        "tcp-echo",
+        json!({"address": address, "message": "ping"}),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +38,9 @@ async fn a_granted_tcp_connect_works_and_an_ungranted_one_is_denied() -> anyhow:
             .await?,
         StepOutcome::Success(json!({"reply": "echo:ping"}))
     );
-    let r = host.invoke_step(echo(p, &format!("127.0.0.1:{other}"))).await;
+    let r = host
+        .invoke_step(echo(p, &format!("127.0.0.1:{other}")))
+        .await;
     assert!(
         matches!(&r, Err(InvokeError::CapabilityDenied(m))
             if m.contains(&format!("socket connection to 127.0.0.1:{other} is not granted"))),
@@ -49,7 +55,11 @@ async fn dns_is_limited_to_granted_names() -> anyhow::Result<()> {
     let p = &d[0];
     host.set_grants(p, &grant(&["api.example.com".to_owned()]))?;
     let r = host
-        .invoke_step(request(p, "resolve", json!({"name": "exfil.attacker.test"})))
+        .invoke_step(request(
+            p,
+            "resolve",
+            json!({"name": "exfil.attacker.test"}),
+        ))
         .await;
     assert!(
         matches!(&r, Err(InvokeError::CapabilityDenied(m))

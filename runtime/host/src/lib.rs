@@ -40,8 +40,8 @@ mod events;
 mod imports;
 mod install;
 mod invoke;
-mod output;
 mod net;
+mod output;
 mod sandbox;
 
 pub use budget::default_memory_budget_bytes;

@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::p2::SocketError;
 use wasmtime_wasi::p2::bindings::sockets::ip_name_lookup::{
     self, Host, HostResolveAddressStream, ResolveAddressStream,
@@ -28,7 +29,6 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
     self, ErrorCode, HostNetwork, IpAddress, Network,
 };
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView, WasiSocketsView};
-use wasmtime_wasi::p2::DynPollable;
 use weft_model::EffectiveGrants;
 
 /// One invocation's socket policy and what it resolved so far.
@@ -71,15 +71,14 @@ impl NetPolicy {
         let denied = match use_ {
             // Binding to the wildcard address on an ephemeral port is what
             // every connect does implicitly; it reaches nothing.
-            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
-                (!(addr.ip().is_unspecified() && addr.port() == 0))
-                    .then(|| format!("binding a socket to {addr} is not allowed"))
-            }
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => (!(addr.ip().is_unspecified()
+                && addr.port() == 0))
+                .then(|| format!("binding a socket to {addr} is not allowed")),
             SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => (!self.allows_connect(addr))
                 .then(|| format!("socket connection to {addr} is not granted")),
-            SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => {
-                Some(format!("listening for connections on {addr} is not allowed"))
-            }
+            SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => Some(format!(
+                "listening for connections on {addr} is not allowed"
+            )),
             SocketAddrUse::UdpReceive => Some(format!("receiving UDP from {addr} is not allowed")),
         };
         match denied {
@@ -168,10 +167,8 @@ fn guarded_lookup(state: &mut SandboxState) -> GuardedLookup<'_> {
 /// holds the rest of WASI) with the guarded one.
 pub(crate) fn shadow_ip_name_lookup(linker: &mut Linker<SandboxState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let added = ip_name_lookup::add_to_linker::<SandboxState, GuardedLookupData>(
-        linker,
-        guarded_lookup,
-    );
+    let added =
+        ip_name_lookup::add_to_linker::<SandboxState, GuardedLookupData>(linker, guarded_lookup);
     linker.allow_shadowing(false);
     added
 }
@@ -256,7 +253,10 @@ mod tests {
 
     fn policy(hosts: &[&str]) -> NetPolicy {
         let grants = EffectiveGrants {
-            outbound_hosts: hosts.iter().map(|h| HostPattern::parse(h).unwrap()).collect(),
+            outbound_hosts: hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect(),
             ..Default::default()
         };
         NetPolicy::new(Arc::new(grants), DenialLog::default())

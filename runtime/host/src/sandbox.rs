@@ -7,8 +7,8 @@
 
 use crate::egress::{DenialLog, EgressHooks};
 use crate::error::InvokeError;
-use crate::net::NetPolicy;
 use crate::events::{InvocationObserver, LogLevel, LogSource, PluginEvent};
+use crate::net::NetPolicy;
 use crate::output::CapturedOutput;
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -43,7 +43,8 @@ impl Step for TcpEcho {
         let io = |what: &str, e: std::io::Error| {
             PluginError::transient(format!("{what} {}: {e}", input.address))
         };
-        let mut stream = TcpStream::connect(input.address.as_str()).map_err(|e| io("connect", e))?;
+        let mut stream =
+            TcpStream::connect(input.address.as_str()).map_err(|e| io("connect", e))?;
         stream
             .write_all(input.message.as_bytes())
             .map_err(|e| io("write", e))?;

@@ -113,6 +113,9 @@ pub struct EngineSection {
     /// Memory for finished runs' records served without a store read
     /// (MiB; 0 turns the cache off).
     pub finished_run_cache_mb: Option<u64>,
+    /// Memory all running step invocations together may reserve (MiB);
+    /// each reserves its `max_memory_bytes` before it starts.
+    pub memory_budget_mb: Option<u64>,
     /// Limits of every step invocation.
     #[serde(default)]
     pub step_limits: LimitsSection,
@@ -144,6 +147,8 @@ pub struct LimitsSection {
     pub max_log_bytes: Option<u64>,
     /// Artifact bytes per invocation.
     pub max_artifact_bytes: Option<u64>,
+    /// Artifacts per invocation.
+    pub max_artifacts: Option<u32>,
     /// Time a cancelled plugin gets to return on its own (ms).
     pub cancel_grace_ms: Option<u64>,
 }
@@ -173,6 +178,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Engine configuration.
     pub engine: EngineConfig,
+    /// The plugin host's memory budget for running invocations (bytes).
+    pub memory_budget_bytes: u64,
     /// On SIGTERM/SIGINT, how long in-flight steps get to finish.
     pub shutdown_grace: Duration,
     /// The file that was read, if any.
@@ -245,6 +252,11 @@ pub fn merge(
     if let Some(mb) = file.engine.finished_run_cache_mb {
         engine.finished_run_cache_bytes = mb.saturating_mul(1024 * 1024);
     }
+    let memory_budget_bytes = match file.engine.memory_budget_mb {
+        Some(0) => return Err(invalid("engine.memory_budget_mb", "must be greater than 0")),
+        Some(mb) => mb.saturating_mul(1024 * 1024),
+        None => weft_host::default_memory_budget_bytes(),
+    };
     let l = &file.engine.step_limits;
     let limits: &mut InvocationLimits = &mut engine.step_limits;
     let positive = |v: Option<u64>, key| match v {
@@ -272,6 +284,9 @@ pub fn merge(
     if let Some(b) = l.max_artifact_bytes {
         limits.max_artifact_bytes = b;
     }
+    if let Some(n) = l.max_artifacts {
+        limits.max_artifacts = n;
+    }
     if let Some(ms) = l.cancel_grace_ms {
         limits.cancel_grace = Duration::from_millis(ms);
     }
@@ -286,6 +301,7 @@ pub fn merge(
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         engine,
+        memory_budget_bytes,
         shutdown_grace: file
             .engine
             .shutdown_grace_ms
@@ -326,9 +342,11 @@ mod tests {
             [engine]
             max_concurrent_steps = 8
             finished_run_cache_mb = 0
+            memory_budget_mb = 2048
             [engine.step_limits]
             timeout_ms = 1500
             max_log_lines = 50
+            max_artifacts = 7
             "#,
         );
         let s = merge(Overrides::default(), file.clone(), None).unwrap();
@@ -339,6 +357,8 @@ mod tests {
         assert_eq!(s.engine.finished_run_cache_bytes, 0);
         assert_eq!(s.engine.step_limits.timeout, Duration::from_millis(1500));
         assert_eq!(s.engine.step_limits.max_log_lines, 50);
+        assert_eq!(s.engine.step_limits.max_artifacts, 7);
+        assert_eq!(s.memory_budget_bytes, 2048 << 20);
         // Keys the file leaves out keep their defaults.
         assert_eq!(
             s.engine.step_limits.cpu_time,
@@ -369,6 +389,9 @@ mod tests {
         let zero = parse("[engine]\nmax_concurrent_steps = 0");
         let e = merge(Overrides::default(), zero, None).unwrap_err();
         assert!(e.to_string().contains("engine.max_concurrent_steps"), "{e}");
+        let zero = parse("[engine]\nmemory_budget_mb = 0");
+        let e = merge(Overrides::default(), zero, None).unwrap_err();
+        assert!(e.to_string().contains("engine.memory_budget_mb"), "{e}");
         let zero = parse("[engine.step_limits]\ntimeout_ms = 0");
         assert!(merge(Overrides::default(), zero, None).is_err());
     }

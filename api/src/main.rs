@@ -106,6 +106,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let host = Arc::new(PluginHost::new(HostConfig {
         cache_dir: Some(args.data_dir.join("compiled")),
+        memory_budget_bytes: args.memory_budget_bytes,
         ..HostConfig::default()
     })?);
     let store = weft_store::Store::connect(&args.db).await?;

@@ -10,3 +10,5 @@ mod engine;
 mod examples;
 mod hostile;
 mod install;
+mod limits;
+mod sockets;

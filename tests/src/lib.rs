@@ -30,13 +30,41 @@ pub fn wasm(name: &str) -> Result<Vec<u8>> {
 /// A host for tests: a small instance pool and a compile cache shared by
 /// every test, so each component is compiled once per cache directory.
 pub fn test_host() -> Result<PluginHost> {
-    let cache = std::env::temp_dir().join("weft-test-compile-cache");
-    Ok(PluginHost::new(HostConfig {
-        cache_dir: Some(cache),
+    Ok(PluginHost::new(test_host_config())?)
+}
+
+/// The configuration of [`test_host`], for tests that change a setting.
+pub fn test_host_config() -> HostConfig {
+    HostConfig {
+        cache_dir: Some(std::env::temp_dir().join("weft-test-compile-cache")),
         max_concurrent_instances: 64,
         memory_ceiling_bytes: 256 << 20,
         ..HostConfig::default()
-    })?)
+    }
+}
+
+/// A TCP server on loopback that reads each connection to its end and
+/// answers `echo:` followed by what it read. Returns its port; it runs
+/// until the runtime shuts down.
+pub async fn serve_tcp_echo() -> Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                if sock.read_to_end(&mut seen).await.is_err() {
+                    return;
+                }
+                let mut reply = b"echo:".to_vec();
+                reply.extend_from_slice(&seen);
+                let _ = sock.write_all(&reply).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Ok(port)
 }
 
 /// A host with `names` installed; returns the host and their digests in order.

@@ -2,6 +2,7 @@
 //! is instantiated against, and the epoch ticker that drives timeouts,
 //! CPU budgets and cooperative yielding.
 
+use crate::budget::MemoryBudget;
 use crate::sandbox::SandboxState;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +29,11 @@ pub struct HostConfig {
     pub default_limits: InvocationLimits,
     /// How long `describe()` may take on install.
     pub describe_timeout: Duration,
+    /// Memory all running invocations together may reserve: each reserves
+    /// its `max_memory_bytes` before it starts and waits while the budget
+    /// is spent. Defaults to half of the machine's memory
+    /// ([`default_memory_budget_bytes`](crate::default_memory_budget_bytes)).
+    pub memory_budget_bytes: u64,
 }
 
 impl Default for HostConfig {
@@ -40,6 +46,7 @@ impl Default for HostConfig {
             memory_ceiling_bytes: 1 << 30,
             default_limits: InvocationLimits::default(),
             describe_timeout: Duration::from_secs(10),
+            memory_budget_bytes: crate::budget::default_memory_budget_bytes(),
         }
     }
 }
@@ -63,6 +70,7 @@ pub(crate) struct HostEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<SandboxState>,
     pub(crate) config: HostConfig,
+    pub(crate) budget: MemoryBudget,
 }
 
 impl HostEngine {
@@ -101,6 +109,8 @@ impl HostEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| HostSetupError::Linker(format!("{e:#}")))?;
+        crate::net::shadow_ip_name_lookup(&mut linker)
+            .map_err(|e| HostSetupError::Linker(format!("{e:#}")))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| HostSetupError::Linker(format!("{e:#}")))?;
         crate::bindings::step_plugin::StepPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
@@ -116,6 +126,7 @@ impl HostEngine {
         Ok(Self {
             engine,
             linker,
+            budget: MemoryBudget::new(config.memory_budget_bytes),
             config,
         })
     }

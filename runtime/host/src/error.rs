@@ -119,6 +119,23 @@ pub enum InvokeError {
         /// Configured limit.
         limit: u64,
     },
+    /// The plugin emitted more artifacts than allowed.
+    #[error("artifact limit exceeded: more than {limit} artifacts")]
+    ArtifactCountExceeded {
+        /// Configured limit.
+        limit: u32,
+    },
+    /// The invocation's memory limit is larger than the host's whole
+    /// memory budget for running invocations, so it could never start.
+    #[error(
+        "memory budget exceeded: the invocation's limit of {limit_bytes} bytes is more than the host's budget of {budget_bytes} bytes for all running invocations"
+    )]
+    MemoryBudgetExceeded {
+        /// The invocation's memory limit.
+        limit_bytes: u64,
+        /// The host's budget.
+        budget_bytes: u64,
+    },
     /// The plugin tried to use a capability it was not granted and failed because of it.
     #[error("capability denied: {0}")]
     CapabilityDenied(String),
@@ -151,6 +168,8 @@ impl InvokeError {
             Self::InvalidOutput(_) => "INVALID_OUTPUT",
             Self::LogLimitExceeded(_) => "LOG_LIMIT_EXCEEDED",
             Self::ArtifactLimitExceeded { .. } => "ARTIFACT_LIMIT_EXCEEDED",
+            Self::ArtifactCountExceeded { .. } => "ARTIFACT_COUNT_EXCEEDED",
+            Self::MemoryBudgetExceeded { .. } => "MEMORY_BUDGET_EXCEEDED",
             Self::CapabilityDenied(_) => "CAPABILITY_DENIED",
             Self::Instantiate(_) => "INSTANTIATE_FAILED",
         }

@@ -28,8 +28,10 @@ impl Host for SandboxState {
     }
 
     fn progress(&mut self, fraction: f32, message: Option<String>) -> wasmtime::Result<()> {
-        self.io.progress(fraction, message);
-        Ok(())
+        // Progress is stored as log lines: flooding it traps like log does.
+        self.io
+            .progress(fraction, message)
+            .map_err(wasmtime::Error::new)
     }
 
     fn emit_artifact(
@@ -38,7 +40,9 @@ impl Host for SandboxState {
         media_type: String,
         data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), String>> {
-        Ok(self.io.artifact(name, media_type, data))
+        self.io
+            .artifact(name, media_type, data)
+            .map_err(wasmtime::Error::new)
     }
 
     fn secret(&mut self, name: String) -> wasmtime::Result<Option<String>> {

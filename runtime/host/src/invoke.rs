@@ -212,6 +212,14 @@ async fn invoke_step_uncounted(
         .max_memory_bytes
         .min(host.config.memory_ceiling_bytes);
     let deadline = Instant::now() + limits.timeout;
+    // Waiting for memory counts against the invocation's wall clock and
+    // ends on cancellation, so a queued invocation is never stuck.
+    let _reservation = tokio::select! {
+        biased;
+        r = host.budget.reserve(limits.max_memory_bytes) => r?,
+        () = req.cancel.cancelled() => return Err(InvokeError::Cancelled),
+        () = tokio::time::sleep_until(deadline) => return Err(InvokeError::Timeout(limits.timeout)),
+    };
     let spec = SandboxSpec {
         grants: plugin.grants(),
         secrets: req.secrets,

@@ -31,6 +31,7 @@
 //! and other invocations carry on.
 
 mod bindings;
+mod budget;
 mod cache;
 mod egress;
 mod engine;
@@ -39,9 +40,11 @@ mod events;
 mod imports;
 mod install;
 mod invoke;
+mod net;
 mod output;
 mod sandbox;
 
+pub use budget::default_memory_budget_bytes;
 pub use cache::CompileSource;
 pub use engine::{HostConfig, HostSetupError};
 pub use error::{InstallError, InvokeError};

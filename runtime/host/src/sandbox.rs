@@ -8,6 +8,7 @@
 use crate::egress::{DenialLog, EgressHooks};
 use crate::error::InvokeError;
 use crate::events::{InvocationObserver, LogLevel, LogSource, PluginEvent};
+use crate::net::NetPolicy;
 use crate::output::CapturedOutput;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ pub(crate) struct SandboxState {
     http: WasiHttpCtx,
     table: ResourceTable,
     egress: EgressHooks,
+    /// The socket policy; `None` when nothing outbound is granted.
+    pub(crate) net: Option<Arc<NetPolicy>>,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) io: InvocationIo,
     /// Epoch ticks spent executing WebAssembly; compared with `cpu_tick_budget`.
@@ -84,19 +87,19 @@ impl SandboxState {
                 })?;
         }
         let denials = DenialLog::default();
-        if !grants.outbound_hosts.is_empty() {
-            let check_grants = grants.clone();
-            let check_denials = denials.clone();
+        // Sockets and DNS exist only for plugins with an outbound grant;
+        // see `net` for what the policy allows.
+        let net = (!grants.outbound_hosts.is_empty()).then(|| {
+            let policy = Arc::new(NetPolicy::new(grants.clone(), denials.clone()));
+            let check = policy.clone();
             wasi.allow_tcp(true)
                 .allow_ip_name_lookup(true)
-                .socket_addr_check(move |addr: SocketAddr, _use: SocketAddrUse| {
-                    let allowed = check_grants.allows_host(&addr.ip().to_string(), addr.port());
-                    if !allowed {
-                        check_denials.record(format!("socket connection to {addr} is not granted"));
-                    }
+                .socket_addr_check(move |addr: SocketAddr, use_: SocketAddrUse| {
+                    let allowed = check.check(addr, use_);
                     Box::pin(async move { allowed })
                 });
-        }
+            policy
+        });
         let ticks = |d: Duration| (d.as_nanos() / epoch_tick.as_nanos().max(1)).max(1) as u64;
         Ok(Self {
             wasi: wasi.build(),
@@ -107,6 +110,7 @@ impl SandboxState {
                 denials: denials.clone(),
                 max_timeout: limits.timeout,
             },
+            net,
             limiter: MemoryLimiter {
                 max_bytes: limits.max_memory_bytes,
                 hit: false,
@@ -122,6 +126,7 @@ impl SandboxState {
                 log_lines: 0,
                 log_bytes: 0,
                 artifact_bytes: 0,
+                artifacts: 0,
                 violation: None,
                 denials,
                 stdout,
@@ -192,6 +197,8 @@ pub(crate) struct InvocationIo {
     log_lines: u32,
     log_bytes: u64,
     artifact_bytes: u64,
+    /// Artifacts emitted so far, refused ones included (each call costs the host).
+    artifacts: u32,
     /// The first limit the plugin broke through a host call.
     pub(crate) violation: Option<InvokeError>,
     pub(crate) denials: DenialLog,
@@ -206,16 +213,11 @@ impl InvocationIo {
         }
     }
 
-    /// Records a log line, or fails the invocation when the plugin is
-    /// past its log budget.
-    pub(crate) fn log(
-        &mut self,
-        level: LogLevel,
-        mut message: String,
-        context: Option<String>,
-    ) -> Result<(), InvokeError> {
-        self.log_lines += 1;
-        self.log_bytes += (message.len() + context.as_ref().map_or(0, String::len)) as u64;
+    /// Counts one line of `bytes` against the log budget, or fails the
+    /// invocation when the plugin is past it.
+    fn count_log_line(&mut self, bytes: usize) -> Result<(), InvokeError> {
+        self.log_lines = self.log_lines.saturating_add(1);
+        self.log_bytes = self.log_bytes.saturating_add(bytes as u64);
         if self.log_lines > self.limits.max_log_lines {
             return Err(self.violate(InvokeError::LogLimitExceeded(format!(
                 "more than {} lines",
@@ -228,6 +230,18 @@ impl InvocationIo {
                 self.limits.max_log_bytes
             ))));
         }
+        Ok(())
+    }
+
+    /// Records a log line, or fails the invocation when the plugin is
+    /// past its log budget.
+    pub(crate) fn log(
+        &mut self,
+        level: LogLevel,
+        mut message: String,
+        context: Option<String>,
+    ) -> Result<(), InvokeError> {
+        self.count_log_line(message.len() + context.as_ref().map_or(0, String::len))?;
         if self.observer.is_none() {
             return Ok(());
         }
@@ -244,20 +258,48 @@ impl InvocationIo {
         Ok(())
     }
 
-    pub(crate) fn progress(&mut self, fraction: f32, message: Option<String>) {
+    /// Records progress. Every report is stored as a log line, so it
+    /// counts against the same budget and is truncated like one.
+    pub(crate) fn progress(
+        &mut self,
+        fraction: f32,
+        mut message: Option<String>,
+    ) -> Result<(), InvokeError> {
+        self.count_log_line(message.as_ref().map_or(0, String::len))?;
         let fraction = if fraction.is_finite() {
             fraction.clamp(0.0, 1.0)
         } else {
             0.0
         };
+        if let Some(m) = &mut message {
+            truncate_utf8(m, MAX_LOG_LINE_BYTES);
+        }
         self.emit(PluginEvent::Progress {
             at: SystemTime::now(),
             fraction,
             message,
         });
+        Ok(())
     }
 
+    /// Records an artifact. `Err(InvokeError)` fails the invocation (too
+    /// many artifacts); `Ok(Err(_))` is a refusal the plugin may handle.
     pub(crate) fn artifact(
+        &mut self,
+        name: String,
+        media_type: String,
+        data: Vec<u8>,
+    ) -> Result<Result<(), String>, InvokeError> {
+        self.artifacts = self.artifacts.saturating_add(1);
+        if self.artifacts > self.limits.max_artifacts {
+            return Err(self.violate(InvokeError::ArtifactCountExceeded {
+                limit: self.limits.max_artifacts,
+            }));
+        }
+        Ok(self.accept_artifact(name, media_type, data))
+    }
+
+    fn accept_artifact(
         &mut self,
         name: String,
         media_type: String,

@@ -89,9 +89,12 @@ impl HostPattern {
     /// Whether a destination `host` (name or IP literal, IPv6 without
     /// brackets) on `port` is allowed by this pattern.
     pub fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.is_some_and(|p| p != port) {
-            return false;
-        }
+        self.port.is_none_or(|p| p == port) && self.matches_host(host)
+    }
+
+    /// Whether this pattern allows `host` on some port: the question a DNS
+    /// lookup asks, since a name is resolved before the port is used.
+    pub fn matches_host(&self, host: &str) -> bool {
         let host = normalize_host(host.trim_start_matches('[').trim_end_matches(']'));
         match &self.host {
             HostMatch::Any => true,
@@ -306,6 +309,12 @@ impl EffectiveGrants {
         self.outbound_hosts.iter().any(|p| p.matches(host, port))
     }
 
+    /// Whether any granted pattern allows `host` on some port (DNS lookups
+    /// of a name happen before the port is known).
+    pub fn allows_host_name(&self, host: &str) -> bool {
+        self.outbound_hosts.iter().any(|p| p.matches_host(host))
+    }
+
     /// Whether the plugin may read the named secret.
     pub fn allows_secret(&self, name: &str) -> bool {
         self.secrets.iter().any(|s| s == name)
@@ -334,6 +343,15 @@ mod tests {
         assert!(p("[::1]:8080").matches("[::1]", 8080));
         assert!(p("*").matches("anything.test", 1));
         assert_eq!(p("[::1]:8080").to_string(), "[::1]:8080");
+    }
+
+    #[test]
+    fn host_names_match_on_any_port() {
+        assert!(p("db.internal:5432").matches_host("DB.internal."));
+        assert!(p("*.example.com").matches_host("api.example.com"));
+        assert!(!p("*.example.com").matches_host("example.com"));
+        assert!(!p("api.example.com").matches_host("evil.test"));
+        assert!(p("*").matches_host("anything.test"));
     }
 
     #[test]

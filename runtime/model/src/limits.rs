@@ -25,6 +25,10 @@ pub struct InvocationLimits {
     pub max_log_bytes: u64,
     /// Total artifact bytes the plugin may emit.
     pub max_artifact_bytes: u64,
+    /// Artifacts the plugin may emit; one more fails the invocation.
+    /// Each artifact is stored and listed on its own, so many tiny ones
+    /// cost the server far more than their bytes.
+    pub max_artifacts: u32,
     /// How long a cancelled plugin may take to return on its own before
     /// it is stopped.
     #[serde(with = "duration_ms", rename = "cancelGraceMs")]
@@ -41,6 +45,7 @@ impl Default for InvocationLimits {
             max_log_lines: 10_000,
             max_log_bytes: 4 << 20,
             max_artifact_bytes: 64 << 20,
+            max_artifacts: 1000,
             cancel_grace: Duration::from_secs(1),
         }
     }
@@ -78,5 +83,9 @@ mod tests {
             back.max_log_lines,
             InvocationLimits::default().max_log_lines
         );
+        assert_eq!(json["maxArtifacts"], 1000);
+        let back: InvocationLimits =
+            serde_json::from_value(serde_json::json!({"maxArtifacts": 3})).unwrap_or_default();
+        assert_eq!(back.max_artifacts, 3);
     }
 }

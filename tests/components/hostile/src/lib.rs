@@ -4,7 +4,9 @@
 //! (`spin`, `ignore-cancel`), memory (`membomb`), stack (`recurse`), traps
 //! (`panic`), output size (`big-output`), log limits (`log-flood`), egress
 //! (`http-get`), the filesystem (`read-file`), environment (`env`), secrets
-//! (`secret`), host calls (`artifact`) and error reporting (`fail`).
+//! (`secret`), host calls (`artifact`, `progress-flood`, `artifact-flood`),
+//! sockets and DNS (`tcp-echo`, `resolve`, in [`net`]) and error reporting
+//! (`fail`).
 //!
 //! It requests `outbound_hosts: ["*"]`, `env: ["WEFT_TEST_ALLOWED",
 //! "WEFT_TEST_SECRET_ENV"]`, `secrets: ["token"]` and `directories: ["/data"]`.
@@ -18,6 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weft_plugin_sdk::prelude::*;
 
+mod net;
+
+use net::{Resolve, TcpEcho};
+
 weft_plugin_sdk::export_plugin! {
     name: "hostile",
     version: env!("CARGO_PKG_VERSION"),
@@ -30,7 +36,8 @@ weft_plugin_sdk::export_plugin! {
     },
     steps: [
         Spin, Membomb, Recurse, Panic, BigOutput, LogFlood, HttpGet, ReadFile,
-        IgnoreCancel, Env, Secret, Artifact, Fail, Flaky,
+        IgnoreCancel, Env, Secret, Artifact, Fail, Flaky, ProgressFlood, ArtifactFlood,
+        TcpEcho, Resolve,
     ],
 }
 
@@ -424,5 +431,61 @@ impl Step for Flaky {
             return Err(PluginError::transient(format!("attempt {} fails on purpose", ctx.attempt())));
         }
         Ok(Outcome::Done(FlakyOutput { attempt: ctx.attempt() }))
+    }
+}
+
+/// `progress-flood`: reports progress `reports` times, each with a message
+/// of `message_bytes` bytes, then outputs `{}`.
+pub struct ProgressFlood;
+
+/// Input of `progress-flood`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressFloodInput {
+    /// How many progress reports.
+    pub reports: u64,
+    /// Length of each report's message.
+    #[serde(default)]
+    pub message_bytes: usize,
+}
+
+impl Step for ProgressFlood {
+    const NAME: &'static str = "progress-flood";
+    const DESCRIPTION: &'static str =
+        "Reports progress `reports` times with `messageBytes`-byte messages.";
+    type Input = ProgressFloodInput;
+    type Output = Empty;
+
+    fn run(&self, _: &StepContext, input: ProgressFloodInput) -> Result<Outcome<Empty>, PluginError> {
+        let message = "p".repeat(input.message_bytes);
+        for i in 0..input.reports {
+            host::progress(i as f32 / input.reports as f32, Some(&message));
+        }
+        Ok(Outcome::Done(Empty {}))
+    }
+}
+
+/// `artifact-flood`: emits `count` one-byte artifacts, then outputs `{}`.
+pub struct ArtifactFlood;
+
+/// Input of `artifact-flood`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ArtifactFloodInput {
+    /// How many artifacts.
+    pub count: u64,
+}
+
+impl Step for ArtifactFlood {
+    const NAME: &'static str = "artifact-flood";
+    const DESCRIPTION: &'static str = "Emits `count` one-byte artifacts named `a-0`, `a-1`, ...";
+    type Input = ArtifactFloodInput;
+    type Output = Empty;
+
+    fn run(&self, _: &StepContext, input: ArtifactFloodInput) -> Result<Outcome<Empty>, PluginError> {
+        for i in 0..input.count {
+            host::emit_artifact(&format!("a-{i}"), "text/plain", b"x")
+                .map_err(|err| PluginError::internal(format!("emit-artifact failed: {err}")))?;
+        }
+        Ok(Outcome::Done(Empty {}))
     }
 }

@@ -22,8 +22,9 @@ pub use error::{PluginError, PluginErrorKind};
 pub use ids::{IdError, PluginDigest, RunId, StepId};
 pub use limits::InvocationLimits;
 pub use manifest::{
-    ConnectorSpec, ManifestProblem, ManifestProblemCode, PluginManifest, PluginRoles,
-    RawConnectorSpec, RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
+    ConnectorSpec, MAX_LIST_ENTRIES, MAX_MANIFEST_BYTES, MAX_SCHEMA_BYTES, MAX_STEP_TYPES,
+    ManifestProblem, ManifestProblemCode, PluginManifest, PluginRoles, RawConnectorSpec,
+    RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
 };
 pub use outcome::{InputRequest, StepOutcome};
 pub use run::{RunStatus, StepStatus};

@@ -11,6 +11,7 @@
 mod actor;
 mod committer;
 mod finished;
+mod listing;
 mod live;
 pub mod metrics;
 mod plan;
@@ -21,6 +22,7 @@ mod scheduler;
 #[cfg(test)]
 mod test_support;
 
+pub use listing::{MAX_PAGE_SIZE, Page, PageRequest, StepTypeEntry};
 pub use live::LiveEvent;
 pub use registry::PluginEntry;
 

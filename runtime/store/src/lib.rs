@@ -24,7 +24,8 @@ pub use admin::ArtifactEntry;
 pub use error::StoreError;
 pub use records::{
     ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage,
-    RunProgress, RunRecord, StepRecord, TemplateRecord, TemplateRevisionRecord, Transition,
+    RunProgress, RunRecord, StepRecord, TemplatePage, TemplateRecord, TemplateRevisionRecord,
+    Transition,
 };
 pub use runs::{CreateRunOutcome, NextSequences};
 

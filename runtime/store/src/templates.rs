@@ -1,6 +1,6 @@
 //! Workflow templates and their immutable revisions.
 
-use crate::records::{TemplateRecord, TemplateRevisionRecord};
+use crate::records::{TemplatePage, TemplateRecord, TemplateRevisionRecord};
 use crate::runs::{rows, to_json};
 use crate::{Store, StoreError, now_ms};
 use serde_json::{Value, json};
@@ -136,6 +136,29 @@ impl Store {
             .run("SELECT * OMIT id FROM template ORDER BY name;", json!({}))
             .await?;
         rows(&mut res, 0)
+    }
+
+    /// One page of templates by name: `page` from 1, `page_size` clamped
+    /// to 1..=100 (as runs are), with the total count.
+    pub async fn list_templates(
+        &self,
+        page: u32,
+        page_size: u32,
+    ) -> Result<TemplatePage, StoreError> {
+        let size = page_size.clamp(1, 100);
+        let start = u64::from(page.max(1) - 1).saturating_mul(u64::from(size));
+        // Both numbers are integers formatted here, never user text.
+        let sql = format!(
+            "SELECT * OMIT id FROM template ORDER BY name LIMIT {size} START {start};\n\
+             SELECT VALUE count() FROM template GROUP ALL;"
+        );
+        let mut res = self.run(&sql, json!({})).await?;
+        let templates = rows(&mut res, 0)?;
+        let total: Vec<u64> = res.take(1).map_err(|e| StoreError::Codec(e.to_string()))?;
+        Ok(TemplatePage {
+            templates,
+            total: total.first().copied().unwrap_or(0),
+        })
     }
 
     /// A template's revisions, oldest first.

@@ -150,14 +150,15 @@ impl Store {
         // Both numbers are integers formatted here, never user text.
         let sql = format!(
             "SELECT * OMIT id FROM template ORDER BY name LIMIT {size} START {start};\n\
-             SELECT VALUE count() FROM template GROUP ALL;"
+             SELECT count() AS n FROM template GROUP ALL;"
         );
         let mut res = self.run(&sql, json!({})).await?;
         let templates = rows(&mut res, 0)?;
-        let total: Vec<u64> = res.take(1).map_err(|e| StoreError::Codec(e.to_string()))?;
+        // No row at all when there are no templates.
+        let total: Vec<Value> = res.take(1).map_err(|e| StoreError::Codec(e.to_string()))?;
         Ok(TemplatePage {
             templates,
-            total: total.first().copied().unwrap_or(0),
+            total: total.first().and_then(|r| r["n"].as_u64()).unwrap_or(0),
         })
     }
 

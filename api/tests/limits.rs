@@ -379,6 +379,24 @@ async fn plugins_step_types_and_templates_are_paginated() {
     let order: Vec<_> = templates.iter().map(|t| t["name"].clone()).collect();
     assert_eq!(order, ["a", "b", "c", "d", "e"], "by name across pages");
 
+    // Every update is a revision: those come in pages too, oldest first.
+    for n in 4..7 {
+        let yaml =
+            format!("name: a\nsteps:\n  - id: fib\n    uses: core/fibo\n    with: {{n: {n}}}\n");
+        let r = s
+            .api_raw(
+                "PUT",
+                "/workflow-templates/a",
+                "application/yaml",
+                yaml.as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let revisions = walk(&s, "/workflow-templates/a/revisions", 3).await;
+    let numbers: Vec<_> = revisions.iter().map(|r| r["revision"].clone()).collect();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+
     // Without parameters: the first page of 20, with the metadata.
     let j = s.api("GET", "/workflow-templates", None).await.json();
     assert_eq!(j["meta"]["pagination"]["pageSize"], 20, "{j}");
@@ -388,7 +406,12 @@ async fn plugins_step_types_and_templates_are_paginated() {
     assert_eq!(j["data"], json!([]), "{j}");
     assert_eq!(j["meta"]["pagination"]["total"], 2, "{j}");
     // Out-of-range sizes are refused as on /workflow-runs.
-    for path in ["/plugins", "/step-types", "/workflow-templates"] {
+    for path in [
+        "/plugins",
+        "/step-types",
+        "/workflow-templates",
+        "/workflow-templates/a/revisions",
+    ] {
         let r = s.api("GET", &format!("{path}?pageSize=101"), None).await;
         assert_eq!(r.status, 400, "{path}: {}", r.text());
         let r = s.api("GET", &format!("{path}?page=0"), None).await;

@@ -207,7 +207,7 @@ impl TemplatesApi {
         Ok(ok(t.into()))
     }
 
-    /// A template's revisions, oldest first.
+    /// A template's revisions, oldest first, a page at a time.
     #[oai(
         path = "/workflow-templates/:id/revisions",
         method = "get",
@@ -217,15 +217,22 @@ impl TemplatesApi {
         &self,
         _auth: BearerAuth,
         id: Path<String>,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<TemplateRevisionView>>>> {
-        let t = self.engine.template(&id).await?;
-        let revs = self
-            .engine
-            .store()
-            .template_revisions(&t.template_id)
-            .await
-            .map_err(weft_engine::EngineError::from)?;
-        Ok(ok(revs.into_iter().map(Into::into).collect()))
+        let req = PageRequest::new(page.0, page_size.0);
+        let p = self.engine.list_template_revisions(&id, req).await?;
+        Ok(envelope::page(
+            p.items.into_iter().map(Into::into).collect(),
+            req.page,
+            req.page_size,
+            p.total,
+        ))
     }
 
     /// Validates the stored template against the plugins installed now.

@@ -1,6 +1,6 @@
-//! Paged lists of plugins, step types and templates: each can grow
-//! without bound (a plugin may offer hundreds of step types, templates
-//! accumulate), so none is ever answered whole.
+//! Paged lists of plugins, step types, templates and revisions: each can
+//! grow without bound (a plugin may offer hundreds of step types,
+//! templates and their revisions accumulate), so none is answered whole.
 
 use crate::{Engine, EngineError, PluginEntry};
 use weft_model::{PluginDigest, StepTypeInfo};
@@ -134,6 +134,24 @@ impl Engine {
             .await?;
         Ok(Page {
             items: p.templates,
+            total: p.total,
+        })
+    }
+
+    /// A page of a template's revisions (by id or name), oldest first.
+    pub async fn list_template_revisions(
+        &self,
+        id_or_name: &str,
+        page: PageRequest,
+    ) -> Result<Page<weft_store::TemplateRevisionRecord>, EngineError> {
+        let t = self.shared.store.template(id_or_name).await?;
+        let p = self
+            .shared
+            .store
+            .list_template_revisions(&t.template_id, page.page, page.page_size)
+            .await?;
+        Ok(Page {
+            items: p.revisions,
             total: p.total,
         })
     }

@@ -23,9 +23,9 @@ mod templates;
 pub use admin::ArtifactEntry;
 pub use error::StoreError;
 pub use records::{
-    ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RunEvent, RunFilter, RunPage,
-    RunProgress, RunRecord, StepRecord, TemplatePage, TemplateRecord, TemplateRevisionRecord,
-    Transition,
+    ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RevisionPage, RunEvent, RunFilter,
+    RunPage, RunProgress, RunRecord, StepRecord, TemplatePage, TemplateRecord,
+    TemplateRevisionRecord, Transition,
 };
 pub use runs::{CreateRunOutcome, NextSequences};
 

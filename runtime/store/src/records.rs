@@ -54,6 +54,15 @@ pub struct TemplatePage {
     pub total: u64,
 }
 
+/// A page of one template's revisions.
+#[derive(Debug, Clone)]
+pub struct RevisionPage {
+    /// Revisions, oldest first.
+    pub revisions: Vec<TemplateRevisionRecord>,
+    /// Total revisions of the template.
+    pub total: u64,
+}
+
 /// One immutable revision of a template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

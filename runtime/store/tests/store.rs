@@ -301,6 +301,14 @@ async fn templates_revisions_and_schedule_claims() -> anyhow::Result<()> {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.template_revisions("t1").await?.len(), 2);
+    let page = store.list_template_revisions("t1", 2, 1).await?;
+    assert_eq!(page.total, 2);
+    assert_eq!(page.revisions.len(), 1);
+    assert_eq!(
+        page.revisions[0].revision, 2,
+        "oldest first: page 2 is revision 2"
+    );
+    assert_eq!(store.list_template_revisions("nope", 1, 20).await?.total, 0);
     assert_eq!(
         store.template_revision("t1", 1).await?.body["steps"],
         json!([])

@@ -231,6 +231,25 @@ async fn a_50_mb_template_is_refused_from_its_declared_length_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_expecting_100_continue_is_refused_without_sending_the_body() {
+    let s = server().await;
+    let mut sock = TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+    let h = head(
+        "POST",
+        "/workflow-runs",
+        "application/json",
+        &format!(
+            "expect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+            2 * MIB
+        ),
+    );
+    sock.write_all(h.as_bytes()).await.unwrap();
+    // The first answer is the 413 itself, not `100 Continue`.
+    let r = read_reply(&mut sock).await;
+    assert_too_large(&r, MIB);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weft_toml_sets_the_limits_per_route() {
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("weft.toml");

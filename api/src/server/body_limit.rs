@@ -111,7 +111,14 @@ pub fn declared_length(req: &Request) -> Option<u64> {
 /// connection can be kept.
 pub async fn discard(req: &mut Request, declared: u64, limit: usize) -> Outcome {
     let budget = u64::try_from(limit.saturating_add(DRAIN_MAX)).unwrap_or(u64::MAX);
-    if declared > budget {
+    // A client waiting for `100 Continue` has not sent the body: asking
+    // for it just to throw it away would be worse than answering now.
+    let waits_for_continue = req
+        .headers()
+        .get("expect")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if declared > budget || waits_for_continue {
         return Outcome::OverUndrained;
     }
     let mut stream = req.take_body().into_bytes_stream();

@@ -9,6 +9,11 @@
 //! db = "surrealkv://./weft-data/db"
 //! data_dir = "./weft-data"          # relative paths are from the working directory
 //!
+//! [http]                            # request body limits (bytes), per kind of route
+//! max_body_bytes = 1048576          # run creation, answers, grants and the rest
+//! max_template_body_bytes = 1048576 # workflow template create, update, validate
+//! max_plugin_body_bytes = 67108864  # plugin upload (also the largest component installed)
+//!
 //! [engine]
 //! max_concurrent_steps = 256        # step invocations at once, all runs together
 //! shutdown_grace_ms = 30000         # on SIGTERM, time in-flight steps get to finish
@@ -38,6 +43,7 @@
 //! heavy_slots = 1                   # expensive evaluations at once (default: half the cores)
 //! ```
 
+use crate::server::body_limit::BodyLimits;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -97,9 +103,26 @@ pub struct FileConfig {
     pub db: Option<String>,
     /// Compile cache and admin token hash.
     pub data_dir: Option<PathBuf>,
+    /// HTTP settings.
+    #[serde(default)]
+    pub http: HttpSection,
     /// Engine settings.
     #[serde(default)]
     pub engine: EngineSection,
+}
+
+/// `[http]`: request body limits; unset keys keep the defaults of
+/// [`BodyLimits`].
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Body limit of every route without a limit of its own (bytes).
+    pub max_body_bytes: Option<usize>,
+    /// Body limit of template create, update and validate (bytes).
+    pub max_template_body_bytes: Option<usize>,
+    /// Body limit of a plugin upload, and the largest component the host
+    /// installs (bytes).
+    pub max_plugin_body_bytes: Option<usize>,
 }
 
 /// `[engine]`.
@@ -176,6 +199,8 @@ pub struct Settings {
     pub db: String,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Request body limits.
+    pub body_limits: BodyLimits,
     /// Engine configuration.
     pub engine: EngineConfig,
     /// The plugin host's memory budget for running invocations (bytes).
@@ -223,6 +248,21 @@ pub fn merge(
         key,
         message,
     };
+    let mut body_limits = BodyLimits::default();
+    let h = &file.http;
+    let nonzero = |v: Option<usize>, key| match v {
+        Some(0) => Err(invalid(key, "must be greater than 0")),
+        other => Ok(other),
+    };
+    if let Some(b) = nonzero(h.max_body_bytes, "http.max_body_bytes")? {
+        body_limits.request = b;
+    }
+    if let Some(b) = nonzero(h.max_template_body_bytes, "http.max_template_body_bytes")? {
+        body_limits.template = b;
+    }
+    if let Some(b) = nonzero(h.max_plugin_body_bytes, "http.max_plugin_body_bytes")? {
+        body_limits.plugin = b;
+    }
     let mut engine = EngineConfig::default();
     if let Some(n) = file.engine.max_concurrent_steps {
         if n == 0 {
@@ -300,6 +340,7 @@ pub fn merge(
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        body_limits,
         engine,
         memory_budget_bytes,
         shutdown_grace: file
@@ -330,6 +371,7 @@ mod tests {
             EngineConfig::default().max_concurrent_steps
         );
         assert_eq!(s.engine.step_limits, InvocationLimits::default());
+        assert_eq!(s.body_limits, BodyLimits::default());
     }
 
     #[test]
@@ -339,6 +381,9 @@ mod tests {
             listen = "0.0.0.0:9000"
             db = "mem://"
             data_dir = "/var/lib/weft"
+            [http]
+            max_body_bytes = 2048
+            max_plugin_body_bytes = 1000000
             [engine]
             max_concurrent_steps = 8
             finished_run_cache_mb = 0
@@ -353,6 +398,13 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.db, "mem://");
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/weft"));
+        assert_eq!(s.body_limits.request, 2048);
+        assert_eq!(s.body_limits.plugin, 1_000_000);
+        assert_eq!(
+            s.body_limits.template,
+            BodyLimits::default().template,
+            "unset keys keep their defaults"
+        );
         assert_eq!(s.engine.max_concurrent_steps, 8);
         assert_eq!(s.engine.finished_run_cache_bytes, 0);
         assert_eq!(s.engine.step_limits.timeout, Duration::from_millis(1500));
@@ -394,6 +446,13 @@ mod tests {
         assert!(e.to_string().contains("engine.memory_budget_mb"), "{e}");
         let zero = parse("[engine.step_limits]\ntimeout_ms = 0");
         assert!(merge(Overrides::default(), zero, None).is_err());
+        let zero = parse("[http]\nmax_template_body_bytes = 0");
+        let e = merge(Overrides::default(), zero, None).unwrap_err();
+        assert!(
+            e.to_string().contains("http.max_template_body_bytes"),
+            "{e}"
+        );
+        assert!(toml::from_str::<FileConfig>("[http]\nmax_bytes = 1").is_err());
     }
 
     #[test]

@@ -107,6 +107,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let host = Arc::new(PluginHost::new(HostConfig {
         cache_dir: Some(args.data_dir.join("compiled")),
         memory_budget_bytes: args.memory_budget_bytes,
+        // An upload the HTTP limit lets through must not be refused for its size later.
+        max_component_bytes: args.body_limits.plugin,
         ..HostConfig::default()
     })?);
     let store = weft_store::Store::connect(&args.db).await?;
@@ -124,5 +126,5 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("installing bundled plugin {name}"))?;
         tracing::info!(plugin = %entry.manifest.name, version = %entry.manifest.version, "first-party plugin ready");
     }
-    server::serve(engine, &args.listen, args.shutdown_grace).await
+    server::serve(engine, &args.listen, args.shutdown_grace, args.body_limits).await
 }

@@ -207,6 +207,29 @@ impl Client {
         Ok(self.send(self.request(Method::GET, url)).await?.data())
     }
 
+    /// `GET` a paginated list and return every item, following
+    /// `meta.pagination` a page of a hundred at a time (a server without
+    /// pagination answers in one go).
+    pub async fn get_all(&self, segments: &[&str]) -> Result<Vec<Value>> {
+        // A list that keeps growing while it is read must still end.
+        const MAX_PAGES: u64 = 10_000;
+        let mut items = Vec::new();
+        let mut page: u64 = 1;
+        loop {
+            let query = [("page", page.to_string()), ("pageSize", "100".to_owned())];
+            let url = self.url_with_query(segments, &query);
+            let mut envelope = self.send(self.request(Method::GET, url)).await?.envelope;
+            let pages = envelope["meta"]["pagination"]["totalPages"].as_u64();
+            if let Some(Value::Array(data)) = envelope.get_mut("data").map(Value::take) {
+                items.extend(data);
+            }
+            match pages {
+                Some(n) if page < n && page < MAX_PAGES => page += 1,
+                _ => return Ok(items),
+            }
+        }
+    }
+
     /// `POST` a JSON body (or none) and return `data`.
     pub async fn post(&self, segments: &[&str], body: Option<&Value>) -> Result<Value> {
         let req = self.request(Method::POST, self.url(segments));

@@ -91,13 +91,13 @@ async fn install(client: &Client, file: &Path, json: bool) -> Result<i32> {
 }
 
 async fn list(client: &Client, json: bool) -> Result<i32> {
-    let data = client.get(&["plugins"], &[]).await?;
+    let data = client.get_all(&["plugins"]).await?;
     if json {
-        print_json(&data);
+        print_json(&Value::Array(data));
         return Ok(0);
     }
     let mut t = output::table(&["ID", "NAME", "VERSION", "STATUS", "STEP TYPES", "GRANTS"]);
-    for p in data.as_array().into_iter().flatten() {
+    for p in &data {
         let enabled = p["enabled"].as_bool().unwrap_or(false);
         t.add_row(vec![
             short_id(p["id"].as_str().unwrap_or_default()).into(),
@@ -163,8 +163,7 @@ fn report(p: &Value, action: &str, json: bool) {
 
 /// Finds one installed plugin by id, id prefix, name or `name@version`.
 async fn resolve(client: &Client, wanted: &str) -> Result<Value> {
-    let all = client.get(&["plugins"], &[]).await?;
-    let all = all.as_array().cloned().unwrap_or_default();
+    let all = client.get_all(&["plugins"]).await?;
     let hex = wanted.strip_prefix("sha256:").unwrap_or(wanted);
     let matches = |p: &&Value| {
         let id = p["id"].as_str().unwrap_or_default();

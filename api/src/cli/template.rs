@@ -158,13 +158,13 @@ async fn validate(client: &Client, file: &str, json: bool) -> Result<i32> {
 }
 
 async fn list(client: &Client, json: bool) -> Result<i32> {
-    let data = client.get(&["workflow-templates"], &[]).await?;
+    let data = client.get_all(&["workflow-templates"]).await?;
     if json {
-        print_json(&data);
+        print_json(&Value::Array(data));
         return Ok(0);
     }
     let mut t = output::table(&["NAME", "REVISION", "STEPS", "UPDATED", "DESCRIPTION"]);
-    for tpl in data.as_array().into_iter().flatten() {
+    for tpl in &data {
         let steps = tpl["body"]["steps"].as_array().map_or(0, Vec::len);
         t.add_row(vec![
             tpl["name"].as_str().unwrap_or_default().to_owned(),

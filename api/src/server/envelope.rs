@@ -190,6 +190,9 @@ pub enum ApiError {
     /// `If-Match` does not match the current revision.
     #[oai(status = 412)]
     PreconditionFailed(Json<ErrorBody>),
+    /// The request body is larger than this route accepts.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// The body's media type is not accepted.
     #[oai(status = 415)]
     UnsupportedMediaType(Json<ErrorBody>),
@@ -218,6 +221,17 @@ impl ApiError {
     /// 409 with a message.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict(Json(ErrorBody::new("CONFLICT", message)))
+    }
+
+    /// 413: the body is over the route's `limit` (bytes), given in
+    /// `details.limitBytes` so a client can tell how far over it is.
+    pub fn payload_too_large(limit: usize) -> Self {
+        let mut body = ErrorBody::new(
+            "PAYLOAD_TOO_LARGE",
+            format!("the request body exceeds this route's limit of {limit} bytes"),
+        );
+        body.error.details = Some(serde_json::json!({ "limitBytes": limit }));
+        Self::PayloadTooLarge(Json(body))
     }
 
     /// 503 with a message: retry later.
@@ -277,6 +291,20 @@ impl From<weft_engine::EngineError> for ApiError {
                         pointer: String::new(),
                         code: "SCHEMA".into(),
                         message: m.clone(),
+                    })
+                    .collect(),
+            ),
+            E::Install(weft_host::InstallError::InvalidManifest(ps)) => Self::validation(
+                "INVALID_PLUGIN",
+                e.to_string(),
+                ps.iter()
+                    .map(|p| ValidationError {
+                        pointer: p.pointer.clone(),
+                        code: serde_json::to_value(p.code)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        message: p.message.clone(),
                     })
                     .collect(),
             ),

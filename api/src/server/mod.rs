@@ -9,6 +9,7 @@
 
 mod artifacts_api;
 pub mod auth;
+pub mod body_limit;
 pub mod envelope;
 mod live_feed;
 pub mod metrics;
@@ -18,7 +19,8 @@ mod stream_api;
 mod templates_api;
 pub mod views;
 
-use envelope::{ErrorBody, REQUEST_ID};
+use body_limit::{BodyLimits, Outcome};
+use envelope::{ApiError, ErrorBody, REQUEST_ID};
 use poem::http::StatusCode;
 use poem::listener::TcpListener;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler, web::Data};
@@ -27,11 +29,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use weft_engine::Engine;
 
-/// Largest request body accepted (plugin uploads included).
-const MAX_BODY: usize = 64 << 20;
-
-/// Builds the whole application.
-pub fn app(engine: Engine, public_url: &str) -> impl Endpoint + 'static {
+/// Builds the whole application; request bodies are held to `limits`.
+pub fn app(engine: Engine, public_url: &str, limits: BodyLimits) -> impl Endpoint + 'static {
     let api = OpenApiService::new(
         (
             plugins_api::PluginsApi {
@@ -69,7 +68,7 @@ pub fn app(engine: Engine, public_url: &str) -> impl Endpoint + 'static {
         .catch_all_error(error_to_envelope)
         .around(move |ep, req| {
             let allow = allow.clone();
-            async move { with_request_id(ep, req, allow).await }
+            async move { with_request_id(ep, req, allow, limits).await }
         })
         .data(engine)
 }
@@ -140,23 +139,32 @@ async fn with_request_id<E: Endpoint>(
     ep: Arc<E>,
     req: Request,
     allow: Arc<AllowTable>,
+    limits: BodyLimits,
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
-    let too_large = req
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY);
+    let route = allow.route(&path);
+    let limit = limits.for_route(req.method(), &route);
+    let mut req = req;
+    // A declared length over the limit is refused before the endpoint
+    // runs; any other body is counted as it is read (chunked included).
+    let declared_over = match body_limit::declared_length(&req) {
+        Some(n) if n > u64::try_from(limit).unwrap_or(u64::MAX) => {
+            Some(body_limit::discard(&mut req, n, limit).await)
+        }
+        _ => None,
+    };
+    let watch = declared_over
+        .is_none()
+        .then(|| body_limit::limit_body(&mut req, limit));
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let resp = if too_large {
+    let resp = if declared_over.is_some() {
         Err(poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE))
     } else {
         REQUEST_ID
@@ -165,9 +173,23 @@ async fn with_request_id<E: Endpoint>(
             })
             .await
     };
-    let mut resp = match resp {
-        Ok(r) => r,
-        Err(e) => {
+    // Whatever the endpoint made of a cut-off body (a parse error, say),
+    // the answer is 413.
+    let over =
+        declared_over.or_else(|| watch.map(|w| w.outcome()).filter(|o| *o != Outcome::Within));
+    let mut resp = match (over, resp) {
+        (Some(outcome), _) => {
+            let mut r = REQUEST_ID.sync_scope(id.clone(), || {
+                ApiError::payload_too_large(limit).into_response()
+            });
+            if outcome == Outcome::OverUndrained {
+                r.headers_mut()
+                    .insert("connection", poem::http::HeaderValue::from_static("close"));
+            }
+            r
+        }
+        (None, Ok(r)) => r,
+        (None, Err(e)) => {
             REQUEST_ID
                 .scope(id.clone(), async move { error_to_envelope(e).await })
                 .await
@@ -181,12 +203,7 @@ async fn with_request_id<E: Endpoint>(
     {
         resp.headers_mut().insert("allow", v);
     }
-    metrics::http_request(
-        &method,
-        &allow.route(&path),
-        resp.status().as_u16(),
-        started.elapsed(),
-    );
+    metrics::http_request(&method, &route, resp.status().as_u16(), started.elapsed());
     Ok(resp)
 }
 
@@ -269,9 +286,14 @@ async fn ready(engine: Data<&Engine>) -> Response {
 /// Serves until SIGINT/SIGTERM, then shuts down gracefully: stop
 /// accepting, finish open requests, give in-flight steps up to `grace` to
 /// finish and commit, and leave the rest to recovery at the next start.
-pub async fn serve(engine: Engine, listen: &str, grace: std::time::Duration) -> anyhow::Result<()> {
+pub async fn serve(
+    engine: Engine,
+    listen: &str,
+    grace: std::time::Duration,
+    limits: BodyLimits,
+) -> anyhow::Result<()> {
     let public = format!("http://{listen}");
-    let app = app(engine.clone(), &public);
+    let app = app(engine.clone(), &public, limits);
     metrics::spawn_upkeep();
     tracing::info!("weft listening on {public} (API docs at {public}/docs)");
     poem::Server::new(TcpListener::bind(listen))

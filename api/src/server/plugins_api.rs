@@ -1,12 +1,13 @@
 //! `plugins` and `step-types` endpoints.
 
 use super::auth::BearerAuth;
-use super::envelope::{ApiError, ApiResult, Envelope, ok};
+use super::envelope::{self, ApiError, ApiResult, Envelope, ok};
+use super::runs_api::{default_page, default_page_size};
 use super::views::{PluginView, StepTypeView};
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use weft_engine::Engine;
+use weft_engine::{Engine, PageRequest, StepTypeEntry};
 use weft_model::{CapabilityGrants, PluginDigest};
 
 #[derive(Tags)]
@@ -81,15 +82,27 @@ impl PluginsApi {
         Ok(Created::Created(ok(entry.into()), location))
     }
 
-    /// Lists installed plugins.
+    /// Lists installed plugins by name and version, a page at a time.
     #[oai(path = "/plugins", method = "get", tag = "Tag::Plugins")]
-    async fn list(&self, _auth: BearerAuth) -> ApiResult<Json<Envelope<Vec<PluginView>>>> {
-        Ok(ok(self
-            .engine
-            .plugins()
-            .into_iter()
-            .map(Into::into)
-            .collect()))
+    async fn list(
+        &self,
+        _auth: BearerAuth,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
+    ) -> ApiResult<Json<Envelope<Vec<PluginView>>>> {
+        let req = PageRequest::new(page.0, page_size.0);
+        let p = self.engine.list_plugins(req);
+        Ok(envelope::page(
+            p.items.into_iter().map(Into::into).collect(),
+            req.page,
+            req.page_size,
+            p.total,
+        ))
     }
 
     /// One plugin by id (`sha256:…`).
@@ -186,10 +199,28 @@ impl PluginsApi {
         }))
     }
 
-    /// Lists step types of installed plugins.
+    /// Lists step types of installed plugins (by plugin name and version,
+    /// then as each plugin declares them), a page at a time.
     #[oai(path = "/step-types", method = "get", tag = "Tag::StepTypes")]
-    async fn step_types(&self, _auth: BearerAuth) -> ApiResult<Json<Envelope<Vec<StepTypeView>>>> {
-        Ok(ok(all_step_types(&self.engine)))
+    async fn step_types(
+        &self,
+        _auth: BearerAuth,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
+    ) -> ApiResult<Json<Envelope<Vec<StepTypeView>>>> {
+        let req = PageRequest::new(page.0, page_size.0);
+        let p = self.engine.list_step_types(req);
+        Ok(envelope::page(
+            p.items.into_iter().map(step_type_view).collect(),
+            req.page,
+            req.page_size,
+            p.total,
+        ))
     }
 
     /// One step type, e.g. `core/fibo` (URL-encode the slash as `%2F`) or `core.fibo`.
@@ -200,34 +231,22 @@ impl PluginsApi {
         ty: Path<String>,
     ) -> ApiResult<Json<Envelope<StepTypeView>>> {
         let wanted = ty.0.replacen('.', "/", 1);
-        all_step_types(&self.engine)
-            .into_iter()
-            .rev()
-            .find(|s| s.ty == wanted)
-            .map(ok)
+        self.engine
+            .step_type(&wanted)
+            .map(|s| ok(step_type_view(s)))
             .ok_or_else(|| ApiError::not_found(format!("step type {} not found", ty.0)))
     }
 }
 
-fn all_step_types(engine: &Engine) -> Vec<StepTypeView> {
-    engine
-        .plugins()
-        .into_iter()
-        .flat_map(|p| {
-            p.manifest
-                .step_types
-                .iter()
-                .map(|s| StepTypeView {
-                    ty: format!("{}/{}", p.manifest.name, s.name),
-                    plugin: p.manifest.name.clone(),
-                    version: p.manifest.version.to_string(),
-                    plugin_id: p.digest.to_string(),
-                    description: s.description.clone(),
-                    input_schema: s.input_schema.clone(),
-                    output_schema: s.output_schema.clone(),
-                    enabled: p.enabled,
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+fn step_type_view(s: StepTypeEntry) -> StepTypeView {
+    StepTypeView {
+        ty: s.full_name(),
+        plugin: s.plugin,
+        version: s.version,
+        plugin_id: s.plugin_id.to_string(),
+        description: s.step.description,
+        input_schema: s.step.input_schema,
+        output_schema: s.step.output_schema,
+        enabled: s.enabled,
+    }
 }

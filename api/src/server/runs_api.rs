@@ -103,7 +103,9 @@ impl From<RunStatusParam> for RunStatus {
 
 #[OpenApi]
 impl RunsApi {
-    /// Starts a run of a template. The same `Idempotency-Key` returns the same run.
+    /// Starts a run of a template. The same `Idempotency-Key` returns the
+    /// same run; a key is 1 to 255 printable ASCII characters (else 400
+    /// `INVALID_IDEMPOTENCY_KEY`).
     #[oai(path = "/workflow-runs", method = "post", tag = "Tag::WorkflowRuns")]
     async fn start(
         &self,
@@ -111,6 +113,9 @@ impl RunsApi {
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         body: Json<StartRunBody>,
     ) -> ApiResult<Started> {
+        if let Some(k) = &key.0 {
+            check_idempotency_key(k)?;
+        }
         let req = StartRunRequest {
             template: body.0.template,
             inputs: body.0.inputs.unwrap_or_else(|| serde_json::json!({})),
@@ -380,14 +385,50 @@ impl RunsApi {
     }
 }
 
-fn default_page() -> u32 {
+/// Longest `Idempotency-Key` accepted: keys are stored with the run and
+/// looked up on every retry, so an unbounded one is unbounded storage.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// 1 to [`MAX_IDEMPOTENCY_KEY`] bytes of printable ASCII (space to `~`).
+fn check_idempotency_key(key: &str) -> ApiResult<()> {
+    let printable = key.bytes().all(|b| (b' '..=b'~').contains(&b));
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !printable {
+        return Err(ApiError::BadRequest(Json(envelope::ErrorBody::new(
+            "INVALID_IDEMPOTENCY_KEY",
+            format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters (got {} bytes)",
+                key.len()
+            ),
+        ))));
+    }
+    Ok(())
+}
+
+/// Page number when none is given.
+pub(super) fn default_page() -> u32 {
     1
 }
 
-fn default_page_size() -> u32 {
+/// Page size when none is given.
+pub(super) fn default_page_size() -> u32 {
     20
 }
 
 fn default_log_limit() -> u32 {
     100
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_idempotency_key;
+
+    #[test]
+    fn idempotency_keys_are_short_printable_ascii() {
+        assert!(check_idempotency_key("order-42 retry#1").is_ok());
+        assert!(check_idempotency_key(&"k".repeat(255)).is_ok());
+        assert!(check_idempotency_key(&"k".repeat(256)).is_err());
+        assert!(check_idempotency_key("").is_err());
+        assert!(check_idempotency_key("tab\there").is_err());
+        assert!(check_idempotency_key("caf\u{e9}").is_err());
+    }
 }

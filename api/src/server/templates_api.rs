@@ -3,13 +3,14 @@
 //! guarded by `If-Match: "<revision>"`.
 
 use super::auth::BearerAuth;
-use super::envelope::{ApiError, ApiResult, Envelope, ErrorBody, ok};
+use super::envelope::{self, ApiError, ApiResult, Envelope, ErrorBody, ok};
+use super::runs_api::{default_page, default_page_size};
 use super::views::{TemplateRevisionView, TemplateView};
-use poem_openapi::param::{Header, Path};
+use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
-use weft_engine::Engine;
+use weft_engine::{Engine, PageRequest};
 
 #[derive(Tags)]
 enum Tag {
@@ -90,22 +91,31 @@ impl TemplatesApi {
         Ok(Created::Created(ok(t.into()), location, tag))
     }
 
-    /// Lists templates by name.
+    /// Lists templates by name, a page at a time.
     #[oai(
         path = "/workflow-templates",
         method = "get",
         tag = "Tag::WorkflowTemplates"
     )]
-    async fn list(&self, _auth: BearerAuth) -> ApiResult<Json<Envelope<Vec<TemplateView>>>> {
-        Ok(ok(self
-            .engine
-            .store()
-            .templates()
-            .await
-            .map_err(weft_engine::EngineError::from)?
-            .into_iter()
-            .map(Into::into)
-            .collect()))
+    async fn list(
+        &self,
+        _auth: BearerAuth,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
+    ) -> ApiResult<Json<Envelope<Vec<TemplateView>>>> {
+        let req = PageRequest::new(page.0, page_size.0);
+        let p = self.engine.list_templates(req).await?;
+        Ok(envelope::page(
+            p.items.into_iter().map(Into::into).collect(),
+            req.page,
+            req.page_size,
+            p.total,
+        ))
     }
 
     /// Validates an unsaved template body; problems come back as a 422 with JSON pointers.
@@ -197,7 +207,7 @@ impl TemplatesApi {
         Ok(ok(t.into()))
     }
 
-    /// A template's revisions, oldest first.
+    /// A template's revisions, oldest first, a page at a time.
     #[oai(
         path = "/workflow-templates/:id/revisions",
         method = "get",
@@ -207,15 +217,22 @@ impl TemplatesApi {
         &self,
         _auth: BearerAuth,
         id: Path<String>,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "default_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<TemplateRevisionView>>>> {
-        let t = self.engine.template(&id).await?;
-        let revs = self
-            .engine
-            .store()
-            .template_revisions(&t.template_id)
-            .await
-            .map_err(weft_engine::EngineError::from)?;
-        Ok(ok(revs.into_iter().map(Into::into).collect()))
+        let req = PageRequest::new(page.0, page_size.0);
+        let p = self.engine.list_template_revisions(&id, req).await?;
+        Ok(envelope::page(
+            p.items.into_iter().map(Into::into).collect(),
+            req.page,
+            req.page_size,
+            p.total,
+        ))
     }
 
     /// Validates the stored template against the plugins installed now.

@@ -12,6 +12,7 @@ mod actor;
 mod committer;
 mod evaluate;
 mod finished;
+mod listing;
 mod live;
 pub mod metrics;
 mod plan;
@@ -23,6 +24,7 @@ mod scheduler;
 mod test_support;
 
 pub use evaluate::ExpressionSettings;
+pub use listing::{MAX_PAGE_SIZE, Page, PageRequest, StepTypeEntry};
 pub use live::LiveEvent;
 pub use registry::PluginEntry;
 

@@ -24,8 +24,9 @@ pub use ids::{IdError, PluginDigest, RunId, StepId};
 pub use json_limits::{JsonLimitError, JsonLimits, MAX_JSON_DEPTH, check_json, parse_json};
 pub use limits::InvocationLimits;
 pub use manifest::{
-    ConnectorSpec, ManifestProblem, ManifestProblemCode, PluginManifest, PluginRoles,
-    RawConnectorSpec, RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
+    ConnectorSpec, MAX_LIST_ENTRIES, MAX_MANIFEST_BYTES, MAX_SCHEMA_BYTES, MAX_STEP_TYPES,
+    ManifestProblem, ManifestProblemCode, PluginManifest, PluginRoles, RawConnectorSpec,
+    RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
 };
 pub use outcome::{InputRequest, StepOutcome};
 pub use run::{RunStatus, StepStatus};

@@ -139,7 +139,30 @@ pub enum ManifestProblemCode {
     InvalidHostPattern,
     /// Exports and manifest disagree (e.g. step types without `step`).
     RoleMismatch,
+    /// The manifest's text in all is over [`MAX_MANIFEST_BYTES`].
+    ManifestTooLarge,
+    /// More than [`MAX_STEP_TYPES`] step types.
+    TooManyStepTypes,
+    /// A requested-capability or secret-field list is over [`MAX_LIST_ENTRIES`].
+    TooManyEntries,
+    /// One JSON Schema's text is over [`MAX_SCHEMA_BYTES`].
+    SchemaTooLarge,
 }
+
+// Every `GET /plugins` and `/step-types` serves manifests, and every
+// template validation walks their step types: a plugin must not be able to
+// make those arbitrarily expensive by describing itself at length.
+
+/// Largest manifest accepted: the bytes of all its text (names,
+/// descriptions, schemas, requested capabilities) together.
+pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
+/// Most step types one plugin may declare.
+pub const MAX_STEP_TYPES: usize = 256;
+/// Largest single JSON Schema (input, output or connector config), as text.
+pub const MAX_SCHEMA_BYTES: usize = 64 << 10;
+/// Most entries in each requested-capability list (hosts, directories,
+/// env, secrets) and in a connector's secret fields.
+pub const MAX_LIST_ENTRIES: usize = 256;
 
 /// One problem in a manifest, located by a JSON pointer into the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +220,17 @@ impl Problems {
     }
 
     fn schema(&mut self, pointer: String, text: &str) -> Option<serde_json::Value> {
+        if text.len() > MAX_SCHEMA_BYTES {
+            self.push(
+                pointer,
+                ManifestProblemCode::SchemaTooLarge,
+                format!(
+                    "the schema is {} bytes; at most {MAX_SCHEMA_BYTES} are accepted",
+                    text.len()
+                ),
+            );
+            return None;
+        }
         let value: serde_json::Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -236,12 +270,86 @@ impl Problems {
     }
 }
 
+fn list_bytes(items: &[String]) -> usize {
+    items.iter().map(String::len).sum()
+}
+
 impl RawManifest {
+    /// The bytes of all the manifest's text together.
+    pub fn text_bytes(&self) -> usize {
+        let steps: usize = self
+            .step_types
+            .iter()
+            .map(|s| {
+                s.name.len() + s.description.len() + s.input_schema.len() + s.output_schema.len()
+            })
+            .sum();
+        let connector = self
+            .connector
+            .as_ref()
+            .map_or(0, |c| c.config_schema.len() + list_bytes(&c.secret_fields));
+        self.name.len()
+            + self.version.len()
+            + self.description.len()
+            + steps
+            + connector
+            + list_bytes(&self.outbound_hosts)
+            + list_bytes(&self.directories)
+            + list_bytes(&self.env)
+            + list_bytes(&self.secrets)
+    }
+
+    /// Refuses a manifest too big to be worth validating further: over
+    /// [`MAX_MANIFEST_BYTES`] or [`MAX_STEP_TYPES`], nothing else is looked at.
+    fn check_size(&self) -> Result<(), Vec<ManifestProblem>> {
+        let mut p = Problems(Vec::new());
+        let bytes = self.text_bytes();
+        if bytes > MAX_MANIFEST_BYTES {
+            p.push(
+                "",
+                ManifestProblemCode::ManifestTooLarge,
+                format!("the manifest is {bytes} bytes; at most {MAX_MANIFEST_BYTES} are accepted"),
+            );
+        }
+        if self.step_types.len() > MAX_STEP_TYPES {
+            p.push(
+                "/stepTypes",
+                ManifestProblemCode::TooManyStepTypes,
+                format!(
+                    "{} step types are declared; at most {MAX_STEP_TYPES} are accepted",
+                    self.step_types.len()
+                ),
+            );
+        }
+        if p.0.is_empty() { Ok(()) } else { Err(p.0) }
+    }
+
     /// Validates the manifest against the roles detected from the
     /// component's exports, reporting every problem at once.
     pub fn validate(self, roles: PluginRoles) -> Result<PluginManifest, Vec<ManifestProblem>> {
         use ManifestProblemCode as C;
+        self.check_size()?;
         let mut p = Problems(Vec::new());
+        let connector_secrets = self.connector.as_ref().map(|c| c.secret_fields.as_slice());
+        for (pointer, list) in [
+            (
+                "/requested/outboundHosts",
+                Some(self.outbound_hosts.as_slice()),
+            ),
+            ("/requested/directories", Some(self.directories.as_slice())),
+            ("/requested/env", Some(self.env.as_slice())),
+            ("/requested/secrets", Some(self.secrets.as_slice())),
+            ("/connector/secretFields", connector_secrets),
+        ] {
+            let n = list.map_or(0, <[String]>::len);
+            if n > MAX_LIST_ENTRIES {
+                p.push(
+                    pointer,
+                    C::TooManyEntries,
+                    format!("{n} entries; at most {MAX_LIST_ENTRIES} are accepted"),
+                );
+            }
+        }
 
         if !is_valid_name(&self.name) {
             p.push(
@@ -490,6 +598,66 @@ mod tests {
         assert!(
             codes.contains(&("/requested/outboundHosts/1", C::InvalidHostPattern)),
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn oversized_manifests_are_refused_before_anything_is_parsed() {
+        use ManifestProblemCode as C;
+        let codes = |m: RawManifest| -> Vec<(String, ManifestProblemCode)> {
+            m.validate(STEP)
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| (p.pointer, p.code))
+                .collect()
+        };
+
+        // Tens of thousands of step types: one problem, not one per step.
+        let mut many = raw();
+        many.step_types = (0..20_000)
+            .map(|i| RawStepType {
+                name: format!("s{i}"),
+                input_schema: "not json".into(),
+                output_schema: "{}".into(),
+                ..Default::default()
+            })
+            .collect();
+        assert_eq!(
+            codes(many),
+            [("/stepTypes".to_owned(), C::TooManyStepTypes)]
+        );
+        let mut limit = raw();
+        limit.step_types = (0..MAX_STEP_TYPES)
+            .map(|i| RawStepType {
+                name: format!("s{i}"),
+                input_schema: "{}".into(),
+                output_schema: "{}".into(),
+                ..Default::default()
+            })
+            .collect();
+        assert!(limit.validate(STEP).is_ok(), "exactly the limit is fine");
+
+        // A 20 MB description.
+        let mut big = raw();
+        big.description = "x".repeat(20 << 20);
+        assert_eq!(codes(big), [(String::new(), C::ManifestTooLarge)]);
+
+        // One schema over its own limit (the manifest as a whole is not).
+        let mut schema = raw();
+        schema.step_types[0].input_schema =
+            format!(r#"{{"description": "{}"}}"#, "x".repeat(MAX_SCHEMA_BYTES));
+        assert_eq!(
+            codes(schema),
+            [("/stepTypes/0/inputSchema".to_owned(), C::SchemaTooLarge)]
+        );
+
+        // Too many requested secrets.
+        let mut lists = raw();
+        lists.secrets = (0..=MAX_LIST_ENTRIES).map(|i| format!("S{i}")).collect();
+        assert_eq!(
+            codes(lists),
+            [("/requested/secrets".to_owned(), C::TooManyEntries)]
         );
     }
 

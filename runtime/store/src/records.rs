@@ -45,6 +45,24 @@ pub struct TemplateRecord {
     pub updated_at: i64,
 }
 
+/// A page of templates.
+#[derive(Debug, Clone)]
+pub struct TemplatePage {
+    /// Templates by name.
+    pub templates: Vec<TemplateRecord>,
+    /// Total templates.
+    pub total: u64,
+}
+
+/// A page of one template's revisions.
+#[derive(Debug, Clone)]
+pub struct RevisionPage {
+    /// Revisions, oldest first.
+    pub revisions: Vec<TemplateRevisionRecord>,
+    /// Total revisions of the template.
+    pub total: u64,
+}
+
 /// One immutable revision of a template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,6 +1,6 @@
 //! Workflow templates and their immutable revisions.
 
-use crate::records::{TemplateRecord, TemplateRevisionRecord};
+use crate::records::{RevisionPage, TemplatePage, TemplateRecord, TemplateRevisionRecord};
 use crate::runs::{rows, to_json};
 use crate::{Store, StoreError, now_ms};
 use serde_json::{Value, json};
@@ -138,6 +138,30 @@ impl Store {
         rows(&mut res, 0)
     }
 
+    /// One page of templates by name: `page` from 1, `page_size` clamped
+    /// to 1..=100 (as runs are), with the total count.
+    pub async fn list_templates(
+        &self,
+        page: u32,
+        page_size: u32,
+    ) -> Result<TemplatePage, StoreError> {
+        let size = page_size.clamp(1, 100);
+        let start = u64::from(page.max(1) - 1).saturating_mul(u64::from(size));
+        // Both numbers are integers formatted here, never user text.
+        let sql = format!(
+            "SELECT * OMIT id FROM template ORDER BY name LIMIT {size} START {start};\n\
+             SELECT count() AS n FROM template GROUP ALL;"
+        );
+        let mut res = self.run(&sql, json!({})).await?;
+        let templates = rows(&mut res, 0)?;
+        // No row at all when there are no templates.
+        let total: Vec<Value> = res.take(1).map_err(|e| StoreError::Codec(e.to_string()))?;
+        Ok(TemplatePage {
+            templates,
+            total: total.first().and_then(|r| r["n"].as_u64()).unwrap_or(0),
+        })
+    }
+
     /// A template's revisions, oldest first.
     pub async fn template_revisions(
         &self,
@@ -150,6 +174,30 @@ impl Store {
             )
             .await?;
         rows(&mut res, 0)
+    }
+
+    /// One page of a template's revisions, oldest first (`page` from 1,
+    /// `page_size` clamped to 1..=100), with the total count.
+    pub async fn list_template_revisions(
+        &self,
+        template_id: &str,
+        page: u32,
+        page_size: u32,
+    ) -> Result<RevisionPage, StoreError> {
+        let size = page_size.clamp(1, 100);
+        let start = u64::from(page.max(1) - 1).saturating_mul(u64::from(size));
+        // Both numbers are integers formatted here, never user text.
+        let sql = format!(
+            "SELECT * OMIT id FROM template_revision WHERE templateId = $t ORDER BY revision LIMIT {size} START {start};\n\
+             SELECT count() AS n FROM template_revision WHERE templateId = $t GROUP ALL;"
+        );
+        let mut res = self.run(&sql, json!({"t": template_id})).await?;
+        let revisions = rows(&mut res, 0)?;
+        let total: Vec<Value> = res.take(1).map_err(|e| StoreError::Codec(e.to_string()))?;
+        Ok(RevisionPage {
+            revisions,
+            total: total.first().and_then(|r| r["n"].as_u64()).unwrap_or(0),
+        })
     }
 
     /// Deletes a template and its revisions (runs keep their pinned copies).

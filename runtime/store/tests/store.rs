@@ -301,12 +301,58 @@ async fn templates_revisions_and_schedule_claims() -> anyhow::Result<()> {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.template_revisions("t1").await?.len(), 2);
+    let page = store.list_template_revisions("t1", 2, 1).await?;
+    assert_eq!(page.total, 2);
+    assert_eq!(page.revisions.len(), 1);
+    assert_eq!(
+        page.revisions[0].revision, 2,
+        "oldest first: page 2 is revision 2"
+    );
+    assert_eq!(store.list_template_revisions("nope", 1, 20).await?.total, 0);
     assert_eq!(
         store.template_revision("t1", 1).await?.body["steps"],
         json!([])
     );
     assert!(store.claim_schedule_fire("t1", 1000).await?);
     assert!(!store.claim_schedule_fire("t1", 1000).await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn templates_list_in_pages_by_name() -> anyhow::Result<()> {
+    let store = Store::connect("mem://").await?;
+    for (id, name) in [
+        ("a", "charlie"),
+        ("b", "alpha"),
+        ("c", "echo"),
+        ("d", "bravo"),
+        ("e", "delta"),
+    ] {
+        store
+            .create_template(id, name, &json!({"name": name}))
+            .await?;
+    }
+    let names = |p: &weft_store::TemplatePage| {
+        p.templates
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let first = store.list_templates(1, 2).await?;
+    assert_eq!(names(&first), ["alpha", "bravo"]);
+    assert_eq!(first.total, 5);
+    assert_eq!(names(&store.list_templates(3, 2).await?), ["echo"]);
+    let past = store.list_templates(4, 2).await?;
+    assert!(past.templates.is_empty());
+    assert_eq!(past.total, 5, "the total does not depend on the page");
+    // Sizes are clamped as for runs: 0 means 1, over 100 means 100.
+    assert_eq!(store.list_templates(1, 0).await?.templates.len(), 1);
+    assert_eq!(store.list_templates(1, 500).await?.templates.len(), 5);
+    let empty = Store::connect("mem://")
+        .await?
+        .list_templates(1, 20)
+        .await?;
+    assert_eq!((empty.templates.len(), empty.total), (0, 0));
     Ok(())
 }
 

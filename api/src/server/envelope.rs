@@ -283,6 +283,9 @@ impl From<weft_engine::EngineError> for ApiError {
                 Self::validation("INVALID_TEMPLATE", e.to_string(), problems(ps))
             }
             E::InvalidInputs(ps) => Self::validation("INVALID_INPUTS", e.to_string(), problems(ps)),
+            E::ValueLimit { error, .. } => {
+                Self::BadRequest(Json(ErrorBody::new(error.code(), e.to_string())))
+            }
             E::InvalidAnswer(ps) => Self::validation(
                 "INVALID_ANSWER",
                 e.to_string(),

@@ -90,16 +90,19 @@ impl Evaluator {
     }
 
     /// Runs `eval` with the inline slice, then, if that ran out, with the
-    /// whole budget off the async workers.
+    /// whole budget off the async workers — unless `inline_only`, when it
+    /// answers `None` instead so the caller can come back to it later (a
+    /// run's first steps are evaluated inside the request that starts it).
     pub(crate) fn run<T>(
         &self,
+        inline_only: bool,
         eval: impl Fn(&ExprBudget) -> Result<T, ExprError>,
-    ) -> Result<T, ExprError> {
+    ) -> Option<Result<T, ExprError>> {
         match eval(&self.inline) {
             Err(e) if e.is_budget() && self.inline != self.budget => {
-                offload(|| self.heavy.with(|| eval(&self.budget)))
+                (!inline_only).then(|| offload(|| self.heavy.with(|| eval(&self.budget))))
             }
-            done => done,
+            done => Some(done),
         }
     }
 }
@@ -165,19 +168,21 @@ mod tests {
         });
         let calls = AtomicUsize::new(0);
         let cheap = CompiledExpr::compile("1 + 2").unwrap();
-        let out = eval.run(|b| {
+        let out = eval.run(true, |b| {
             calls.fetch_add(1, Ordering::SeqCst);
             cheap.evaluate_with(&ExprContext::default(), b)
         });
-        assert_eq!(out.unwrap(), serde_json::json!(3));
+        assert_eq!(out.unwrap().unwrap(), serde_json::json!(3));
         assert_eq!(calls.swap(0, Ordering::SeqCst), 1);
         // Over the inline slice, within the whole budget: a second, full try.
         let dear = CompiledExpr::compile("lists.range(5000).map(x, x).size()").unwrap();
-        let out = eval.run(|b| {
+        let deferred = eval.run(true, |b| dear.evaluate_with(&ExprContext::default(), b));
+        assert!(deferred.is_none(), "inline only: left for later");
+        let out = eval.run(false, |b| {
             calls.fetch_add(1, Ordering::SeqCst);
             dear.evaluate_with(&ExprContext::default(), b)
         });
-        assert_eq!(out.unwrap(), serde_json::json!(5000));
+        assert_eq!(out.unwrap().unwrap(), serde_json::json!(5000));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 

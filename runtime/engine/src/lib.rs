@@ -46,6 +46,7 @@ use weft_model::template::{
     TemplateLimits, TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template_with,
 };
 use weft_model::{CapabilityGrants, InvocationLimits, PluginDigest, RunStatus};
+use weft_model::{JsonLimitError, JsonLimits, check_json};
 use weft_store::{
     RunFilter, RunPage, RunRecord, StepRecord, Store, StoreError, TemplateRecord, now_ms,
 };
@@ -76,6 +77,15 @@ pub enum EngineError {
     /// An answer does not match the input request's schema.
     #[error("invalid answer: {}", .0.join("; "))]
     InvalidAnswer(Vec<String>),
+    /// A value from the caller (run inputs, an answer) is nested too
+    /// deeply or too large to be stored and read back.
+    #[error("{what}: {error}")]
+    ValueLimit {
+        /// Which value, e.g. `inputs`.
+        what: &'static str,
+        /// The limit crossed.
+        error: JsonLimitError,
+    },
     /// A plugin could not be installed.
     #[error(transparent)]
     Install(#[from] weft_host::InstallError),
@@ -103,6 +113,10 @@ impl EngineError {
         }
     }
 }
+
+/// Bounds on values callers hand the engine (run inputs, answers): what
+/// passes is stored with the run and must read back.
+const VALUE_LIMITS: JsonLimits = JsonLimits::bytes(4 << 20);
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -471,6 +485,10 @@ impl Engine {
         if self.shared.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
+        check_json(&req.inputs, VALUE_LIMITS).map_err(|error| EngineError::ValueLimit {
+            what: "inputs",
+            error,
+        })?;
         // From resolving step types until the run (with its pins) is stored.
         let _pinning = self.plugin_gate.read().await;
         let t = self.shared.store.template(&req.template).await?;
@@ -660,6 +678,10 @@ impl Engine {
         values: Value,
         by: &str,
     ) -> Result<(), EngineError> {
+        check_json(&values, VALUE_LIMITS).map_err(|error| EngineError::ValueLimit {
+            what: "answer",
+            error,
+        })?;
         self.command(run_id, |reply| RunCommand::Answer {
             step: step.to_owned(),
             values: values.clone(),

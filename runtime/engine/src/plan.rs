@@ -16,6 +16,9 @@ use weft_model::template::{ExprContext, ExprError, RetryOn, ValidatedTemplate};
 pub(crate) struct ExprFailure {
     pub(crate) code: &'static str,
     pub(crate) message: String,
+    /// Not a failure: the evaluation needs more than the inline slice and
+    /// was asked not to leave it; try again outside the request.
+    pub(crate) deferred: bool,
 }
 
 impl ExprFailure {
@@ -23,7 +26,25 @@ impl ExprFailure {
         Self {
             code: e.code(),
             message: format!("{what} failed: {e}"),
+            deferred: false,
         }
+    }
+
+    fn deferred() -> Self {
+        Self {
+            code: "DEFERRED",
+            message: String::new(),
+            deferred: true,
+        }
+    }
+}
+
+/// The evaluator's answer as the plan's: `None` (deferred) becomes
+/// [`ExprFailure::deferred`].
+fn settle<T>(what: &str, out: Option<Result<T, ExprError>>) -> Result<T, ExprFailure> {
+    match out {
+        None => Err(ExprFailure::deferred()),
+        Some(r) => r.map_err(|e| ExprFailure::new(what, &e)),
     }
 }
 
@@ -135,40 +156,60 @@ impl RunPlan {
         self.pinned.clone()
     }
 
-    pub(crate) fn condition(&self, id: &str, ctx: &ExprContext) -> Result<bool, ExprFailure> {
+    /// Evaluates a step's `if` (`inline_only`: see [`Evaluator::run`]).
+    pub(crate) fn condition(
+        &self,
+        id: &str,
+        ctx: &ExprContext,
+        inline_only: bool,
+    ) -> Result<bool, ExprFailure> {
         match self.validated.step(id).and_then(|s| s.condition.as_ref()) {
-            Some(c) => self
-                .eval
-                .run(|b| c.evaluate_bool_with(ctx, b))
-                .map_err(|e| ExprFailure::new("`if`", &e)),
+            Some(c) => settle(
+                "`if`",
+                self.eval.run(inline_only, |b| c.evaluate_bool_with(ctx, b)),
+            ),
             None => Ok(true),
         }
     }
 
-    pub(crate) fn for_each(&self, id: &str, ctx: &ExprContext) -> Result<Vec<Value>, ExprFailure> {
+    /// Evaluates a step's `forEach`, at most the configured item count.
+    pub(crate) fn for_each(
+        &self,
+        id: &str,
+        ctx: &ExprContext,
+        inline_only: bool,
+    ) -> Result<Vec<Value>, ExprFailure> {
         let max = self.eval.max_for_each_items();
         match self.validated.step(id).and_then(|s| s.for_each.as_ref()) {
-            Some(f) => self
-                .eval
-                .run(|b| f.evaluate_list_with(ctx, b, max))
-                .map_err(|e| ExprFailure::new("`forEach`", &e)),
+            Some(f) => settle(
+                "`forEach`",
+                self.eval
+                    .run(inline_only, |b| f.evaluate_list_with(ctx, b, max)),
+            ),
             None => Ok(Vec::new()),
         }
     }
 
     /// Evaluates a step's `with` and validates it against the input schema.
-    pub(crate) fn input(&self, id: &str, ctx: &ExprContext) -> Result<Value, ExprFailure> {
+    pub(crate) fn input(
+        &self,
+        id: &str,
+        ctx: &ExprContext,
+        inline_only: bool,
+    ) -> Result<Value, ExprFailure> {
         let s = self.validated.step(id).ok_or_else(|| ExprFailure {
             code: "INTERNAL",
             message: format!("unknown step {id}"),
+            deferred: false,
         })?;
-        let input = self
-            .eval
-            .run(|b| s.with.evaluate_with(ctx, b))
-            .map_err(|e| ExprFailure::new("evaluating `with`", &e))?;
+        let input = settle(
+            "evaluating `with`",
+            self.eval.run(inline_only, |b| s.with.evaluate_with(ctx, b)),
+        )?;
         self.validated
             .validate_input(id, &input)
             .map_err(|errs| ExprFailure {
+                deferred: false,
                 code: "INVALID_INPUT",
                 message: format!(
                     "input does not match the step type's schema: {}",
@@ -186,16 +227,18 @@ impl RunPlan {
     ) -> Option<Result<(PluginDigest, String, Value), String>> {
         let c = self.validated.step(id)?.compensation.as_ref()?;
         Some(
-            self.eval
-                .run(|b| c.with.evaluate_with(ctx, b))
-                .map(|input| {
-                    (
-                        c.resolved.digest.clone(),
-                        c.resolved.step_type.clone(),
-                        input,
-                    )
-                })
-                .map_err(|e| format!("evaluating the compensation's `with` failed: {e}")),
+            settle(
+                "evaluating the compensation's `with`",
+                self.eval.run(false, |b| c.with.evaluate_with(ctx, b)),
+            )
+            .map_err(|e| e.message)
+            .map(|input| {
+                (
+                    c.resolved.digest.clone(),
+                    c.resolved.step_type.clone(),
+                    input,
+                )
+            }),
         )
     }
 

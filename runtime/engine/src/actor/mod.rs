@@ -135,6 +135,14 @@ pub(crate) struct RunActor {
     agenda: Agenda,
     /// What expressions see, updated as top-level steps finish.
     ctx: ExprContext,
+    /// Set while the run is begun inside the request that starts it:
+    /// expressions needing more than the inline slice are put off, to the
+    /// actor's first schedule, instead of holding the request.
+    inline_only: bool,
+    /// Steps to examine again once `inline_only` is lifted (positions).
+    deferred_examine: Vec<usize>,
+    /// Steps to start again once `inline_only` is lifted (keys).
+    deferred_start: Vec<String>,
     dirty_steps: BTreeSet<String>,
     events: Vec<RunEvent>,
     logs: Vec<LogRecord>,
@@ -272,6 +280,9 @@ impl RunActor {
             acks: Vec::new(),
             reported_running: 0,
             cancel_requested: None,
+            inline_only: false,
+            deferred_examine: Vec::new(),
+            deferred_start: Vec::new(),
             timed_out: false,
             needs_compensation: false,
             deadline,
@@ -400,7 +411,15 @@ impl RunActor {
     pub(crate) fn begin(&mut self, created: RunEvent) -> Transition {
         self.events.push(created);
         self.dirty_steps.extend(self.steps.keys().cloned());
+        self.inline_only = true;
         self.schedule();
+        self.inline_only = false;
+        for position in std::mem::take(&mut self.deferred_examine) {
+            self.agenda.examine.insert(position);
+        }
+        for key in std::mem::take(&mut self.deferred_start) {
+            self.enqueue(&key);
+        }
         let mut t = self.take_transition();
         t.run = Some(self.run.clone());
         t.creates_run = true;

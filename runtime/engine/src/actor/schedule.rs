@@ -110,7 +110,11 @@ impl RunActor {
             self.event("step.skipped", Some(&id), None, &msg, None);
             return;
         }
-        match self.plan.condition(&id, &self.ctx) {
+        match self.plan.condition(&id, &self.ctx, self.inline_only) {
+            Err(e) if e.deferred => {
+                self.deferred_examine.push(position);
+                return;
+            }
             Ok(false) => {
                 self.finish_step(&id, StepStatus::Skipped, None, None);
                 self.event(
@@ -129,19 +133,23 @@ impl RunActor {
             Ok(true) => {}
         }
         if fan_out {
-            self.fan_out(&id);
+            if self.fan_out(&id) {
+                self.deferred_examine.push(position);
+            }
         } else {
             self.enqueue(&id);
         }
     }
 
-    /// Creates one step record per `forEach` item and queues them.
-    fn fan_out(&mut self, id: &str) {
-        let items = match self.plan.for_each(id, &self.ctx) {
+    /// Creates one step record per `forEach` item and queues them; `true`
+    /// when its evaluation was deferred and nothing was done.
+    fn fan_out(&mut self, id: &str) -> bool {
+        let items = match self.plan.for_each(id, &self.ctx, self.inline_only) {
             Ok(items) => items,
+            Err(e) if e.deferred => return true,
             Err(e) => {
                 self.fail_step(id, 0, error_json(e.code, &e.message, false));
-                return;
+                return false;
             }
         };
         let n = items.len();
@@ -169,6 +177,7 @@ impl RunActor {
             &format!("fanned out over {n} items"),
             None,
         );
+        false
     }
 
     /// Ends a fan-out parent once its items finished: the outputs in item
@@ -241,11 +250,15 @@ impl RunActor {
             self.ctx.item = Some(value);
             self.ctx.index = Some(u64::from(i));
         }
-        let input = self.plan.input(&step_id, &self.ctx);
+        let input = self.plan.input(&step_id, &self.ctx, self.inline_only);
         self.ctx.item = None;
         self.ctx.index = None;
         let input = match input {
             Ok(v) => v,
+            Err(e) if e.deferred => {
+                self.deferred_start.push(key.to_owned());
+                return;
+            }
             Err(e) => {
                 self.fail_step(key, attempt, error_json(e.code, &e.message, false));
                 return;

@@ -1,0 +1,344 @@
+//! Hostile input against the real server: values nested too deeply,
+//! expressions that would overflow the stack or run for minutes, templates
+//! that ask for retry storms, and a store holding a record that no longer
+//! decodes. Each gets a specific error, and the server keeps answering.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::{Server, assert_error_shape, free_port, server, start};
+
+fn nested_array(depth: usize) -> Value {
+    let mut v = json!(1);
+    for _ in 0..depth {
+        v = json!([v]);
+    }
+    v
+}
+
+fn nested_object(depth: usize) -> Value {
+    let mut v = json!("leaf");
+    for _ in 0..depth {
+        v = json!({"a": v});
+    }
+    v
+}
+
+/// `/health` answers within a second.
+async fn assert_responsive(s: &Server) {
+    let t = Instant::now();
+    let r = s.call("GET", "/health", &[], None).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "/health took {:?}",
+        t.elapsed()
+    );
+}
+
+async fn hello_still_runs(s: &Server) {
+    s.template(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/hello.yaml"
+        ))
+        .unwrap(),
+    )
+    .await;
+    let run = s.start_run("hello", json!({"name": "Ada"})).await;
+    s.wait_status(&run, "SUCCESS").await;
+}
+
+fn problem_codes(r: &Value) -> Vec<String> {
+    r["error"]["validationErrors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p["code"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_values_are_refused_at_every_door() {
+    let s = server().await;
+    s.template(
+        "name: echo\nsteps:\n  - id: a\n    uses: core/noop\n    with: {v: \"${{ inputs }}\"}\n",
+    )
+    .await;
+    // Run inputs, two shapes, deeper than the limit but within what serde
+    // parses: refused with a specific code instead of being stored.
+    for inputs in [nested_array(100), nested_object(100)] {
+        let r = s
+            .api(
+                "POST",
+                "/workflow-runs",
+                Some(json!({"template": "echo", "inputs": inputs})),
+            )
+            .await;
+        assert_error_shape(&r, 400, "JSON_TOO_DEEP");
+    }
+    // Deeper than serde itself parses: still a 400 in the envelope.
+    let r = s
+        .api(
+            "POST",
+            "/workflow-runs",
+            Some(json!({"template": "echo", "inputs": nested_array(300)})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["success"], false);
+    // Literal values in a template.
+    let with = serde_json::to_string(&nested_object(80)).unwrap();
+    let r = s
+        .api_raw(
+            "POST",
+            "/workflow-templates",
+            "application/json",
+            format!(r#"{{"name":"deep","steps":[{{"id":"a","uses":"core/noop","with":{with}}}]}}"#)
+                .as_bytes(),
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_TEMPLATE");
+    assert!(
+        problem_codes(&r.json()).contains(&"LIMIT_EXCEEDED".to_owned()),
+        "{}",
+        r.text()
+    );
+    // An answer.
+    s.template(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/approval.yaml"
+        ))
+        .unwrap(),
+    )
+    .await;
+    let run = s.start_run("approval", json!({})).await;
+    s.wait_step(&run, "approve", "AWAITING_INPUT").await;
+    let r = s
+        .api(
+            "POST",
+            &format!("/workflow-runs/{run}/input"),
+            Some(json!({"stepId": "approve", "values": {"approved": true, "comment": nested_array(90)}})),
+        )
+        .await;
+    assert_error_shape(&r, 400, "JSON_TOO_DEEP");
+    // Everything stored reads back.
+    let r = s
+        .api("GET", &format!("/workflow-runs/{run}/steps"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_responsive(&s).await;
+    hello_still_runs(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expressions_that_would_crash_or_stall_the_server_get_specific_errors() {
+    let s = server().await;
+    // Deep expressions of several shapes, in every place one is parsed.
+    let shapes = [
+        "1+".repeat(10_000) + "1",
+        "inputs".to_owned() + &".a".repeat(4_000),
+        "inputs".to_owned() + &"[0]".repeat(3_000),
+        "(".repeat(3_000) + "true" + &")".repeat(3_000),
+    ];
+    for expr in &shapes {
+        for (field, value) in [
+            ("if", json!(expr)),
+            ("forEach", json!(expr)),
+            ("with", json!({"x": format!("${{{{ {expr} }}}}")})),
+        ] {
+            let mut step = json!({"id": "a", "uses": "core/noop"});
+            step[field] = value;
+            let body = json!({"name": "deep-expr", "steps": [step]});
+            let r = s
+                .api("POST", "/workflow-templates/validate", Some(body))
+                .await;
+            assert!(r.status == 422 || r.status == 200, "{}", r.status);
+            let j = r.json();
+            let text = j.to_string();
+            assert!(
+                text.contains("nested too deeply") || text.contains("bytes; the limit"),
+                "{field}: {text:.300}"
+            );
+        }
+        assert_responsive(&s).await;
+    }
+
+    // Costly expressions evaluated by the host: two at once, while
+    // /health keeps answering.
+    s.template(
+        "name: costly\nsteps:\n  - id: a\n    uses: core/noop\n    with:\n      x: \"${{ lists.range(1000).map(a, lists.range(1000).map(b, lists.range(1000).map(c, c))) }}\"\n",
+    )
+    .await;
+    s.template(
+        "name: doubling\nsteps:\n  - id: a\n    uses: core/noop\n    if: \"[inputs.s + inputs.s + inputs.s + inputs.s].map(a, [a + a + a + a].map(b, [b + b + b + b].map(c, [c + c + c + c].map(d, [d + d + d + d].map(e, [e + e + e + e].map(f, [f + f + f + f].map(g, [g + g + g + g].map(h, [h + h + h + h].map(i, [i + i + i + i].map(j, [j + j + j + j].map(k, size(k) > 0))))))))))).all(x, x[0][0][0][0][0][0][0][0][0][0])\"\n",
+    )
+    .await;
+    let started = Instant::now();
+    let runs = [
+        s.start_run("costly", json!({})).await,
+        s.start_run("costly", json!({})).await,
+        s.start_run("doubling", json!({"s": "abcdefgh"})).await,
+    ];
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "starting runs took {:?}",
+        started.elapsed()
+    );
+    for run in &runs {
+        loop {
+            assert_responsive(&s).await;
+            let r = s
+                .api("GET", &format!("/workflow-runs/{run}"), None)
+                .await
+                .json();
+            if r["data"]["status"] == "FAILED" {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{r}");
+        }
+        let step = s
+            .api("GET", &format!("/workflow-runs/{run}/steps/a"), None)
+            .await
+            .json();
+        assert_eq!(
+            step["data"]["error"]["code"], "EXPRESSION_BUDGET_EXCEEDED",
+            "{step}"
+        );
+    }
+
+    // forEach is capped before the items are allocated.
+    s.template(
+        "name: wide\nsteps:\n  - id: a\n    uses: core/noop\n    forEach: \"lists.range(50000)\"\n",
+    )
+    .await;
+    let run = s.start_run("wide", json!({})).await;
+    s.wait_status(&run, "FAILED").await;
+    let step = s
+        .api("GET", &format!("/workflow-runs/{run}/steps/a"), None)
+        .await
+        .json();
+    assert_eq!(
+        step["data"]["error"]["code"], "FOR_EACH_TOO_MANY_ITEMS",
+        "{step}"
+    );
+
+    // A retry storm is refused up front.
+    let r = s
+        .api_raw(
+            "POST",
+            "/workflow-templates",
+            "application/yaml",
+            b"name: storm\nsteps:\n  - id: a\n    uses: core/noop\n    retry: {maxAttempts: 1000000}\n",
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_TEMPLATE");
+    assert!(problem_codes(&r.json()).contains(&"LIMIT_EXCEEDED".to_owned()));
+
+    // Too many steps, refused before anything else is checked.
+    let steps: Vec<Value> = (0..1_500)
+        .map(|i| json!({"id": format!("s{i}"), "uses": "core/noop", "needs": if i > 0 { vec![format!("s{}", i - 1)] } else { vec![] }}))
+        .collect();
+    let r = s
+        .api(
+            "POST",
+            "/workflow-templates/validate",
+            Some(json!({"name": "big", "steps": steps})),
+        )
+        .await;
+    let j = r.json();
+    assert!(
+        j.to_string().contains("LIMIT_EXCEEDED"),
+        "{}",
+        r.text().chars().take(300).collect::<String>()
+    );
+    assert_responsive(&s).await;
+    hello_still_runs(&s).await;
+}
+
+/// Opens a stopped server's store and replaces fields of a run record with
+/// values its decoder cannot read.
+async fn corrupt(url: &str, run: &str, sql_set: &str) {
+    use surrealdb::engine::any::connect;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let db = loop {
+        match connect(url).await {
+            Ok(db) => break db,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("store not free yet: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    db.use_ns("weft").use_db("main").await.unwrap();
+    db.query(format!("UPDATE type::record('run', $id) SET {sql_set};"))
+        .bind(("id", run.to_owned()))
+        .await
+        .unwrap()
+        .check()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_no_longer_decodes_is_failed_and_the_server_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("surrealkv://{}", data.path().join("db").display());
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--db", url.as_str(), "--listen", listen.as_str()];
+    let mut s = start(&args, &[], port, None).await;
+    s.template(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/approval.yaml"
+        ))
+        .unwrap(),
+    )
+    .await;
+    let bad_type = s.start_run("approval", json!({})).await;
+    let bad_progress = s.start_run("approval", json!({})).await;
+    let good = s.start_run("approval", json!({})).await;
+    for run in [&bad_type, &bad_progress, &good] {
+        s.wait_step(run, "approve", "AWAITING_INPUT").await;
+    }
+    assert!(s.terminate().await.success());
+    drop(s);
+    corrupt(
+        &url,
+        &bad_type,
+        "createdAt = 'yesterday', pinnedPlugins = 42",
+    )
+    .await;
+    corrupt(&url, &bad_progress, "progress = 'half', status = 'RUNNING'").await;
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--db", url.as_str(), "--listen", listen.as_str()];
+    let s = start(&args, &[], port, None).await;
+    for run in [&bad_type, &bad_progress] {
+        let r = s.api("GET", &format!("/workflow-runs/{run}"), None).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let j = r.json();
+        assert_eq!(j["data"]["status"], "FAILED", "{j}");
+        assert_eq!(j["data"]["error"]["code"], "RUN_UNREADABLE", "{j}");
+    }
+    let r = s.api("GET", "/workflow-runs", None).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The healthy run carries on.
+    let r = s
+        .api(
+            "POST",
+            &format!("/workflow-runs/{good}/input"),
+            Some(json!({"stepId": "approve", "values": {"approved": true, "comment": "ok"}})),
+        )
+        .await;
+    assert!(r.status < 300, "{}", r.text());
+    s.wait_status(&good, "SUCCESS").await;
+}

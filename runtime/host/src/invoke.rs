@@ -359,7 +359,7 @@ fn plugin_error(e: types::PluginError) -> PluginError {
         message: e.message,
         retryable: e.retryable,
         retry_after_ms: e.retry_after_ms,
-        details: e.details.map(|d| side_json(d)),
+        details: e.details.map(side_json),
     }
 }
 

@@ -246,8 +246,7 @@ impl InvocationIo {
             return Ok(());
         }
         truncate_utf8(&mut message, MAX_LOG_LINE_BYTES);
-        let context =
-            context.map(|c| serde_json::from_str(&c).unwrap_or(serde_json::Value::String(c)));
+        let context = context.map(crate::invoke::side_json);
         self.emit(PluginEvent::Log {
             at: SystemTime::now(),
             level,

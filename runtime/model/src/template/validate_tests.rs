@@ -421,3 +421,197 @@ fn names_and_ids() {
         !is_valid_step_id(&"x".repeat(65)) && !is_valid_step_id("a.b") && !is_valid_step_id("")
     );
 }
+
+/// A small deterministic fuzzer: random templates (as JSON text, with
+/// random expressions built from CEL fragments — long chains, deep
+/// brackets, nested comprehensions, string growth, junk) go through
+/// parsing, validation and evaluation under a small budget. Nothing may
+/// panic, abort or run long. `WEFT_FUZZ_ITERS` sets the number of cases
+/// (default 300; the README has a longer run), `WEFT_FUZZ_SEED` the seed.
+#[test]
+fn fuzz_parse_validate_evaluate() {
+    use crate::template::budget::ExprBudget;
+    use crate::template::expr::ExprContext;
+    use std::time::{Duration, Instant};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[self.below(xs.len())]
+        }
+    }
+
+    const ATOMS: &[&str] = &[
+        "1",
+        "-2",
+        "3.5",
+        "'s'",
+        "\"q\"",
+        "true",
+        "null",
+        "[]",
+        "{}",
+        "b'x'",
+        "inputs",
+        "inputs.n",
+        "inputs.list",
+        "inputs.name",
+        "steps.fib.output",
+        "run.id",
+        "item",
+        "index",
+        "x",
+        "lists.range(100)",
+        "lists.range(1000000)",
+        "duration('1s')",
+        "timestamp('2020-01-01T00:00:00Z')",
+    ];
+    const BINARY: &[&str] = &[
+        " + ", " - ", " * ", " / ", " % ", " == ", " != ", " < ", " >= ", " && ", " || ", " in ",
+    ];
+    const WRAP: &[&str] = &[
+        "({})",
+        "[{}]",
+        "{{'k': {}}}",
+        "size({})",
+        "!{}",
+        "-{}",
+        "string({})",
+        "{}.map(x, {})",
+        "{}.filter(x, x == x)",
+        "{}.all(x, {})",
+        "{}.exists(x, true)",
+        "{}[0]",
+        "{}.a",
+        "{} ? {} : {}",
+        "[{}, {}].join('-')",
+        "{}.replace('', {})",
+        "{}.distinct()",
+        "{}.split('')",
+        "has({}.a)",
+        "math.greatest([{}])",
+        "{}.sortBy(x, x)",
+        "dyn({})",
+        "type({})",
+        "{}.?a",
+    ];
+    const JUNK: &[&str] = &[
+        "(", ")", "[", "]", "{", "}", "'", "\"", "${{", "}}", ".", ",", "?", "\\",
+    ];
+
+    fn expr(r: &mut Rng, depth: usize) -> String {
+        if depth == 0 || r.below(4) == 0 {
+            return r.pick(ATOMS).to_owned();
+        }
+        match r.below(10) {
+            0..=3 => {
+                let w = r.pick(WRAP);
+                let mut out = String::new();
+                for (i, part) in w.split("{}").enumerate() {
+                    if i > 0 {
+                        out.push_str(&expr(r, depth - 1));
+                    }
+                    out.push_str(&part.replace("{{", "{").replace("}}", "}"));
+                }
+                out
+            }
+            4..=6 => format!(
+                "{}{}{}",
+                expr(r, depth - 1),
+                r.pick(BINARY),
+                expr(r, depth - 1)
+            ),
+            7 => {
+                // A long chain, sometimes past the limits.
+                let n = [10, 60, 200, 5_000][r.below(4)];
+                let op = r.pick(&[" + 1", ".a", "[0]", " && true"]);
+                format!("{}{}", expr(r, 0), op.repeat(n))
+            }
+            8 => {
+                let n = [5, 40, 2_000][r.below(3)];
+                let open = r.pick(&["(", "[", "size("]);
+                let close = match open {
+                    "[" => "]",
+                    _ => ")",
+                };
+                format!(
+                    "{}{}{}",
+                    open.repeat(n),
+                    expr(r, depth - 1),
+                    close.repeat(n)
+                )
+            }
+            _ => {
+                let mut s = expr(r, depth - 1);
+                let at = r.below(s.len() + 1);
+                if s.is_char_boundary(at) {
+                    s.insert_str(at, r.pick(JUNK));
+                }
+                s
+            }
+        }
+    }
+
+    let iters: usize = std::env::var("WEFT_FUZZ_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let seed: u64 = std::env::var("WEFT_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5EED_CAFE);
+    let mut r = Rng(seed | 1);
+    let budget = ExprBudget {
+        max_cost: 200_000,
+        max_time: Duration::from_millis(200),
+        max_result_bytes: 1 << 20,
+    };
+    let ctx = ExprContext {
+        inputs: json!({"n": 5, "list": [1, 2, 3], "name": "weft"}),
+        ..Default::default()
+    };
+    let mut compiled = 0usize;
+    for case in 0..iters {
+        let e = expr(&mut r, 6);
+        let field = r.pick(&["if", "forEach", "with"]);
+        let mut step = json!({"id": "fib", "uses": "core/fibo"});
+        step[field] = if field == "with" {
+            json!({"n": format!("${{{{ {e} }}}}")})
+        } else {
+            json!(e)
+        };
+        let text = json!({"name": "fuzz", "steps": [step]}).to_string();
+        let started = Instant::now();
+        let parsed = WorkflowTemplate::from_json(&text);
+        if let Ok(t) = parsed {
+            let _ = validate_template(&t, &catalog());
+        }
+        if let Ok(c) = CompiledExpr::compile(&e) {
+            compiled += 1;
+            let _ = c.evaluate_with(&ctx, &budget);
+            let _ = c.evaluate_bool_with(&ctx, &budget);
+            let _ = c.evaluate_list_with(&ctx, &budget, 1_000);
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(5),
+            "case {case} (seed {seed}) took {took:?}: {}",
+            &e[..e.len().min(200)]
+        );
+    }
+    // The generator must reach the evaluator, not just the parser's errors.
+    assert!(
+        compiled * 10 >= iters,
+        "only {compiled} of {iters} compiled"
+    );
+}

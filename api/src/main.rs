@@ -73,6 +73,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Room for the expression evaluator on the workers themselves, so
+        // it rarely needs a fresh stack segment (see weft_model's budget).
+        .thread_stack_size(weft_engine::WORKER_STACK_BYTES)
         .build()?;
     match cli.command {
         Command::Serve(args) => rt.block_on(serve(args)),

@@ -309,6 +309,7 @@ fn main() -> Result<()> {
     let reps = if quick { 1 } else { 3 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_stack_size(weft_engine::WORKER_STACK_BYTES)
         .enable_all()
         .build()?;
     rt.block_on(async {

@@ -114,6 +114,11 @@ impl EngineError {
     }
 }
 
+/// Stack size for the threads of a runtime that drives the engine: enough
+/// for host-side expression evaluation at its nesting limit in release
+/// builds, so it runs in place instead of on a fresh segment.
+pub const WORKER_STACK_BYTES: usize = 8 << 20;
+
 /// Bounds on values callers hand the engine (run inputs, answers): what
 /// passes is stored with the run and must read back.
 const VALUE_LIMITS: JsonLimits = JsonLimits::bytes(4 << 20);

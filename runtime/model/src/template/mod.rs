@@ -15,6 +15,7 @@ pub mod expr;
 pub mod retry;
 pub mod spec;
 pub mod validate;
+mod value;
 
 pub use budget::{BudgetLimit, ExprBudget, MAX_EXPRESSION_BYTES, MAX_EXPRESSION_NESTING};
 pub use catalog::{

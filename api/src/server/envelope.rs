@@ -96,6 +96,20 @@ pub fn ok<T: ParseFromJSON + ToJSON>(data: T) -> Json<Envelope<T>> {
     })
 }
 
+/// One page of an engine list as views, with its pagination.
+pub fn paged<T, V: ParseFromJSON + ToJSON>(
+    p: weft_engine::Page<T>,
+    req: weft_engine::PageRequest,
+    view: impl FnMut(T) -> V,
+) -> Json<Envelope<Vec<V>>> {
+    page(
+        p.items.into_iter().map(view).collect(),
+        req.page,
+        req.page_size,
+        p.total,
+    )
+}
+
 /// Wraps a page of `data` in the envelope with pagination.
 pub fn page<T: ParseFromJSON + ToJSON>(
     data: T,
@@ -260,19 +274,27 @@ impl ApiError {
     }
 }
 
+impl ValidationError {
+    /// One problem, its code written as the enum serialises (e.g.
+    /// `LIMIT_EXCEEDED`), so the envelope and the model agree.
+    fn of(pointer: &str, code: impl serde::Serialize, message: &str) -> Self {
+        Self {
+            pointer: pointer.to_owned(),
+            code: serde_json::to_value(code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            message: message.to_owned(),
+        }
+    }
+}
+
 impl From<weft_engine::EngineError> for ApiError {
     fn from(e: weft_engine::EngineError) -> Self {
         use weft_engine::EngineError as E;
         let problems = |ps: &[weft_model::template::TemplateProblem]| {
             ps.iter()
-                .map(|p| ValidationError {
-                    pointer: p.pointer.clone(),
-                    code: serde_json::to_value(p.code)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    message: p.message.clone(),
-                })
+                .map(|p| ValidationError::of(&p.pointer, p.code, &p.message))
                 .collect()
         };
         match &e {
@@ -301,14 +323,7 @@ impl From<weft_engine::EngineError> for ApiError {
                 "INVALID_PLUGIN",
                 e.to_string(),
                 ps.iter()
-                    .map(|p| ValidationError {
-                        pointer: p.pointer.clone(),
-                        code: serde_json::to_value(p.code)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        message: p.message.clone(),
-                    })
+                    .map(|p| ValidationError::of(&p.pointer, p.code, &p.message))
                     .collect(),
             ),
             E::Install(i) => Self::validation("INVALID_PLUGIN", i.to_string(), Vec::new()),

@@ -97,12 +97,7 @@ impl PluginsApi {
     ) -> ApiResult<Json<Envelope<Vec<PluginView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
         let p = self.engine.list_plugins(req);
-        Ok(envelope::page(
-            p.items.into_iter().map(Into::into).collect(),
-            req.page,
-            req.page_size,
-            p.total,
-        ))
+        Ok(envelope::paged(p, req, Into::into))
     }
 
     /// One plugin by id (`sha256:…`).
@@ -215,12 +210,7 @@ impl PluginsApi {
     ) -> ApiResult<Json<Envelope<Vec<StepTypeView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
         let p = self.engine.list_step_types(req);
-        Ok(envelope::page(
-            p.items.into_iter().map(step_type_view).collect(),
-            req.page,
-            req.page_size,
-            p.total,
-        ))
+        Ok(envelope::paged(p, req, step_type_view))
     }
 
     /// One step type, e.g. `core/fibo` (URL-encode the slash as `%2F`) or `core.fibo`.

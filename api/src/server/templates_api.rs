@@ -110,12 +110,7 @@ impl TemplatesApi {
     ) -> ApiResult<Json<Envelope<Vec<TemplateView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
         let p = self.engine.list_templates(req).await?;
-        Ok(envelope::page(
-            p.items.into_iter().map(Into::into).collect(),
-            req.page,
-            req.page_size,
-            p.total,
-        ))
+        Ok(envelope::paged(p, req, Into::into))
     }
 
     /// Validates an unsaved template body; problems come back as a 422 with JSON pointers.
@@ -227,12 +222,7 @@ impl TemplatesApi {
     ) -> ApiResult<Json<Envelope<Vec<TemplateRevisionView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
         let p = self.engine.list_template_revisions(&id, req).await?;
-        Ok(envelope::page(
-            p.items.into_iter().map(Into::into).collect(),
-            req.page,
-            req.page_size,
-            p.total,
-        ))
+        Ok(envelope::paged(p, req, Into::into))
     }
 
     /// Validates the stored template against the plugins installed now.

@@ -10,40 +10,39 @@ use std::time::Duration;
 use weft_model::PluginDigest;
 use weft_model::template::{ExprContext, ExprError, RetryOn, ValidatedTemplate};
 
-/// Why evaluating a step's expressions failed: a code for the step's error
-/// and a message naming what failed.
+/// Why a step's expressions gave no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ExprFailure {
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
+pub(crate) enum ExprFailure {
     /// Not a failure: the evaluation needs more than the inline slice and
     /// was asked not to leave it; try again outside the request.
-    pub(crate) deferred: bool,
+    Deferred,
+    /// The step fails.
+    Failed(StepExprError),
+}
+
+/// A step failed on its expressions: a code for its error and a message
+/// naming what failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepExprError {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl ExprFailure {
     fn new(what: &str, e: &ExprError) -> Self {
-        Self {
-            code: e.code(),
-            message: format!("{what} failed: {e}"),
-            deferred: false,
-        }
+        Self::failed(e.code(), format!("{what} failed: {e}"))
     }
 
-    fn deferred() -> Self {
-        Self {
-            code: "DEFERRED",
-            message: String::new(),
-            deferred: true,
-        }
+    fn failed(code: &'static str, message: String) -> Self {
+        Self::Failed(StepExprError { code, message })
     }
 }
 
 /// The evaluator's answer as the plan's: `None` (deferred) becomes
-/// [`ExprFailure::deferred`].
+/// [`ExprFailure::Deferred`].
 fn settle<T>(what: &str, out: Option<Result<T, ExprError>>) -> Result<T, ExprFailure> {
     match out {
-        None => Err(ExprFailure::deferred()),
+        None => Err(ExprFailure::Deferred),
         Some(r) => r.map_err(|e| ExprFailure::new(what, &e)),
     }
 }
@@ -197,25 +196,23 @@ impl RunPlan {
         ctx: &ExprContext,
         inline_only: bool,
     ) -> Result<Value, ExprFailure> {
-        let s = self.validated.step(id).ok_or_else(|| ExprFailure {
-            code: "INTERNAL",
-            message: format!("unknown step {id}"),
-            deferred: false,
-        })?;
+        let s = self
+            .validated
+            .step(id)
+            .ok_or_else(|| ExprFailure::failed("INTERNAL", format!("unknown step {id}")))?;
         let input = settle(
             "evaluating `with`",
             self.eval.run(inline_only, |b| s.with.evaluate_with(ctx, b)),
         )?;
-        self.validated
-            .validate_input(id, &input)
-            .map_err(|errs| ExprFailure {
-                deferred: false,
-                code: "INVALID_INPUT",
-                message: format!(
+        self.validated.validate_input(id, &input).map_err(|errs| {
+            ExprFailure::failed(
+                "INVALID_INPUT",
+                format!(
                     "input does not match the step type's schema: {}",
                     errs.join("; ")
                 ),
-            })?;
+            )
+        })?;
         Ok(input)
     }
 
@@ -231,7 +228,11 @@ impl RunPlan {
                 "evaluating the compensation's `with`",
                 self.eval.run(false, |b| c.with.evaluate_with(ctx, b)),
             )
-            .map_err(|e| e.message)
+            .map_err(|e| match e {
+                ExprFailure::Failed(e) => e.message,
+                // Compensations are never evaluated inline-only.
+                ExprFailure::Deferred => "evaluation deferred".to_owned(),
+            })
             .map(|input| {
                 (
                     c.resolved.digest.clone(),

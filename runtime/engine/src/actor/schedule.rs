@@ -4,6 +4,7 @@
 use super::agenda::ReadyEntry;
 use super::artifacts::ArtifactWrites;
 use super::{Msg, RunActor, ToActor, error_json, step_record};
+use crate::plan::ExprFailure;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -111,7 +112,7 @@ impl RunActor {
             return;
         }
         match self.plan.condition(&id, &self.ctx, self.inline_only) {
-            Err(e) if e.deferred => {
+            Err(ExprFailure::Deferred) => {
                 self.deferred_examine.push(position);
                 return;
             }
@@ -126,7 +127,7 @@ impl RunActor {
                 );
                 return;
             }
-            Err(e) => {
+            Err(ExprFailure::Failed(e)) => {
                 self.fail_step(&id, 0, error_json(e.code, &e.message, false));
                 return;
             }
@@ -146,8 +147,8 @@ impl RunActor {
     fn fan_out(&mut self, id: &str) -> bool {
         let items = match self.plan.for_each(id, &self.ctx, self.inline_only) {
             Ok(items) => items,
-            Err(e) if e.deferred => return true,
-            Err(e) => {
+            Err(ExprFailure::Deferred) => return true,
+            Err(ExprFailure::Failed(e)) => {
                 self.fail_step(id, 0, error_json(e.code, &e.message, false));
                 return false;
             }
@@ -255,11 +256,11 @@ impl RunActor {
         self.ctx.index = None;
         let input = match input {
             Ok(v) => v,
-            Err(e) if e.deferred => {
+            Err(ExprFailure::Deferred) => {
                 self.deferred_start.push(key.to_owned());
                 return;
             }
-            Err(e) => {
+            Err(ExprFailure::Failed(e)) => {
                 self.fail_step(key, attempt, error_json(e.code, &e.message, false));
                 return;
             }

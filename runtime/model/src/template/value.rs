@@ -109,19 +109,19 @@ impl CompiledValue {
     ) -> Result<Value, ExprError> {
         let (out, exhausted) =
             super::budget::metered(budget, || eval_node(&self.root, ctx, budget));
-        let source = |out: &Result<Value, ExprError>| match out {
-            Err(ExprError::Evaluation { expr, .. }) => expr.clone(),
-            _ => self
-                .sites
+        // Errors name the expression that failed, else the value's first.
+        let first = || {
+            self.sites
                 .first()
                 .map(|s| s.expr.source().to_owned())
-                .unwrap_or_default(),
+                .unwrap_or_default()
         };
         if let Some(limit) = exhausted {
-            return Err(ExprError::BudgetExceeded {
-                expr: source(&out),
-                limit,
-            });
+            let expr = match out {
+                Err(ExprError::Evaluation { expr, .. }) => expr,
+                _ => first(),
+            };
+            return Err(ExprError::BudgetExceeded { expr, limit });
         }
         let value = out?;
         let limits = JsonLimits {
@@ -131,11 +131,11 @@ impl CompiledValue {
         match check_json(&value, limits) {
             Ok(()) => Ok(value),
             Err(JsonLimitError::TooDeep { max }) => Err(ExprError::NotJson {
-                expr: source(&Ok(Value::Null)),
+                expr: first(),
                 message: format!("the value is nested deeper than {max} levels"),
             }),
             Err(_) => Err(ExprError::BudgetExceeded {
-                expr: source(&Ok(Value::Null)),
+                expr: first(),
                 limit: BudgetLimit::ResultSize,
             }),
         }

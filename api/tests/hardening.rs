@@ -342,3 +342,93 @@ async fn a_run_that_no_longer_decodes_is_failed_and_the_server_starts() {
     assert!(r.status < 300, "{}", r.text());
     s.wait_status(&good, "SUCCESS").await;
 }
+
+/// A step retried a hundred times (the cap) stores each attempt once, and
+/// its attempts come back in pages: the step's own view carries only the
+/// latest, so neither reading the step nor listing the run's steps grows
+/// with the number of retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_retried_to_the_cap_pages_its_attempts() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("weft.toml");
+    std::fs::write(&config, "[engine]\nmin_retry_backoff_ms = 1\n").unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = [
+        "--db",
+        "mem://",
+        "--listen",
+        &listen,
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let s = start(&args, &[], port, None).await;
+    s.install("hostile.wasm").await;
+    s.template(
+        "name: storm\nsteps:\n  - id: f\n    uses: hostile/fail\n    with: {kind: transient, message: again}\n    retry: {maxAttempts: 100, backoff: {kind: fixed, initial: 1ms, max: 1ms, jitter: 0}}\n",
+    )
+    .await;
+    let run = s.start_run("storm", json!({})).await;
+    s.wait_status(&run, "FAILED").await;
+    assert_responsive(&s).await;
+
+    let step = s
+        .api("GET", &format!("/workflow-runs/{run}/steps/f"), None)
+        .await
+        .json();
+    assert_eq!(step["data"]["attempt"], 100, "{step}");
+    assert_eq!(step["data"]["lastAttempt"]["attempt"], 100, "{step}");
+    assert_eq!(step["data"]["lastAttempt"]["status"], "FAILED", "{step}");
+    assert!(step["data"].get("attempts").is_none(), "{step}");
+    assert!(step.to_string().len() < 4096, "{step}");
+
+    let mut seen = Vec::new();
+    for page in 1..=4 {
+        let p = s
+            .api(
+                "GET",
+                &format!("/workflow-runs/{run}/steps/f/attempts?page={page}&pageSize=30"),
+                None,
+            )
+            .await
+            .json();
+        assert_eq!(p["meta"]["pagination"]["total"], 100, "{p}");
+        assert_eq!(p["meta"]["pagination"]["totalPages"], 4, "{p}");
+        for a in p["data"].as_array().unwrap() {
+            assert_eq!(a["status"], "FAILED", "{a}");
+            assert!(a["endedAt"].is_string(), "{a}");
+            assert_eq!(a["error"]["message"], "again", "{a}");
+            seen.push(a["attempt"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(seen, (1..=100).collect::<Vec<u64>>());
+    let whole = s
+        .api(
+            "GET",
+            &format!("/workflow-runs/{run}/steps/f/attempts"),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(whole["data"].as_array().map(Vec::len), Some(100));
+
+    assert_error_shape(
+        &s.api(
+            "GET",
+            &format!("/workflow-runs/{run}/steps/nope/attempts"),
+            None,
+        )
+        .await,
+        404,
+        "NOT_FOUND",
+    );
+    let r = s
+        .api(
+            "GET",
+            &format!("/workflow-runs/{run}/steps/f/attempts?pageSize=101"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    hello_still_runs(&s).await;
+}

@@ -328,7 +328,17 @@ async fn templates_runs_and_state_conflicts() {
         .api("GET", &format!("/workflow-runs/{id}/steps/fib"), None)
         .await
         .json();
-    assert_eq!(steps["data"]["attempts"][0]["status"], "SUCCESS");
+    assert_eq!(steps["data"]["lastAttempt"]["status"], "SUCCESS");
+    let attempts = s
+        .api(
+            "GET",
+            &format!("/workflow-runs/{id}/steps/fib/attempts"),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(attempts["data"][0]["status"], "SUCCESS", "{attempts}");
+    assert_eq!(attempts["meta"]["pagination"]["total"], 1, "{attempts}");
 
     let events = s
         .call(

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use weft_engine::PageRequest;
 use weft_model::{RunStatus, StepStatus};
 use weft_store::StepRecord;
 
@@ -122,11 +123,15 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
         let steps = engine.steps(&id).await?;
         let f = step(&steps, "f");
         assert_eq!(f.output, Some(json!({"attempt": 3})));
+        let attempts = engine
+            .list_step_attempts(&id, "f", PageRequest::new(1, 100))
+            .await?;
         assert_eq!(
-            f.attempts.len(),
-            3,
-            "one attempt per try, none lost or doubled: {f:?}"
+            attempts.items.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+            vec![1, 2, 3],
+            "one attempt per try, none lost or doubled: {f:?} {attempts:?}"
         );
+        assert_eq!(attempts.total, 3);
         assert_eq!(f.status, StepStatus::Success);
     }
     Ok(())

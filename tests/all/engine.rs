@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use weft_engine::{Engine, EngineError, StartRunRequest};
+use weft_engine::{Engine, EngineError, PageRequest, StartRunRequest};
 use weft_model::template::TemplateProblemCode;
 use weft_model::{RunStatus, StepStatus};
 use weft_tests::engine_with;
@@ -183,7 +183,23 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
         .find(|s| s.key == "app")
         .expect("app");
     assert_eq!(app.attempt, 3);
-    assert_eq!(app.attempts.len(), 3);
+    let attempts = engine
+        .list_step_attempts(&run, "app", PageRequest::new(1, 100))
+        .await?;
+    assert_eq!(
+        attempts
+            .items
+            .iter()
+            .map(|a| (a.attempt, a.status))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, StepStatus::Failed),
+            (2, StepStatus::Failed),
+            (3, StepStatus::Failed)
+        ],
+        "{attempts:?}"
+    );
+    assert_eq!(app.last_attempt.map(|a| a.attempt), Some(3));
     let events = engine.store().events(&run, 0, 200).await?;
     assert_eq!(
         events.iter().filter(|e| e.kind == "step.retrying").count(),

@@ -113,7 +113,7 @@ fn progress(run: &Value) -> String {
 
 async fn show(client: &Client, id: &str, json: bool) -> Result<i32> {
     let mut run = client.get(&["workflow-runs", id], &[]).await?;
-    let steps = client.get(&["workflow-runs", id, "steps"], &[]).await?;
+    let steps = Value::Array(client.get_all(&["workflow-runs", id, "steps"]).await?);
     if json {
         if let Some(o) = run.as_object_mut() {
             o.insert("steps".into(), steps);
@@ -165,17 +165,12 @@ async fn show(client: &Client, id: &str, json: bool) -> Result<i32> {
     let mut waiting = Vec::new();
     for s in steps.as_array().into_iter().flatten() {
         let status = s["status"].as_str().unwrap_or_default();
-        let first_start = s["attempts"][0]["startedAt"].as_str();
+        let first_start = s["startedAt"].as_str();
         let detail = match status {
             "FAILED" | "RETRYING" | "CANCELLED" => s
                 .get("error")
                 .filter(|e| !e.is_null())
-                .or_else(|| {
-                    s["attempts"]
-                        .as_array()
-                        .and_then(|a| a.last())
-                        .map(|a| &a["error"])
-                })
+                .or_else(|| s.get("lastAttempt").map(|a| &a["error"]))
                 .filter(|e| !e.is_null())
                 .map(output::error_text)
                 .unwrap_or_default(),
@@ -233,11 +228,9 @@ async fn logs(
     let steps: Vec<String> = match step {
         Some(s) => vec![s],
         None => client
-            .get(&["workflow-runs", id, "steps"], &[])
+            .get_all(&["workflow-runs", id, "steps"])
             .await?
-            .as_array()
-            .into_iter()
-            .flatten()
+            .iter()
             .filter_map(|s| s["id"].as_str().map(str::to_owned))
             .collect(),
     };
@@ -313,11 +306,9 @@ async fn answer(
 
 /// The one step of a run that waits for input.
 async fn waiting_step(client: &Client, id: &str) -> Result<String> {
-    let steps = client.get(&["workflow-runs", id, "steps"], &[]).await?;
+    let steps = client.get_all(&["workflow-runs", id, "steps"]).await?;
     let waiting: Vec<&str> = steps
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .filter(|s| s["status"] == "AWAITING_INPUT")
         .filter_map(|s| s["id"].as_str())
         .collect();

@@ -4,7 +4,7 @@
 //! `artifact_blob`; this module only reads them.
 
 use super::auth::BearerAuth;
-use super::envelope::{ApiError, ApiResult, Envelope, ok, rfc3339_ms};
+use super::envelope::{ApiResult, Envelope, ok, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
@@ -80,18 +80,8 @@ pub struct ArtifactsApi {
 impl ArtifactsApi {
     /// 404 unless the run and the step exist.
     async fn check_step(&self, run_id: &str, step_key: &str) -> ApiResult<()> {
-        self.engine.run(run_id).await?;
-        if self
-            .engine
-            .steps(run_id)
-            .await?
-            .iter()
-            .any(|s| s.key == step_key)
-        {
-            Ok(())
-        } else {
-            Err(ApiError::not_found(format!("step {step_key} not found")))
-        }
+        self.engine.step(run_id, step_key).await?;
+        Ok(())
     }
 }
 

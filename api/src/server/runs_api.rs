@@ -8,13 +8,13 @@
 use super::auth::BearerAuth;
 use super::envelope::{self, ApiError, ApiResult, Envelope, ok};
 use super::live_feed::{self, FeedItem, FeedSpec, Logs};
-use super::views::{EventView, LogView, RunView, StepView};
+use super::views::{AttemptView, EventView, LogView, RunView, StepView};
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
-use weft_engine::{Engine, StartRunRequest};
+use weft_engine::{Engine, PageRequest, StartRunRequest};
 use weft_model::RunStatus;
 use weft_store::RunFilter;
 
@@ -233,7 +233,7 @@ impl RunsApi {
         Ok(ok(self.engine.run(&id).await?.into()))
     }
 
-    /// A run's steps.
+    /// A page of a run's steps (and `forEach` items, `id[i]`), in key order.
     #[oai(
         path = "/workflow-runs/:id/steps",
         method = "get",
@@ -243,18 +243,20 @@ impl RunsApi {
         &self,
         _auth: BearerAuth,
         id: Path<String>,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "max_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<StepView>>>> {
-        self.engine.run(&id).await?;
-        Ok(ok(self
-            .engine
-            .steps(&id)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect()))
+        let req = PageRequest::new(page.0, page_size.0);
+        let p = self.engine.list_steps(&id, req).await?;
+        Ok(envelope::paged(p, req, Into::into))
     }
 
-    /// One step of a run, with its attempts.
+    /// One step of a run, with its latest attempt.
     #[oai(
         path = "/workflow-runs/:id/steps/:step_id",
         method = "get",
@@ -266,15 +268,31 @@ impl RunsApi {
         id: Path<String>,
         step_id: Path<String>,
     ) -> ApiResult<Json<Envelope<StepView>>> {
-        self.engine.run(&id).await?;
-        let s = self
-            .engine
-            .steps(&id)
-            .await?
-            .into_iter()
-            .find(|s| s.key == step_id.0)
-            .ok_or_else(|| ApiError::not_found(format!("step {} not found", step_id.0)))?;
-        Ok(ok(s.into()))
+        Ok(ok(self.engine.step(&id, &step_id).await?.into()))
+    }
+
+    /// A page of a step's attempts, oldest first.
+    #[oai(
+        path = "/workflow-runs/:id/steps/:step_id/attempts",
+        method = "get",
+        tag = "Tag::WorkflowRuns"
+    )]
+    async fn attempts(
+        &self,
+        _auth: BearerAuth,
+        id: Path<String>,
+        step_id: Path<String>,
+        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            name = "pageSize",
+            default = "max_page_size",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        page_size: Query<u32>,
+    ) -> ApiResult<Json<Envelope<Vec<AttemptView>>>> {
+        let req = PageRequest::new(page.0, page_size.0);
+        let p = self.engine.list_step_attempts(&id, &step_id, req).await?;
+        Ok(envelope::paged(p, req, Into::into))
     }
 
     /// A step's log lines after `after` (a sequence number), or a live SSE
@@ -412,6 +430,12 @@ pub(super) fn default_page() -> u32 {
 /// Page size when none is given.
 pub(super) fn default_page_size() -> u32 {
     20
+}
+
+/// Lists a client usually wants whole (a run's steps, a step's attempts)
+/// come in pages of the largest size unless asked otherwise.
+fn max_page_size() -> u32 {
+    weft_engine::MAX_PAGE_SIZE
 }
 
 fn default_log_limit() -> u32 {

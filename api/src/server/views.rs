@@ -5,7 +5,8 @@ use poem_openapi::Object;
 use serde_json::Value;
 use weft_engine::PluginEntry;
 use weft_store::{
-    LogRecord, RunEvent, RunRecord, StepRecord, TemplateRecord, TemplateRevisionRecord,
+    AttemptRecord, LogRecord, RunEvent, RunRecord, StepRecord, TemplateRecord,
+    TemplateRevisionRecord,
 };
 
 /// An installed plugin.
@@ -251,8 +252,12 @@ pub struct StepView {
     /// Pending input request.
     #[oai(skip_serializing_if_is_none)]
     pub input_request: Option<Value>,
-    /// Attempts.
-    pub attempts: Vec<AttemptView>,
+    /// The latest attempt (earlier ones: `GET …/steps/{stepId}/attempts`).
+    #[oai(skip_serializing_if_is_none)]
+    pub last_attempt: Option<AttemptView>,
+    /// When the first attempt started.
+    #[oai(skip_serializing_if_is_none)]
+    pub started_at: Option<String>,
     /// Ended.
     #[oai(skip_serializing_if_is_none)]
     pub ended_at: Option<String>,
@@ -268,18 +273,21 @@ impl From<StepRecord> for StepView {
             output: s.output,
             error: s.error,
             input_request: s.input_request,
-            attempts: s
-                .attempts
-                .into_iter()
-                .map(|a| AttemptView {
-                    attempt: a.attempt,
-                    status: a.status.as_str().to_owned(),
-                    started_at: rfc3339_ms(a.started_at),
-                    ended_at: a.ended_at.map(rfc3339_ms),
-                    error: a.error,
-                })
-                .collect(),
+            last_attempt: s.last_attempt.map(Into::into),
+            started_at: s.first_started_at.map(rfc3339_ms),
             ended_at: s.ended_at.map(rfc3339_ms),
+        }
+    }
+}
+
+impl From<AttemptRecord> for AttemptView {
+    fn from(a: AttemptRecord) -> Self {
+        Self {
+            attempt: a.attempt,
+            status: a.status.as_str().to_owned(),
+            started_at: rfc3339_ms(a.started_at),
+            ended_at: a.ended_at.map(rfc3339_ms),
+            error: a.error,
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Paged lists of plugins, step types, templates and revisions: each can
-//! grow without bound (a plugin may offer hundreds of step types,
-//! templates and their revisions accumulate), so none is answered whole.
+//! Paged lists of plugins, step types, templates, revisions, a run's steps
+//! and a step's attempts: each can grow without bound (a plugin may offer
+//! hundreds of step types, templates and their revisions accumulate, a
+//! `forEach` fans out to thousands of items, a step retries), so none is
+//! answered whole.
 
 use crate::{Engine, EngineError, PluginEntry};
 use weft_model::{PluginDigest, StepTypeInfo};
@@ -134,6 +136,51 @@ impl Engine {
             .await?;
         Ok(Page {
             items: p.templates,
+            total: p.total,
+        })
+    }
+
+    /// A page of a run's steps (and `forEach` items), in key order.
+    pub async fn list_steps(
+        &self,
+        run_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<weft_store::StepRecord>, EngineError> {
+        self.run(run_id).await?;
+        Ok(page.slice(self.shared.store.steps(run_id).await?))
+    }
+
+    /// One step (or `forEach` item, `id[i]`) of a run.
+    pub async fn step(
+        &self,
+        run_id: &str,
+        key: &str,
+    ) -> Result<weft_store::StepRecord, EngineError> {
+        self.run(run_id).await?;
+        self.shared
+            .store
+            .steps(run_id)
+            .await?
+            .into_iter()
+            .find(|s| s.key == key)
+            .ok_or_else(|| EngineError::NotFound(format!("step {key} of run {run_id}")))
+    }
+
+    /// A page of a step's attempts, oldest first.
+    pub async fn list_step_attempts(
+        &self,
+        run_id: &str,
+        key: &str,
+        page: PageRequest,
+    ) -> Result<Page<weft_store::AttemptRecord>, EngineError> {
+        let step = self.step(run_id, key).await?;
+        let p = self
+            .shared
+            .store
+            .step_attempts(&step, page.page, page.page_size)
+            .await?;
+        Ok(Page {
+            items: p.attempts,
             total: p.total,
         })
     }

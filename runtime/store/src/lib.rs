@@ -25,9 +25,9 @@ pub use admin::ArtifactEntry;
 pub use error::StoreError;
 pub use quarantine::RUN_UNREADABLE;
 pub use records::{
-    ArtifactRecord, AttemptRecord, LogRecord, PluginRecord, RevisionPage, RunEvent, RunFilter,
-    RunPage, RunProgress, RunRecord, StepRecord, TemplatePage, TemplateRecord,
-    TemplateRevisionRecord, Transition,
+    ArtifactRecord, AttemptPage, AttemptRecord, LogRecord, PluginRecord, RevisionPage, RunEvent,
+    RunFilter, RunPage, RunProgress, RunRecord, StepAttemptRecord, StepRecord, TemplatePage,
+    TemplateRecord, TemplateRevisionRecord, Transition,
 };
 pub use runs::{CreateRunOutcome, NextSequences};
 

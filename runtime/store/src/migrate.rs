@@ -9,6 +9,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (2, include_str!("../migrations/0002_keyed_by_run.surql")),
     (3, include_str!("../migrations/0003_journal.surql")),
     (4, include_str!("../migrations/0004_quarantine.surql")),
+    (5, include_str!("../migrations/0005_attempts.surql")),
 ];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {

@@ -155,6 +155,28 @@ pub struct AttemptRecord {
     pub error: Option<Value>,
 }
 
+/// An attempt of a step that is no longer its latest, as stored on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepAttemptRecord {
+    /// Run id.
+    pub run_id: String,
+    /// Step key.
+    pub step_key: String,
+    /// The attempt.
+    #[serde(flatten)]
+    pub attempt: AttemptRecord,
+}
+
+/// A page of a step's attempts.
+#[derive(Debug, Clone)]
+pub struct AttemptPage {
+    /// Attempts, oldest first.
+    pub attempts: Vec<AttemptRecord>,
+    /// How many attempts the step has had.
+    pub total: u64,
+}
+
 /// A step's (or `forEach` item's) current state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -185,8 +207,18 @@ pub struct StepRecord {
     pub answer_has_secrets: bool,
     /// When the next attempt may start (RETRYING).
     pub next_attempt_at: Option<i64>,
-    /// Attempt history.
-    pub attempts: Vec<AttemptRecord>,
+    /// The latest attempt; the earlier ones are records of their own
+    /// ([`StepAttemptRecord`], listed by [`crate::Store::step_attempts`]).
+    #[serde(default)]
+    pub last_attempt: Option<AttemptRecord>,
+    /// When the first attempt started.
+    #[serde(default)]
+    pub first_started_at: Option<i64>,
+    /// The whole attempt history, as schema versions up to 4 kept it inside
+    /// the step; read, never written (the store moves its last entry to
+    /// `last_attempt` when it reads such a step).
+    #[serde(default, rename = "attempts", skip_serializing)]
+    pub legacy_attempts: Vec<AttemptRecord>,
     /// When the step finished.
     pub ended_at: Option<i64>,
     /// When it finished, as a sequence across the run (for compensation order).
@@ -271,6 +303,9 @@ pub struct Transition {
     pub events: Vec<RunEvent>,
     /// Log lines to append.
     pub logs: Vec<LogRecord>,
+    /// Attempts that stopped being their step's latest in this transition
+    /// (a new attempt of the step started).
+    pub earlier_attempts: Vec<StepAttemptRecord>,
     /// This transition creates the run: its idempotency key (if any) is
     /// claimed in the same transaction, so a reused key fails the commit.
     pub creates_run: bool,

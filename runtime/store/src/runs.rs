@@ -1,7 +1,8 @@
 //! Runs, steps, the event log, logs, artifacts and schedule claims.
 
 use crate::records::{
-    ArtifactRecord, LogRecord, RunEvent, RunFilter, RunPage, RunRecord, StepRecord, Transition,
+    ArtifactRecord, AttemptPage, AttemptRecord, LogRecord, RunEvent, RunFilter, RunPage, RunRecord,
+    StepAttemptRecord, StepRecord, Transition,
 };
 use crate::{Store, StoreError};
 use serde::de::DeserializeOwned;
@@ -77,6 +78,22 @@ pub(crate) fn rows<T: DeserializeOwned>(
         .collect()
 }
 
+/// A step as schema versions up to 4 stored it (its whole attempt history
+/// inside) gets its latest attempt and first start time in the fields
+/// later versions keep them in.
+fn upgrade_attempts(mut step: StepRecord) -> StepRecord {
+    if step.last_attempt.is_none() {
+        step.last_attempt = step.legacy_attempts.last().cloned();
+    }
+    if step.first_started_at.is_none() {
+        step.first_started_at = step
+            .legacy_attempts
+            .first()
+            .map(|a: &AttemptRecord| a.started_at);
+    }
+    step
+}
+
 /// Run fields a transition may change; the others (template, inputs,
 /// pins, idempotency key, creation time) are written once, at creation.
 const MUTABLE_RUN_FIELDS: &[&str] = &[
@@ -127,6 +144,7 @@ struct BatchWriter {
     runs: Vec<Value>,
     journal: Vec<Value>,
     logs: Vec<Value>,
+    attempts: Vec<Value>,
 }
 
 impl BatchWriter {
@@ -183,6 +201,12 @@ impl BatchWriter {
             self.logs
                 .push(keyed(to_json(l)?, json!([l.run_id, l.step_key, l.seq])));
         }
+        for a in &t.earlier_attempts {
+            self.attempts.push(keyed(
+                to_json(a)?,
+                json!([a.run_id, a.step_key, a.attempt.attempt]),
+            ));
+        }
         Ok(())
     }
 
@@ -209,6 +233,11 @@ impl BatchWriter {
                 "INSERT IGNORE INTO log $logs RETURN NONE;\n",
                 "logs",
                 self.logs,
+            ),
+            (
+                "INSERT IGNORE INTO attempt $attempts RETURN NONE;\n",
+                "attempts",
+                self.attempts,
             ),
         ];
         for (statement, var, records) in parts {
@@ -347,7 +376,58 @@ impl Store {
                 steps.insert(s.key.clone(), s);
             }
         }
-        Ok(steps.into_values().collect())
+        Ok(steps.into_values().map(upgrade_attempts).collect())
+    }
+
+    /// A page of a step's attempts, oldest first: the earlier ones from
+    /// their own records (a range scan of just this page), the latest from
+    /// the step's state.
+    pub async fn step_attempts(
+        &self,
+        step: &StepRecord,
+        page: u32,
+        page_size: u32,
+    ) -> Result<AttemptPage, StoreError> {
+        let size = u64::from(page_size.clamp(1, 100));
+        let first = u64::from(page.max(1) - 1).saturating_mul(size) + 1;
+        if !step.legacy_attempts.is_empty() {
+            let all = &step.legacy_attempts;
+            let attempts = all
+                .iter()
+                .skip(usize::try_from(first - 1).unwrap_or(usize::MAX))
+                .take(size as usize)
+                .cloned()
+                .collect();
+            return Ok(AttemptPage {
+                attempts,
+                total: all.len() as u64,
+            });
+        }
+        let Some(latest) = &step.last_attempt else {
+            return Ok(AttemptPage {
+                attempts: Vec::new(),
+                total: 0,
+            });
+        };
+        let total = u64::from(latest.attempt);
+        let last = (first + size - 1).min(total);
+        let mut attempts = Vec::new();
+        // Attempts are numbered densely from 1; all but the latest are records.
+        if first < total {
+            let mut res = self
+                .run(
+                    "SELECT * OMIT id FROM attempt:[$run, $key, $from]..=[$run, $key, $to];",
+                    json!({"run": step.run_id, "key": step.key, "from": first, "to": last.min(total - 1)}),
+                )
+                .await?;
+            let stored: Vec<StepAttemptRecord> = rows(&mut res, 0)?;
+            attempts.extend(stored.into_iter().map(|a| a.attempt));
+            attempts.sort_by_key(|a| a.attempt);
+        }
+        if first <= total && last == total {
+            attempts.push(latest.clone());
+        }
+        Ok(AttemptPage { attempts, total })
     }
 
     /// Runs that have not finished, for recovery at start-up.
@@ -499,5 +579,37 @@ impl Store {
             Err(StoreError::Db(msg)) if msg.contains("already exists") => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::upgrade_attempts;
+    use crate::StepRecord;
+    use serde_json::json;
+
+    /// A step as schema version 4 stored it, history inside.
+    #[test]
+    fn a_step_with_its_history_inside_reads_as_latest_attempt() {
+        let old = json!({
+            "runId": "r", "key": "s", "stepId": "s", "item": null, "status": "SUCCESS",
+            "attempt": 2, "input": null, "output": {"v": 1}, "error": null,
+            "inputRequest": null, "answer": null, "answerHasSecrets": false,
+            "nextAttemptAt": null, "endedAt": 30, "completionSeq": 1,
+            "attempts": [
+                {"attempt": 1, "startedAt": 10, "endedAt": 15, "status": "FAILED", "error": {"code": "X"}},
+                {"attempt": 2, "startedAt": 20, "endedAt": 30, "status": "SUCCESS", "error": null}
+            ]
+        });
+        let step = upgrade_attempts(serde_json::from_value::<StepRecord>(old).unwrap());
+        assert_eq!(step.first_started_at, Some(10));
+        assert_eq!(step.last_attempt.as_ref().map(|a| a.attempt), Some(2));
+        assert_eq!(step.legacy_attempts.len(), 2);
+        let written = serde_json::to_value(&step).unwrap();
+        assert!(
+            written.get("attempts").is_none(),
+            "history is never written back inside"
+        );
     }
 }

@@ -5,8 +5,8 @@
 use serde_json::json;
 use weft_model::{RunStatus, StepStatus};
 use weft_store::{
-    ArtifactRecord, CreateRunOutcome, LogRecord, NextSequences, RunEvent, RunFilter, RunRecord,
-    StepRecord, Store, StoreError, Transition,
+    ArtifactRecord, AttemptRecord, CreateRunOutcome, LogRecord, NextSequences, RunEvent, RunFilter,
+    RunRecord, StepAttemptRecord, StepRecord, Store, StoreError, Transition,
 };
 
 fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
@@ -46,7 +46,9 @@ fn step(run: &str, key: &str, status: StepStatus) -> StepRecord {
         answer: None,
         answer_has_secrets: false,
         next_attempt_at: None,
-        attempts: vec![],
+        last_attempt: None,
+        first_started_at: None,
+        legacy_attempts: vec![],
         ended_at: None,
         completion_seq: None,
     }
@@ -73,6 +75,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         steps: vec![step("r1", "a", StepStatus::Pending)],
         events: vec![event("r1", 1)],
         logs: vec![],
+        earlier_attempts: vec![],
         creates_run: true,
         journal_seq: 1,
         events_through: 1,
@@ -116,6 +119,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             steps: vec![s],
             events: vec![event("r1", 2)],
             logs: vec![log],
+            earlier_attempts: vec![],
             creates_run: false,
             journal_seq: 2,
             events_through: 2,
@@ -271,6 +275,91 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
     assert_eq!(steps[0].attempt, 20);
     let next = store.next_sequences("j").await?;
     assert_eq!((next.event, next.journal), (last + 1, 22));
+    Ok(())
+}
+
+fn attempt(n: u32, status: StepStatus) -> AttemptRecord {
+    AttemptRecord {
+        attempt: n,
+        started_at: i64::from(n) * 10,
+        ended_at: (status != StepStatus::Running).then_some(i64::from(n) * 10 + 5),
+        status,
+        error: (status == StepStatus::Failed).then(|| json!({"code": "BOOM", "n": n})),
+    }
+}
+
+/// Each attempt is written once, when the next one starts: a step retried
+/// 250 times is 249 attempt records plus its state, and a page of attempts
+/// is a range read, the latest coming from the step's state.
+#[tokio::test]
+async fn attempts_are_records_of_their_own_and_page() -> anyhow::Result<()> {
+    let store = Store::connect("mem://").await?;
+    let mut create = Transition {
+        run: Some(run("ra", None, 1)),
+        steps: vec![step("ra", "s", StepStatus::Pending)],
+        creates_run: true,
+        journal_seq: 1,
+        ..Default::default()
+    };
+    store.commit(&[&create]).await?;
+    create.creates_run = false;
+    let mut s = step("ra", "s", StepStatus::Running);
+    s.first_started_at = Some(10);
+    const N: u32 = 250;
+    for n in 1..=N {
+        s.attempt = n;
+        let earlier = s.last_attempt.replace(attempt(n, StepStatus::Running));
+        let mut t = Transition {
+            steps: vec![s.clone()],
+            journal_seq: u64::from(n) + 1,
+            earlier_attempts: earlier
+                .map(|mut a| {
+                    a.status = StepStatus::Failed;
+                    a.ended_at = Some(a.started_at + 5);
+                    a.error = Some(json!({"code": "BOOM", "n": a.attempt}));
+                    StepAttemptRecord {
+                        run_id: "ra".into(),
+                        step_key: "s".into(),
+                        attempt: a,
+                    }
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        // A retried commit (a lost reply) must not fail on its own records.
+        store.commit(&[&t]).await?;
+        if n == 7 {
+            store.commit(&[&t]).await?;
+        }
+        t.steps.clear();
+    }
+    let stored = store.steps("ra").await?;
+    assert_eq!(stored.len(), 1);
+    let s = &stored[0];
+    assert_eq!(s.last_attempt, Some(attempt(N, StepStatus::Running)));
+    assert_eq!(s.first_started_at, Some(10));
+    for size in [1u32, 7, 100] {
+        let mut seen = Vec::new();
+        for page in 1.. {
+            let p = store.step_attempts(s, page, size).await?;
+            assert_eq!(p.total, u64::from(N));
+            if p.attempts.is_empty() {
+                break;
+            }
+            assert!(p.attempts.len() <= size as usize);
+            seen.extend(p.attempts);
+        }
+        let want: Vec<AttemptRecord> = (1..N)
+            .map(|n| attempt(n, StepStatus::Failed))
+            .chain([attempt(N, StepStatus::Running)])
+            .collect();
+        assert_eq!(seen, want, "page size {size}");
+    }
+    let fresh = step("ra", "t", StepStatus::Pending);
+    let p = store.step_attempts(&fresh, 1, 100).await?;
+    assert!(p.attempts.is_empty());
+    assert_eq!(p.total, 0);
     Ok(())
 }
 

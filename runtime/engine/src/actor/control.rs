@@ -40,7 +40,7 @@ impl RunActor {
                 self.set_status(&key, StepStatus::Ready);
                 self.enqueue(&key);
                 let st = self.step_mut(&key);
-                if let Some(a) = st.attempts.last_mut() {
+                if let Some(a) = st.last_attempt.as_mut() {
                     a.ended_at = Some(now_ms());
                     a.status = StepStatus::Failed;
                     a.error = Some(error_json(

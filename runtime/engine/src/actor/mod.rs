@@ -32,7 +32,9 @@ use tokio_util::sync::CancellationToken;
 use weft_host::{InvocationObserver, InvokeError, PluginEvent};
 use weft_model::template::{ExprContext, StepResultView};
 use weft_model::{RunStatus, StepOutcome, StepStatus};
-use weft_store::{LogRecord, RunEvent, RunRecord, StepRecord, Transition, now_ms};
+use weft_store::{
+    LogRecord, RunEvent, RunRecord, StepAttemptRecord, StepRecord, Transition, now_ms,
+};
 
 /// Where a command's result goes.
 pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
@@ -146,6 +148,8 @@ pub(crate) struct RunActor {
     dirty_steps: BTreeSet<String>,
     events: Vec<RunEvent>,
     logs: Vec<LogRecord>,
+    /// Attempts superseded by a new attempt since the last transition.
+    earlier_attempts: Vec<StepAttemptRecord>,
     to_start: Vec<String>,
     running: HashMap<String, CancellationToken>,
     /// Full answers including secret fields: memory only.
@@ -182,7 +186,9 @@ fn step_record(run_id: &str, key: &str, step_id: &str, item: Option<u32>) -> Ste
         answer: None,
         answer_has_secrets: false,
         next_attempt_at: None,
-        attempts: Vec::new(),
+        last_attempt: None,
+        first_started_at: None,
+        legacy_attempts: Vec::new(),
         ended_at: None,
         completion_seq: None,
     }
@@ -273,6 +279,7 @@ impl RunActor {
             dirty_steps: BTreeSet::new(),
             events: Vec::new(),
             logs: Vec::new(),
+            earlier_attempts: Vec::new(),
             to_start: Vec::new(),
             running: HashMap::new(),
             answers: HashMap::new(),
@@ -561,6 +568,7 @@ impl RunActor {
             steps,
             events,
             logs: std::mem::take(&mut self.logs),
+            earlier_attempts: std::mem::take(&mut self.earlier_attempts),
             creates_run: false,
             journal_seq,
             events_through: self.run.next_event_seq.saturating_sub(1),

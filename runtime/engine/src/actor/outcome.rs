@@ -71,7 +71,7 @@ impl RunActor {
         st.ended_at = Some(now);
         st.completion_seq = Some(seq);
         st.input_request = None;
-        if let Some(a) = st.attempts.last_mut()
+        if let Some(a) = st.last_attempt.as_mut()
             && a.ended_at.is_none()
         {
             a.ended_at = Some(now);
@@ -160,7 +160,7 @@ impl RunActor {
                 self.set_status(key, StepStatus::AwaitingInput);
                 let st = self.step_mut(key);
                 st.input_request = serde_json::to_value(&req).ok();
-                if let Some(a) = st.attempts.last_mut() {
+                if let Some(a) = st.last_attempt.as_mut() {
                     a.ended_at = Some(now_ms());
                     a.status = StepStatus::AwaitingInput;
                 }
@@ -234,7 +234,7 @@ impl RunActor {
         self.agenda.retries.insert((at, key.to_owned()));
         let st = self.step_mut(key);
         st.next_attempt_at = Some(at);
-        if let Some(a) = st.attempts.last_mut() {
+        if let Some(a) = st.last_attempt.as_mut() {
             a.ended_at = Some(now_ms());
             a.status = StepStatus::Failed;
             a.error = Some(error.clone());

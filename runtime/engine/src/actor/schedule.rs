@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use weft_host::{InvokeError, InvokeStepRequest};
 use weft_model::{RunId, RunStatus, StepId, StepStatus};
-use weft_store::{AttemptRecord, now_ms};
+use weft_store::{AttemptRecord, StepAttemptRecord, now_ms};
 
 impl RunActor {
     /// Decides what can happen now: skips, fan-outs, starts, run completion.
@@ -275,7 +275,8 @@ impl RunActor {
         st.attempt += 1;
         st.input = Some(input);
         st.next_attempt_at = None;
-        st.attempts.push(AttemptRecord {
+        st.first_started_at.get_or_insert(now);
+        let earlier = st.last_attempt.replace(AttemptRecord {
             attempt: st.attempt,
             started_at: now,
             ended_at: None,
@@ -283,6 +284,14 @@ impl RunActor {
             error: None,
         });
         let attempt = st.attempt;
+        if let Some(earlier) = earlier {
+            let record = StepAttemptRecord {
+                run_id: st.run_id.clone(),
+                step_key: key.to_owned(),
+                attempt: earlier,
+            };
+            self.earlier_attempts.push(record);
+        }
         self.event(
             "step.started",
             Some(key),

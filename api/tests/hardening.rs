@@ -262,34 +262,54 @@ async fn expressions_that_would_crash_or_stall_the_server_get_specific_errors() 
     hello_still_runs(&s).await;
 }
 
-/// Opens a stopped server's store and replaces fields of a run record with
-/// values its decoder cannot read.
-async fn corrupt(url: &str, run: &str, sql_set: &str) {
-    use surrealdb::engine::any::connect;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let db = loop {
-        match connect(url).await {
-            Ok(db) => break db,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("store not free yet: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{e}"),
+/// Waits until nobody holds the store's lock file. An embedded store closes
+/// in a background task after its last handle is dropped, so the lock can
+/// outlive the handle by a moment (long on a slow machine); surrealkv takes
+/// an exclusive `flock`, which a second open file in this process also
+/// contends with, so probing it tells when the store is really free.
+async fn wait_store_released(dir: &std::path::Path) {
+    let lock = dir.join("LOCK");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let free = match std::fs::OpenOptions::new().write(true).open(&lock) {
+            Ok(f) => f.try_lock().is_ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => panic!("{}: {e}", lock.display()),
+        };
+        if free {
+            return;
         }
-    };
-    db.use_ns("weft").use_db("main").await.unwrap();
-    db.query(format!("UPDATE type::record('run', $id) SET {sql_set};"))
-        .bind(("id", run.to_owned()))
+        assert!(Instant::now() < deadline, "store lock still held");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Opens a stopped server's store and replaces fields of run records with
+/// values its decoder cannot read, then waits until the store is closed.
+async fn corrupt(dir: &std::path::Path, changes: &[(&str, &str)]) {
+    use surrealdb::engine::any::connect;
+    wait_store_released(dir).await;
+    let db = connect(format!("surrealkv://{}", dir.display()))
         .await
-        .unwrap()
-        .check()
         .unwrap();
+    db.use_ns("weft").use_db("main").await.unwrap();
+    for (run, sql_set) in changes {
+        db.query(format!("UPDATE type::record('run', $id) SET {sql_set};"))
+            .bind(("id", (*run).to_owned()))
+            .await
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+    drop(db);
+    wait_store_released(dir).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_no_longer_decodes_is_failed_and_the_server_starts() {
     let data = tempfile::tempdir().unwrap();
-    let url = format!("surrealkv://{}", data.path().join("db").display());
+    let db_dir = data.path().join("db");
+    let url = format!("surrealkv://{}", db_dir.display());
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let args = ["--db", url.as_str(), "--listen", listen.as_str()];
@@ -311,12 +331,13 @@ async fn a_run_that_no_longer_decodes_is_failed_and_the_server_starts() {
     assert!(s.terminate().await.success());
     drop(s);
     corrupt(
-        &url,
-        &bad_type,
-        "createdAt = 'yesterday', pinnedPlugins = 42",
+        &db_dir,
+        &[
+            (&bad_type, "createdAt = 'yesterday', pinnedPlugins = 42"),
+            (&bad_progress, "progress = 'half', status = 'RUNNING'"),
+        ],
     )
     .await;
-    corrupt(&url, &bad_progress, "progress = 'half', status = 'RUNNING'").await;
 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");

@@ -124,7 +124,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             continue;
         }
         let entry = engine
-            .install_plugin(bytes, true)
+            .install_plugin(weft_model::Principal::bootstrap_admin(), bytes, true)
             .await
             .with_context(|| format!("installing bundled plugin {name}"))?;
         tracing::info!(plugin = %entry.manifest.name, version = %entry.manifest.version, "first-party plugin ready");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use weft_engine::PageRequest;
 use weft_model::{RunStatus, StepStatus};
 use weft_store::StepRecord;
+use weft_tests::admin;
 
 fn step<'a>(steps: &'a [StepRecord], key: &str) -> &'a StepRecord {
     steps
@@ -67,17 +68,22 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
 
     for id in ids(&runs, "approve") {
         engine
-            .wait_for(&id, &[RunStatus::AwaitingInput], Duration::from_secs(30))
+            .wait_for(
+                admin(),
+                &id,
+                &[RunStatus::AwaitingInput],
+                Duration::from_secs(30),
+            )
             .await?;
         engine
-            .answer(&id, "ask", json!({"approved": true}), "crash-test")
+            .answer(admin(), &id, "ask", json!({"approved": true}))
             .await?;
     }
     let wait = Duration::from_secs(60);
     for id in ids(&runs, "sleepy") {
-        let run = engine.wait_for(&id, &[], wait).await?;
+        let run = engine.wait_for(admin(), &id, &[], wait).await?;
         assert_eq!(run.status, RunStatus::Success, "{run:?}");
-        let steps = engine.steps(&id).await?;
+        let steps = engine.steps(admin(), &id).await?;
         assert_eq!(
             step(&steps, "a").attempt,
             1,
@@ -92,7 +98,7 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
             run.outputs.as_ref().map(|o| o["c"].clone()),
             Some(json!({"slept": 3000}))
         );
-        let logs = engine.store().logs(&id, "b", 0, 100).await?;
+        let logs = engine.step_logs(admin(), &id, "b", 0, 100).await?;
         assert!(
             logs.iter()
                 .any(|l| l.source == "engine" && l.message.contains("interrupted by a restart")),
@@ -101,7 +107,7 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
         // A running run's record is not rewritten per step: the counters
         // resume from the events and logs themselves, with no gap or reuse.
         weft_tests::assert_dense_sequence(
-            &engine.store().events(&id, 0, 1000).await?,
+            &engine.run_events(admin(), &id, 0, 1000).await?,
             "event sequence is dense across the crash",
         );
         assert!(
@@ -110,7 +116,7 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
         );
     }
     for id in ids(&runs, "approve") {
-        let run = engine.wait_for(&id, &[], wait).await?;
+        let run = engine.wait_for(admin(), &id, &[], wait).await?;
         assert_eq!(run.status, RunStatus::Success, "{run:?}");
         assert_eq!(
             run.outputs.as_ref().map(|o| o["after"].clone()),
@@ -118,13 +124,13 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
         );
     }
     for id in ids(&runs, "flaky") {
-        let run = engine.wait_for(&id, &[], wait).await?;
+        let run = engine.wait_for(admin(), &id, &[], wait).await?;
         assert_eq!(run.status, RunStatus::Success, "{run:?}");
-        let steps = engine.steps(&id).await?;
+        let steps = engine.steps(admin(), &id).await?;
         let f = step(&steps, "f");
         assert_eq!(f.output, Some(json!({"attempt": 3})));
         let attempts = engine
-            .list_step_attempts(&id, "f", PageRequest::new(1, 100))
+            .list_step_attempts(admin(), &id, "f", PageRequest::new(1, 100))
             .await?;
         assert_eq!(
             attempts.items.iter().map(|a| a.attempt).collect::<Vec<_>>(),

@@ -6,28 +6,32 @@ use std::time::Duration;
 use weft_engine::{Engine, EngineError, PageRequest, StartRunRequest};
 use weft_model::template::TemplateProblemCode;
 use weft_model::{RunStatus, StepStatus};
+use weft_tests::admin;
 use weft_tests::engine_with;
 
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn start(engine: &Engine, template: &Value, inputs: Value) -> anyhow::Result<String> {
     let name = template["name"].as_str().unwrap_or_default().to_owned();
-    if engine.template(&name).await.is_err() {
-        engine.create_template(template).await?;
+    if engine.template(admin(), &name).await.is_err() {
+        engine.create_template(admin(), template).await?;
     }
     Ok(engine
-        .start_run(StartRunRequest {
-            template: name,
-            inputs,
-            idempotency_key: None,
-        })
+        .start_run(
+            admin(),
+            StartRunRequest {
+                template: name,
+                inputs,
+                idempotency_key: None,
+            },
+        )
         .await?
         .run_id)
 }
 
 async fn step_status(engine: &Engine, run: &str, key: &str) -> anyhow::Result<StepStatus> {
     Ok(engine
-        .steps(run)
+        .steps(admin(), run)
         .await?
         .into_iter()
         .find(|s| s.key == key)
@@ -50,7 +54,7 @@ async fn a_dag_with_expressions_succeeds() -> anyhow::Result<()> {
         ]
     });
     let run = start(&engine, &t, json!({"n": 10})).await?;
-    let done = engine.wait_for(&run, &[], WAIT).await?;
+    let done = engine.wait_for(admin(), &run, &[], WAIT).await?;
     assert_eq!(done.status, RunStatus::Success, "{done:?}");
     let out = done.outputs.unwrap_or_default();
     assert_eq!(out["fib"], json!({"value": 55}));
@@ -61,17 +65,20 @@ async fn a_dag_with_expressions_succeeds() -> anyhow::Result<()> {
         StepStatus::Skipped
     );
     assert_eq!(done.progress.completed, 4);
-    let events = engine.store().events(&run, 0, 100).await?;
+    let events = engine.run_events(admin(), &run, 0, 100).await?;
     weft_tests::assert_dense_sequence(&events, "event sequence is dense");
     assert!(events.iter().any(|e| e.kind == "run.success"));
 
     // Bad inputs are refused before anything runs.
     match engine
-        .start_run(StartRunRequest {
-            template: "hello".into(),
-            inputs: json!({"n": "x"}),
-            idempotency_key: None,
-        })
+        .start_run(
+            admin(),
+            StartRunRequest {
+                template: "hello".into(),
+                inputs: json!({"n": "x"}),
+                idempotency_key: None,
+            },
+        )
         .await
     {
         Err(EngineError::InvalidInputs(p)) => assert_eq!(p[0].pointer, "/inputs/n"),
@@ -88,7 +95,7 @@ async fn fan_out_collects_results_in_order() -> anyhow::Result<()> {
         "steps": [{"id": "fib", "uses": "core/fibo", "forEach": "[5, 1, 10, 2, 7]", "with": {"n": "${{ item }}"}}]
     });
     let run = start(&engine, &t, json!({})).await?;
-    let done = engine.wait_for(&run, &[], WAIT).await?;
+    let done = engine.wait_for(admin(), &run, &[], WAIT).await?;
     assert_eq!(done.status, RunStatus::Success, "{done:?}");
     let values: Vec<Value> = done.outputs.unwrap_or_default()["fib"]
         .as_array()
@@ -114,27 +121,27 @@ async fn approval_waits_validates_the_answer_and_resumes() -> anyhow::Result<()>
     });
     let run = start(&engine, &t, json!({})).await?;
     engine
-        .wait_for(&run, &[RunStatus::AwaitingInput], WAIT)
+        .wait_for(admin(), &run, &[RunStatus::AwaitingInput], WAIT)
         .await?;
     assert!(matches!(
         engine
-            .answer(&run, "ask", json!({"approved": "yes"}), "tester")
+            .answer(admin(), &run, "ask", json!({"approved": "yes"}))
             .await,
         Err(EngineError::InvalidAnswer(_))
     ));
     assert!(matches!(
-        engine.answer(&run, "after", json!({}), "tester").await,
+        engine.answer(admin(), &run, "after", json!({})).await,
         Err(EngineError::Conflict(_))
     ));
     engine
         .answer(
+            admin(),
             &run,
             "ask",
             json!({"approved": true, "otp": "123456"}),
-            "tester",
         )
         .await?;
-    let done = engine.wait_for(&run, &[], WAIT).await?;
+    let done = engine.wait_for(admin(), &run, &[], WAIT).await?;
     assert_eq!(done.status, RunStatus::Success, "{done:?}");
     assert_eq!(
         done.outputs.unwrap_or_default()["after"],
@@ -142,7 +149,7 @@ async fn approval_waits_validates_the_answer_and_resumes() -> anyhow::Result<()>
     );
     // The secret field reached the plugin (it echoes the answer) but was never persisted as an answer.
     let ask = engine
-        .steps(&run)
+        .steps(admin(), &run)
         .await?
         .into_iter()
         .find(|s| s.key == "ask")
@@ -150,7 +157,7 @@ async fn approval_waits_validates_the_answer_and_resumes() -> anyhow::Result<()>
     assert_eq!(ask.answer, Some(json!({"approved": true})));
     assert!(matches!(
         engine
-            .answer(&run, "ask", json!({"approved": true}), "tester")
+            .answer(admin(), &run, "ask", json!({"approved": true}))
             .await,
         Err(EngineError::Conflict(_))
     ));
@@ -170,21 +177,21 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
         ]
     });
     let run = start(&engine, &t, json!({})).await?;
-    let done = engine.wait_for(&run, &[], WAIT).await?;
+    let done = engine.wait_for(admin(), &run, &[], WAIT).await?;
     assert_eq!(done.status, RunStatus::Failed);
     assert_eq!(
         done.error.as_ref().map(|e| e["step"].clone()),
         Some(json!("app"))
     );
     let app = engine
-        .steps(&run)
+        .steps(admin(), &run)
         .await?
         .into_iter()
         .find(|s| s.key == "app")
         .expect("app");
     assert_eq!(app.attempt, 3);
     let attempts = engine
-        .list_step_attempts(&run, "app", PageRequest::new(1, 100))
+        .list_step_attempts(admin(), &run, "app", PageRequest::new(1, 100))
         .await?;
     assert_eq!(
         attempts
@@ -200,7 +207,7 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
         "{attempts:?}"
     );
     assert_eq!(app.last_attempt.map(|a| a.attempt), Some(3));
-    let events = engine.store().events(&run, 0, 200).await?;
+    let events = engine.run_events(admin(), &run, 0, 200).await?;
     assert_eq!(
         events.iter().filter(|e| e.kind == "step.retrying").count(),
         2
@@ -222,7 +229,7 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
             ("vpc".to_owned(), json!({"undo": "vpc"}))
         ]
     );
-    let logs = engine.store().logs(&run, "app", 0, 100).await?;
+    let logs = engine.step_logs(admin(), &run, "app", 0, 100).await?;
     assert!(
         logs.iter()
             .any(|l| l.source == "engine" && l.message.contains("retrying")),
@@ -239,10 +246,12 @@ async fn cancel_stops_in_flight_plugins_and_pause_holds_new_steps() -> anyhow::R
         {"id": "after", "uses": "core/noop", "needs": ["nap"]}
     ]});
     let run = start(&engine, &t, json!({})).await?;
-    engine.wait_for(&run, &[RunStatus::Running], WAIT).await?;
+    engine
+        .wait_for(admin(), &run, &[RunStatus::Running], WAIT)
+        .await?;
     let started = std::time::Instant::now();
-    engine.cancel_run(&run, "tester").await?;
-    let done = engine.wait_for(&run, &[], WAIT).await?;
+    engine.cancel_run(admin(), &run).await?;
+    let done = engine.wait_for(admin(), &run, &[], WAIT).await?;
     assert_eq!(done.status, RunStatus::Cancelled);
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -258,7 +267,7 @@ async fn cancel_stops_in_flight_plugins_and_pause_holds_new_steps() -> anyhow::R
         StepStatus::Cancelled
     );
     assert!(matches!(
-        engine.cancel_run(&run, "tester").await,
+        engine.cancel_run(admin(), &run).await,
         Err(EngineError::Conflict(_))
     ));
 
@@ -267,22 +276,22 @@ async fn cancel_stops_in_flight_plugins_and_pause_holds_new_steps() -> anyhow::R
         {"id": "b", "uses": "core/noop", "needs": ["a"]}
     ]});
     let run = start(&engine, &t, json!({})).await?;
-    engine.pause_run(&run, "tester").await?;
+    engine.pause_run(admin(), &run).await?;
     assert!(matches!(
-        engine.pause_run(&run, "tester").await,
+        engine.pause_run(admin(), &run).await,
         Err(EngineError::Conflict(_))
     ));
     // `a` finishes while paused, but `b` must not start.
-    let mut rx = engine.subscribe(&run);
+    let mut rx = engine.subscribe(admin(), &run)?;
     let deadline = tokio::time::Instant::now() + WAIT;
     while step_status(&engine, &run, "a").await? != StepStatus::Success {
         tokio::time::timeout_at(deadline, rx.recv()).await??;
     }
-    assert_eq!(engine.run(&run).await?.status, RunStatus::Paused);
+    assert_eq!(engine.run(admin(), &run).await?.status, RunStatus::Paused);
     assert_eq!(step_status(&engine, &run, "b").await?, StepStatus::Pending);
-    engine.resume_run(&run, "tester").await?;
+    engine.resume_run(admin(), &run).await?;
     assert_eq!(
-        engine.wait_for(&run, &[], WAIT).await?.status,
+        engine.wait_for(admin(), &run, &[], WAIT).await?.status,
         RunStatus::Success
     );
     Ok(())
@@ -290,18 +299,19 @@ async fn cancel_stops_in_flight_plugins_and_pause_holds_new_steps() -> anyhow::R
 
 #[tokio::test]
 async fn progress_of_a_running_run_is_current() -> anyhow::Result<()> {
-    let engine = engine_with(&["core"]).await?;
+    let (engine, store) =
+        weft_tests::engine_and_store("mem://", &["core"], Default::default()).await?;
     let t = json!({"name": "progress", "steps": [
         {"id": "a", "uses": "core/noop"},
         {"id": "b", "uses": "core/sleep", "needs": ["a"], "with": {"ms": 60000}}
     ]});
     let run = start(&engine, &t, json!({})).await?;
-    let mut rx = engine.subscribe(&run);
+    let mut rx = engine.subscribe(admin(), &run)?;
     let deadline = tokio::time::Instant::now() + WAIT;
     while step_status(&engine, &run, "b").await? != StepStatus::Running {
         tokio::time::timeout_at(deadline, rx.recv()).await??;
     }
-    let live = engine.run(&run).await?;
+    let live = engine.run(admin(), &run).await?;
     assert_eq!(live.status, RunStatus::Running);
     assert_eq!(
         (live.progress.completed, live.progress.total),
@@ -311,23 +321,26 @@ async fn progress_of_a_running_run_is_current() -> anyhow::Result<()> {
     assert_eq!(live.progress.running, ["b"]);
     // The stored record was written when the run started and not for
     // the step transition since: readers get progress from the engine.
-    let stored = engine.store().get_run(&run).await?;
+    let stored = store.get_run(&run).await?;
     assert_eq!(stored.progress.completed, 0, "{stored:?}");
     let listed = engine
-        .list_runs(&weft_store::RunFilter {
-            template_id: Some(live.template_id.clone()),
-            page: 1,
-            page_size: 10,
-            ..Default::default()
-        })
+        .list_runs(
+            admin(),
+            &weft_store::RunFilter {
+                template_id: Some(live.template_id.clone()),
+                page: 1,
+                page_size: 10,
+                ..Default::default()
+            },
+        )
         .await?;
     assert_eq!(listed.runs[0].progress, live.progress);
 
-    engine.cancel_run(&run, "tester").await?;
-    let done = engine.wait_for(&run, &[], WAIT).await?;
+    engine.cancel_run(admin(), &run).await?;
+    let done = engine.wait_for(admin(), &run, &[], WAIT).await?;
     assert_eq!(done.status, RunStatus::Cancelled);
     assert_eq!(
-        engine.store().get_run(&run).await?.progress,
+        store.get_run(&run).await?.progress,
         done.progress,
         "a finished run's record holds its final progress"
     );
@@ -338,14 +351,14 @@ async fn progress_of_a_running_run_is_current() -> anyhow::Result<()> {
 async fn idempotency_keys_and_validation_problems() -> anyhow::Result<()> {
     let engine = engine_with(&["core"]).await?;
     let t = json!({"name": "idem", "steps": [{"id": "a", "uses": "core/noop"}]});
-    engine.create_template(&t).await?;
+    engine.create_template(admin(), &t).await?;
     let req = || StartRunRequest {
         template: "idem".into(),
         inputs: json!({}),
         idempotency_key: Some("k-1".into()),
     };
-    let first = engine.start_run(req()).await?;
-    let second = engine.start_run(req()).await?;
+    let first = engine.start_run(admin(), req()).await?;
+    let second = engine.start_run(admin(), req()).await?;
     assert_eq!(first.run_id, second.run_id);
 
     let bad = json!({"name": "bad", "schedule": {"cron": "not a cron"}, "steps": [
@@ -355,7 +368,8 @@ async fn idempotency_keys_and_validation_problems() -> anyhow::Result<()> {
         {"id": "d", "uses": "core/noop", "with": {"x": "${{ steps.a.output }}"}},
         {"id": "d", "uses": "missing/thing"}
     ]});
-    let Err(EngineError::InvalidTemplate(problems)) = engine.create_template(&bad).await else {
+    let Err(EngineError::InvalidTemplate(problems)) = engine.create_template(admin(), &bad).await
+    else {
         panic!("expected problems")
     };
     let codes: Vec<TemplateProblemCode> = problems.iter().map(|p| p.code).collect();
@@ -387,10 +401,13 @@ async fn cron_schedules_fire_once_across_two_nodes() -> anyhow::Result<()> {
     };
     let a = node(store.clone()).await?;
     let b = node(store.clone()).await?;
-    a.install_plugin(&weft_tests::wasm("core")?, true).await?;
-    b.install_plugin(&weft_tests::wasm("core")?, true).await?;
+    a.install_plugin(admin(), &weft_tests::wasm("core")?, true)
+        .await?;
+    b.install_plugin(admin(), &weft_tests::wasm("core")?, true)
+        .await?;
     let t = a
         .create_template(
+            admin(),
             &json!({"name": "tick", "schedule": {"cron": "* * * * * *", "timezone": "Europe/Paris"},
         "steps": [{"id": "a", "uses": "core/noop"}]}),
         )
@@ -423,5 +440,78 @@ async fn cron_schedules_fire_once_across_two_nodes() -> anyhow::Result<()> {
     keys.dedup();
     assert_eq!(keys.len(), n, "a firing started more than one run");
     assert!(keys.iter().all(|k| k.starts_with("schedule:")));
+    Ok(())
+}
+
+/// The engine's gate: each service checks the caller's role against the
+/// permission its operation needs, whoever calls it (API, scheduler, CLI).
+#[tokio::test]
+async fn the_gate_refuses_what_a_role_does_not_grant() -> anyhow::Result<()> {
+    use weft_engine::Operation;
+    use weft_model::{Permission, Principal, PrincipalKind, Role};
+    let engine = engine_with(&["core"]).await?;
+    let as_role = |role| Principal {
+        name: format!("{role:?}").to_lowercase(),
+        kind: PrincipalKind::System,
+        role,
+    };
+    let (viewer, operator) = (as_role(Role::Viewer), as_role(Role::Operator));
+    let t = json!({"name": "gate", "steps": [
+        {"id": "a", "uses": "core/sleep", "with": {"ms": 60000}}
+    ]});
+    let refused = |r: Result<_, EngineError>, op: Operation, needed: Permission| match r {
+        Err(EngineError::Forbidden {
+            operation,
+            needed: n,
+        }) => {
+            assert_eq!((operation, n), (op, needed));
+        }
+        other => panic!("{op:?} was not refused: {:?}", other.map(|_| ())),
+    };
+    refused(
+        engine.create_template(&viewer, &t).await.map(|_| ()),
+        Operation::ManageTemplates,
+        Permission::Operate,
+    );
+    engine.create_template(&operator, &t).await?;
+    let gate_run = || StartRunRequest {
+        template: "gate".into(),
+        inputs: json!({}),
+        idempotency_key: None,
+    };
+    refused(
+        engine.start_run(&viewer, gate_run()).await.map(|_| ()),
+        Operation::StartRun,
+        Permission::Operate,
+    );
+    let run = engine.start_run(&operator, gate_run()).await?.run_id;
+    // A viewer reads what an operator started, but cannot stop it.
+    let status = engine.run(&viewer, &run).await?.status;
+    assert!(
+        matches!(status, RunStatus::Pending | RunStatus::Running),
+        "{status:?}"
+    );
+    refused(
+        engine.cancel_run(&viewer, &run).await,
+        Operation::ControlRun,
+        Permission::Operate,
+    );
+    refused(
+        engine
+            .install_plugin(&operator, b"\0asm", true)
+            .await
+            .map(|_| ()),
+        Operation::InstallPlugin,
+        Permission::AdministerInstance,
+    );
+    engine.cancel_run(&operator, &run).await?;
+    let done = engine.wait_for(&viewer, &run, &[], WAIT).await?;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    // The event names who cancelled.
+    let events = engine.run_events(&viewer, &run, 0, 100).await?;
+    assert!(
+        events.iter().any(|e| e.message.contains("by operator")),
+        "{events:?}"
+    );
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use weft_engine::StartRunRequest;
 use weft_model::RunStatus;
 use weft_model::template::WorkflowTemplate;
+use weft_tests::admin;
 
 fn example(name: &str) -> anyhow::Result<serde_json::Value> {
     let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
@@ -23,19 +24,22 @@ async fn the_examples_run() -> anyhow::Result<()> {
         "http-fetch",
         "retry-compensation",
     ] {
-        engine.create_template(&example(name)?).await?;
+        engine.create_template(admin(), &example(name)?).await?;
     }
     let wait = Duration::from_secs(30);
     let start = |t: &str, inputs: serde_json::Value| {
-        engine.start_run(StartRunRequest {
-            template: t.into(),
-            inputs,
-            idempotency_key: None,
-        })
+        engine.start_run(
+            admin(),
+            StartRunRequest {
+                template: t.into(),
+                inputs,
+                idempotency_key: None,
+            },
+        )
     };
 
     let run = start("hello", json!({"name": "Ada"})).await?;
-    let done = engine.wait_for(&run.run_id, &[], wait).await?;
+    let done = engine.wait_for(admin(), &run.run_id, &[], wait).await?;
     assert_eq!(
         done.outputs.unwrap_or_default()["welcome"],
         json!({"result": "Hello, Ada! Welcome to Weft."}),
@@ -44,7 +48,7 @@ async fn the_examples_run() -> anyhow::Result<()> {
     );
 
     let run = start("fan-out", json!({"ns": [1, 2, 10]})).await?;
-    let done = engine.wait_for(&run.run_id, &[], wait).await?;
+    let done = engine.wait_for(admin(), &run.run_id, &[], wait).await?;
     assert_eq!(done.status, RunStatus::Success, "{done:?}");
     assert_eq!(
         done.outputs.unwrap_or_default()["big"],
@@ -53,17 +57,17 @@ async fn the_examples_run() -> anyhow::Result<()> {
 
     let run = start("approval", json!({})).await?;
     engine
-        .wait_for(&run.run_id, &[RunStatus::AwaitingInput], wait)
+        .wait_for(admin(), &run.run_id, &[RunStatus::AwaitingInput], wait)
         .await?;
     engine
         .answer(
+            admin(),
             &run.run_id,
             "approve",
             json!({"approved": true, "comment": "go"}),
-            "tester",
         )
         .await?;
-    let done = engine.wait_for(&run.run_id, &[], wait).await?;
+    let done = engine.wait_for(admin(), &run.run_id, &[], wait).await?;
     assert_eq!(
         done.outputs.unwrap_or_default()["deploy"],
         json!({"deployed": true, "comment": "go"})
@@ -72,14 +76,17 @@ async fn the_examples_run() -> anyhow::Result<()> {
     // Not granted any host: the fetch fails and is not retried forever.
     let run = start("http-fetch", json!({"url": "http://example.com/"})).await?;
     assert_eq!(
-        engine.wait_for(&run.run_id, &[], wait).await?.status,
+        engine
+            .wait_for(admin(), &run.run_id, &[], wait)
+            .await?
+            .status,
         RunStatus::Failed
     );
 
     let run = start("retry-compensation", json!({})).await?;
-    let done = engine.wait_for(&run.run_id, &[], wait).await?;
+    let done = engine.wait_for(admin(), &run.run_id, &[], wait).await?;
     assert_eq!(done.status, RunStatus::Failed);
-    let events = engine.store().events(&run.run_id, 0, 200).await?;
+    let events = engine.run_events(admin(), &run.run_id, 0, 200).await?;
     let undone: Vec<_> = events
         .iter()
         .filter(|e| e.kind == "step.compensated")

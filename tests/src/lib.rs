@@ -137,6 +137,11 @@ pub async fn serve_http(body: &'static str) -> Result<u16> {
     Ok(port)
 }
 
+/// The bootstrap admin, whom the engine tests act as.
+pub fn admin() -> &'static weft_model::Principal {
+    weft_model::Principal::bootstrap_admin()
+}
+
 /// An engine on a fresh in-memory store with `names` installed and enabled.
 pub async fn engine_with(names: &[&str]) -> Result<weft_engine::Engine> {
     engine_on("mem://", names, weft_engine::EngineConfig::default()).await
@@ -148,15 +153,25 @@ pub async fn engine_on(
     names: &[&str],
     config: weft_engine::EngineConfig,
 ) -> Result<weft_engine::Engine> {
+    Ok(engine_and_store(url, names, config).await?.0)
+}
+
+/// An engine on the store at `url`, and a handle on that store for tests
+/// that check what was written (the engine itself offers no raw access).
+pub async fn engine_and_store(
+    url: &str,
+    names: &[&str],
+    config: weft_engine::EngineConfig,
+) -> Result<(weft_engine::Engine, weft_store::Store)> {
     let store = weft_store::Store::connect(url).await?;
-    let engine = weft_engine::Engine::start(config, Arc::new(test_host()?), store).await?;
+    let engine = weft_engine::Engine::start(config, Arc::new(test_host()?), store.clone()).await?;
     for name in names {
         engine
-            .install_plugin(&wasm(name)?, true)
+            .install_plugin(admin(), &wasm(name)?, true)
             .await
             .with_context(|| format!("installing {name}"))?;
     }
-    Ok(engine)
+    Ok((engine, store))
 }
 
 /// Asserts that `events` are numbered 1, 2, 3… with no gap or repeat.

@@ -8,7 +8,7 @@ use super::envelope::{ApiResult, Envelope, ok, rfc3339_ms};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use weft_engine::{Engine, EngineError};
+use weft_engine::{Artifact, Engine};
 use weft_store::ArtifactEntry;
 
 #[derive(Tags)]
@@ -77,14 +77,6 @@ pub struct ArtifactsApi {
     pub engine: Engine,
 }
 
-impl ArtifactsApi {
-    /// 404 unless the run and the step exist.
-    async fn check_step(&self, run_id: &str, step_key: &str) -> ApiResult<()> {
-        self.engine.step(run_id, step_key).await?;
-        Ok(())
-    }
-}
-
 #[OpenApi]
 impl ArtifactsApi {
     /// A step's artifacts, by attempt then name.
@@ -95,17 +87,11 @@ impl ArtifactsApi {
     )]
     async fn list(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         step_id: Path<String>,
     ) -> ApiResult<Json<Envelope<Vec<ArtifactView>>>> {
-        self.check_step(&id, &step_id).await?;
-        let entries = self
-            .engine
-            .store()
-            .artifact_entries(&id, &step_id)
-            .await
-            .map_err(EngineError::from)?;
+        let entries = self.engine.artifacts(&auth.0, &id, &step_id).await?;
         Ok(ok(entries.into_iter().map(Into::into).collect()))
     }
 
@@ -119,22 +105,16 @@ impl ArtifactsApi {
     )]
     async fn download(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         step_id: Path<String>,
         name: Path<String>,
         #[oai(validator(minimum(value = "1")))] attempt: Query<Option<u32>>,
     ) -> ApiResult<Download> {
-        self.check_step(&id, &step_id).await?;
-        let store = self.engine.store();
-        let entry = store
-            .artifact_entry(&id, &step_id, &name, attempt.0)
-            .await
-            .map_err(EngineError::from)?;
-        let data = store
-            .artifact_data(&entry.record)
-            .await
-            .map_err(EngineError::from)?;
+        let Artifact { entry, data } = self
+            .engine
+            .artifact(&auth.0, &id, &step_id, &name, attempt.0)
+            .await?;
         Ok(Download::Bytes(
             Binary(data),
             safe_media_type(&entry.record.media_type),

@@ -1,7 +1,7 @@
 //! Bearer-token authentication. The bootstrap admin token comes from
 //! `WEFT_ADMIN_TOKEN`; when unset, the first start generates one, prints
 //! it once and stores only its sha256. Users, roles and tenants plug in
-//! here later: the checker already yields a [`Principal`].
+//! here later: the checker yields the [`Principal`] every engine service takes.
 
 use poem::Request;
 use poem_openapi::SecurityScheme;
@@ -9,13 +9,7 @@ use poem_openapi::auth::{ApiKey, Bearer};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::OnceLock;
-
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    /// Display name for audit and events.
-    pub name: String,
-}
+use weft_model::Principal;
 
 static ADMIN_TOKEN_SHA256: OnceLock<[u8; 32]> = OnceLock::new();
 
@@ -62,9 +56,7 @@ async fn check_bearer(_req: &Request, bearer: Bearer) -> Option<Principal> {
 fn principal_for(token: &str) -> Option<Principal> {
     let expected = ADMIN_TOKEN_SHA256.get()?;
     // Compare hashes so the comparison time does not depend on the token.
-    (sha256(token) == *expected).then(|| Principal {
-        name: "admin".into(),
-    })
+    (sha256(token) == *expected).then(|| Principal::bootstrap_admin().clone())
 }
 
 /// The WebSocket subprotocol a stream speaks; the server selects it.

@@ -195,6 +195,9 @@ pub enum ApiError {
     /// Missing or bad credentials.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
+    /// The caller's role does not allow the operation.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
     /// Not found (or another tenant's).
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
@@ -299,6 +302,11 @@ impl From<weft_engine::EngineError> for ApiError {
         };
         match &e {
             E::NotFound(m) => Self::not_found(format!("{m} not found")),
+            E::Forbidden { needed, .. } => {
+                let mut body = ErrorBody::new("FORBIDDEN", e.to_string());
+                body.error.details = Some(serde_json::json!({ "needs": needed }));
+                Self::Forbidden(Json(body))
+            }
             E::Conflict(m) => Self::conflict(m.clone()),
             E::PluginInUse { plugin, runs } => plugin_in_use(plugin, runs),
             E::InvalidTemplate(ps) => {

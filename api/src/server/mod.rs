@@ -11,7 +11,6 @@ mod artifacts_api;
 pub mod auth;
 pub mod body_limit;
 pub mod envelope;
-mod live_feed;
 pub mod metrics;
 mod plugins_api;
 mod runs_api;
@@ -265,8 +264,11 @@ fn health() -> poem::web::Json<serde_json::Value> {
 
 #[handler]
 async fn ready(engine: Data<&Engine>) -> Response {
-    let store_ok = engine.store().ping().await.is_ok();
-    let plugins = engine.plugins().len();
+    let store_ok = engine.store_ready().await;
+    let plugins = engine
+        .plugins(weft_model::Principal::system())
+        .map(|p| p.len())
+        .unwrap_or(0);
     let ok = store_ok && plugins > 0;
     let body = serde_json::json!({
         "success": ok,

@@ -58,12 +58,9 @@ enum Created {
 
 impl PluginsApi {
     /// An installed plugin by id, or 404.
-    fn entry(&self, id: &str) -> ApiResult<weft_engine::PluginEntry> {
-        let d = digest(id)?;
+    fn entry(&self, auth: &BearerAuth, id: &str) -> ApiResult<weft_engine::PluginEntry> {
         self.engine
-            .plugins()
-            .into_iter()
-            .find(|p| p.digest == d)
+            .plugin(&auth.0, &digest(id)?)?
             .ok_or_else(|| ApiError::not_found(format!("plugin {id} not found")))
     }
 }
@@ -76,8 +73,8 @@ fn digest(id: &str) -> ApiResult<PluginDigest> {
 impl PluginsApi {
     /// Installs a plugin: the body is the component's `.wasm` bytes.
     #[oai(path = "/plugins", method = "post", tag = "Tag::Plugins")]
-    async fn install(&self, _auth: BearerAuth, body: Binary<Vec<u8>>) -> ApiResult<Created> {
-        let entry = self.engine.install_plugin(&body.0, true).await?;
+    async fn install(&self, auth: BearerAuth, body: Binary<Vec<u8>>) -> ApiResult<Created> {
+        let entry = self.engine.install_plugin(&auth.0, &body.0, true).await?;
         let location = format!("/api/v1/plugins/{}", entry.digest);
         Ok(Created::Created(ok(entry.into()), location))
     }
@@ -86,7 +83,7 @@ impl PluginsApi {
     #[oai(path = "/plugins", method = "get", tag = "Tag::Plugins")]
     async fn list(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
         #[oai(
             name = "pageSize",
@@ -96,7 +93,7 @@ impl PluginsApi {
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<PluginView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
-        let p = self.engine.list_plugins(req);
+        let p = self.engine.list_plugins(&auth.0, req)?;
         Ok(envelope::paged(p, req, Into::into))
     }
 
@@ -104,10 +101,10 @@ impl PluginsApi {
     #[oai(path = "/plugins/:id", method = "get", tag = "Tag::Plugins")]
     async fn get(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
-        let e = self.entry(&id)?;
+        let e = self.entry(&auth, &id)?;
         Ok(ok(e.into()))
     }
 
@@ -119,18 +116,22 @@ impl PluginsApi {
     #[oai(path = "/plugins/:id", method = "delete", tag = "Tag::Plugins")]
     async fn delete(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
-        let e = self.entry(&id)?;
-        Ok(ok(self.engine.uninstall_plugin(&e.digest).await?.into()))
+        let e = self.entry(&auth, &id)?;
+        Ok(ok(self
+            .engine
+            .uninstall_plugin(&auth.0, &e.digest)
+            .await?
+            .into()))
     }
 
     /// Enables a plugin with the given capability grants.
     #[oai(path = "/plugins/:id/enable", method = "post", tag = "Tag::Plugins")]
     async fn enable(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         body: Json<EnablePluginRequest>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
@@ -161,7 +162,7 @@ impl PluginsApi {
         };
         Ok(ok(self
             .engine
-            .set_plugin_state(&digest(&id)?, true, grants)
+            .set_plugin_state(&auth.0, &digest(&id)?, true, grants)
             .await?
             .into()))
     }
@@ -170,13 +171,13 @@ impl PluginsApi {
     #[oai(path = "/plugins/:id/disable", method = "post", tag = "Tag::Plugins")]
     async fn disable(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
-        let e = self.entry(&id)?;
+        let e = self.entry(&auth, &id)?;
         Ok(ok(self
             .engine
-            .set_plugin_state(&e.digest, false, e.grants)
+            .set_plugin_state(&auth.0, &e.digest, false, e.grants)
             .await?
             .into()))
     }
@@ -185,10 +186,10 @@ impl PluginsApi {
     #[oai(path = "/plugins/:id/health", method = "get", tag = "Tag::Plugins")]
     async fn health(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginHealthView>>> {
-        let e = self.entry(&id)?;
+        let e = self.entry(&auth, &id)?;
         Ok(ok(PluginHealthView {
             status: if e.enabled { "OK" } else { "DISABLED" }.into(),
         }))
@@ -199,7 +200,7 @@ impl PluginsApi {
     #[oai(path = "/step-types", method = "get", tag = "Tag::StepTypes")]
     async fn step_types(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
         #[oai(
             name = "pageSize",
@@ -209,7 +210,7 @@ impl PluginsApi {
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<StepTypeView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
-        let p = self.engine.list_step_types(req);
+        let p = self.engine.list_step_types(&auth.0, req)?;
         Ok(envelope::paged(p, req, step_type_view))
     }
 
@@ -217,12 +218,12 @@ impl PluginsApi {
     #[oai(path = "/step-types/:ty", method = "get", tag = "Tag::StepTypes")]
     async fn step_type(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         ty: Path<String>,
     ) -> ApiResult<Json<Envelope<StepTypeView>>> {
         let wanted = ty.0.replacen('.', "/", 1);
         self.engine
-            .step_type(&wanted)
+            .step_type(&auth.0, &wanted)?
             .map(|s| ok(step_type_view(s)))
             .ok_or_else(|| ApiError::not_found(format!("step type {} not found", ty.0)))
     }

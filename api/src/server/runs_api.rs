@@ -7,7 +7,6 @@
 
 use super::auth::BearerAuth;
 use super::envelope::{self, ApiError, ApiResult, Envelope, ok};
-use super::live_feed::{self, FeedItem, FeedSpec, Logs};
 use super::views::{AttemptView, EventView, LogView, RunView, StepView};
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
@@ -15,6 +14,7 @@ use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
 use weft_engine::{Engine, PageRequest, StartRunRequest};
+use weft_engine::{FeedItem, FeedSpec, Logs};
 use weft_model::RunStatus;
 use weft_store::RunFilter;
 
@@ -109,7 +109,7 @@ impl RunsApi {
     #[oai(path = "/workflow-runs", method = "post", tag = "Tag::WorkflowRuns")]
     async fn start(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         #[oai(name = "Idempotency-Key")] key: Header<Option<String>>,
         body: Json<StartRunBody>,
     ) -> ApiResult<Started> {
@@ -121,7 +121,7 @@ impl RunsApi {
             inputs: body.0.inputs.unwrap_or_else(|| serde_json::json!({})),
             idempotency_key: key.0,
         };
-        let run = self.engine.start_run(req).await?;
+        let run = self.engine.start_run(&auth.0, req).await?;
         let location = format!("/api/v1/workflow-runs/{}", run.run_id);
         Ok(Started::Created(ok(run.into()), location))
     }
@@ -130,7 +130,7 @@ impl RunsApi {
     #[oai(path = "/workflow-runs", method = "get", tag = "Tag::WorkflowRuns")]
     async fn list(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         status: Query<Option<RunStatusParam>>,
         template: Query<Option<String>>,
         #[oai(name = "createdAfter")] created_after: Query<Option<i64>>,
@@ -144,7 +144,7 @@ impl RunsApi {
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<RunView>>>> {
         let template_id = match template.0 {
-            Some(t) => Some(self.engine.template(&t).await?.template_id),
+            Some(t) => Some(self.engine.template(&auth.0, &t).await?.template_id),
             None => None,
         };
         let filter = RunFilter {
@@ -155,7 +155,7 @@ impl RunsApi {
             page: page.0,
             page_size: page_size.0,
         };
-        let p = self.engine.list_runs(&filter).await?;
+        let p = self.engine.list_runs(&auth.0, &filter).await?;
         Ok(envelope::page(
             p.runs.into_iter().map(Into::into).collect(),
             filter.page,
@@ -166,8 +166,8 @@ impl RunsApi {
 
     /// One run.
     #[oai(path = "/workflow-runs/:id", method = "get", tag = "Tag::WorkflowRuns")]
-    async fn get(&self, _auth: BearerAuth, id: Path<String>) -> ApiResult<Json<Envelope<RunView>>> {
-        Ok(ok(self.engine.run(&id).await?.into()))
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<Envelope<RunView>>> {
+        Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
 
     /// Pauses a run: no new steps start; in-flight ones finish.
@@ -181,8 +181,8 @@ impl RunsApi {
         auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
-        self.engine.pause_run(&id, &auth.0.name).await?;
-        Ok(ok(self.engine.run(&id).await?.into()))
+        self.engine.pause_run(&auth.0, &id).await?;
+        Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
 
     /// Resumes a paused run.
@@ -196,8 +196,8 @@ impl RunsApi {
         auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
-        self.engine.resume_run(&id, &auth.0.name).await?;
-        Ok(ok(self.engine.run(&id).await?.into()))
+        self.engine.resume_run(&auth.0, &id).await?;
+        Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
 
     /// Cancels a run; in-flight plugin code is stopped.
@@ -211,8 +211,8 @@ impl RunsApi {
         auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
-        self.engine.cancel_run(&id, &auth.0.name).await?;
-        Ok(ok(self.engine.run(&id).await?.into()))
+        self.engine.cancel_run(&auth.0, &id).await?;
+        Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
 
     /// Answers a step's input request.
@@ -228,9 +228,9 @@ impl RunsApi {
         body: Json<AnswerBody>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
         self.engine
-            .answer(&id, &body.0.step_id, body.0.values, &auth.0.name)
+            .answer(&auth.0, &id, &body.0.step_id, body.0.values)
             .await?;
-        Ok(ok(self.engine.run(&id).await?.into()))
+        Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
 
     /// A page of a run's steps (and `forEach` items, `id[i]`), in key order.
@@ -241,7 +241,7 @@ impl RunsApi {
     )]
     async fn steps(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
         #[oai(
@@ -252,7 +252,7 @@ impl RunsApi {
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<StepView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
-        let p = self.engine.list_steps(&id, req).await?;
+        let p = self.engine.list_steps(&auth.0, &id, req).await?;
         Ok(envelope::paged(p, req, Into::into))
     }
 
@@ -264,11 +264,11 @@ impl RunsApi {
     )]
     async fn step(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         step_id: Path<String>,
     ) -> ApiResult<Json<Envelope<StepView>>> {
-        Ok(ok(self.engine.step(&id, &step_id).await?.into()))
+        Ok(ok(self.engine.step(&auth.0, &id, &step_id).await?.into()))
     }
 
     /// A page of a step's attempts, oldest first.
@@ -279,7 +279,7 @@ impl RunsApi {
     )]
     async fn attempts(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         step_id: Path<String>,
         #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
@@ -291,7 +291,10 @@ impl RunsApi {
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<AttemptView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
-        let p = self.engine.list_step_attempts(&id, &step_id, req).await?;
+        let p = self
+            .engine
+            .list_step_attempts(&auth.0, &id, &step_id, req)
+            .await?;
         Ok(envelope::paged(p, req, Into::into))
     }
 
@@ -304,7 +307,7 @@ impl RunsApi {
     )]
     async fn logs(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         step_id: Path<String>,
         #[oai(default)] after: Query<u64>,
@@ -316,17 +319,15 @@ impl RunsApi {
         #[oai(name = "Accept")] accept: Header<Option<String>>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> ApiResult<LogsResponse> {
-        self.engine.run(&id).await?;
-        let store = self.engine.store().clone();
         if !accept
             .0
             .as_deref()
             .is_some_and(|a| a.contains("text/event-stream"))
         {
-            let lines = store
-                .logs(&id, &step_id, after.0, limit.0)
-                .await
-                .map_err(weft_engine::EngineError::from)?;
+            let lines = self
+                .engine
+                .step_logs(&auth.0, &id, &step_id, after.0, limit.0)
+                .await?;
             return Ok(LogsResponse::Page(ok(lines
                 .into_iter()
                 .map(Into::into)
@@ -336,24 +337,25 @@ impl RunsApi {
             .0
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(after.0);
-        let stream = live_feed::feed(
-            &self.engine,
-            FeedSpec {
-                run_id: id.0,
-                events_after: None,
-                logs: Logs::Step {
-                    key: step_id.0,
-                    after: start,
-                },
+        let spec = FeedSpec {
+            run_id: id.0,
+            events_after: None,
+            logs: Logs::Step {
+                key: step_id.0,
+                after: start,
             },
-        )
-        .filter_map(|item| async move {
-            match item {
-                FeedItem::Log(l) => Some(LogView::from(l)),
-                FeedItem::Event(_) => None,
-            }
-        })
-        .boxed();
+        };
+        let stream = self
+            .engine
+            .feed(&auth.0, spec)
+            .await?
+            .filter_map(|item| async move {
+                match item {
+                    FeedItem::Log(l) => Some(LogView::from(l)),
+                    FeedItem::Event(_) => None,
+                }
+            })
+            .boxed();
         Ok(LogsResponse::Stream(EventStream::new(stream).to_event(
             |l: LogView| {
                 poem::web::sse::Event::message(serde_json::to_string(&l).unwrap_or_default())
@@ -371,30 +373,30 @@ impl RunsApi {
     )]
     async fn events(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> ApiResult<EventStream<futures::stream::BoxStream<'static, EventView>>> {
-        self.engine.run(&id).await?;
         let start = last_event_id
             .0
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0);
-        let stream = live_feed::feed(
-            &self.engine,
-            FeedSpec {
-                run_id: id.0,
-                events_after: Some(start),
-                logs: Logs::None,
-            },
-        )
-        .filter_map(|item| async move {
-            match item {
-                FeedItem::Event(e) => Some(EventView::from(e)),
-                FeedItem::Log(_) => None,
-            }
-        })
-        .boxed();
+        let spec = FeedSpec {
+            run_id: id.0,
+            events_after: Some(start),
+            logs: Logs::None,
+        };
+        let stream = self
+            .engine
+            .feed(&auth.0, spec)
+            .await?
+            .filter_map(|item| async move {
+                match item {
+                    FeedItem::Event(e) => Some(EventView::from(e)),
+                    FeedItem::Log(_) => None,
+                }
+            })
+            .boxed();
         Ok(EventStream::new(stream).to_event(|e: EventView| {
             poem::web::sse::Event::message(serde_json::to_string(&e).unwrap_or_default())
                 .id(e.seq.to_string())

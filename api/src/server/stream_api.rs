@@ -16,14 +16,16 @@
 
 use super::auth::{StreamAuth, WS_PROTOCOL};
 use super::envelope::ApiResult;
-use super::live_feed::{self, FeedItem, FeedSpec, Logs};
 use super::views::{EventView, LogView, RunView};
+use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use poem::web::websocket::{BoxWebSocketUpgraded, CloseCode, Message, WebSocket, WebSocketStream};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{OpenApi, Tags};
 use std::time::Duration;
 use weft_engine::Engine;
+use weft_engine::{FeedItem, FeedSpec, Logs};
+use weft_model::Principal;
 
 /// How often an idle socket is pinged.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -66,7 +68,8 @@ impl StreamApi {
         logs: Query<bool>,
         ws: WebSocket,
     ) -> ApiResult<BoxWebSocketUpgraded> {
-        let run = self.engine.run(&id).await?;
+        let caller = auth.principal();
+        let run = self.engine.run(caller, &id).await?;
         tracing::debug!(run = %id.0, by = %auth.principal().name, "run stream opened");
         let spec = FeedSpec {
             run_id: id.0,
@@ -79,11 +82,19 @@ impl StreamApi {
                 Logs::None
             },
         };
-        let engine = self.engine.clone();
+        let feed = Feed {
+            run_id: spec.run_id.clone(),
+            items: self.engine.feed(caller, spec).await?,
+            engine: self.engine.clone(),
+            caller: caller.clone(),
+        };
+        // The upgrade callback must be `Sync`; a boxed stream is only `Send`.
+        let feed = std::sync::Mutex::new(feed);
         Ok(ws
             .protocols([WS_PROTOCOL])
             .on_upgrade(move |socket| async move {
-                serve_socket(engine, RunView::from(run), spec, socket).await;
+                let feed = feed.into_inner().unwrap_or_else(|e| e.into_inner());
+                serve_socket(feed, RunView::from(run), socket).await;
             })
             .boxed())
     }
@@ -96,10 +107,22 @@ fn yes() -> bool {
 /// The client went away (or the connection broke).
 struct Gone;
 
-async fn serve_socket(engine: Engine, run: RunView, spec: FeedSpec, socket: WebSocketStream) {
-    let run_id = spec.run_id.clone();
+/// A run's feed and what is needed to read the run again when it ends.
+struct Feed {
+    run_id: String,
+    items: BoxStream<'static, FeedItem>,
+    engine: Engine,
+    caller: Principal,
+}
+
+async fn serve_socket(feed: Feed, run: RunView, socket: WebSocketStream) {
+    let Feed {
+        run_id,
+        items: mut feed,
+        engine,
+        caller,
+    } = feed;
     let (mut sink, mut incoming) = socket.split();
-    let mut feed = live_feed::feed(&engine, spec);
     if send_json(
         &mut sink,
         serde_json::json!({"type": "run", "data": run_json(run)}),
@@ -132,7 +155,7 @@ async fn serve_socket(engine: Engine, run: RunView, spec: FeedSpec, socket: WebS
         }
     }
     // The feed ends when the run has finished, or when reading it failed.
-    let close = match engine.run(&run_id).await {
+    let close = match engine.run(&caller, &run_id).await {
         Ok(run) if run.status.is_terminal() => {
             let snapshot = serde_json::json!({"type": "run", "data": run_json(RunView::from(run))});
             if send_json(&mut sink, snapshot).await.is_err() {

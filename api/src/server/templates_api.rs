@@ -82,8 +82,11 @@ impl TemplatesApi {
         method = "post",
         tag = "Tag::WorkflowTemplates"
     )]
-    async fn create(&self, _auth: BearerAuth, body: TemplateBody) -> ApiResult<Created> {
-        let t = self.engine.create_template(&body.into_value()?).await?;
+    async fn create(&self, auth: BearerAuth, body: TemplateBody) -> ApiResult<Created> {
+        let t = self
+            .engine
+            .create_template(&auth.0, &body.into_value()?)
+            .await?;
         let (location, tag) = (
             format!("/api/v1/workflow-templates/{}", t.template_id),
             etag(t.revision),
@@ -99,7 +102,7 @@ impl TemplatesApi {
     )]
     async fn list(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
         #[oai(
             name = "pageSize",
@@ -109,7 +112,7 @@ impl TemplatesApi {
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<TemplateView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
-        let p = self.engine.list_templates(req).await?;
+        let p = self.engine.list_templates(&auth.0, req).await?;
         Ok(envelope::paged(p, req, Into::into))
     }
 
@@ -121,10 +124,11 @@ impl TemplatesApi {
     )]
     async fn validate_body(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         body: TemplateBody,
     ) -> ApiResult<Json<Envelope<ValidationView>>> {
-        self.engine.validate_template(&body.into_value()?)?;
+        self.engine
+            .validate_template(&auth.0, &body.into_value()?)?;
         Ok(ok(ValidationView { valid: true }))
     }
 
@@ -134,8 +138,8 @@ impl TemplatesApi {
         method = "get",
         tag = "Tag::WorkflowTemplates"
     )]
-    async fn get(&self, _auth: BearerAuth, id: Path<String>) -> ApiResult<WithEtag> {
-        let t = self.engine.template(&id).await?;
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<WithEtag> {
+        let t = self.engine.template(&auth.0, &id).await?;
         let tag = etag(t.revision);
         Ok(WithEtag::Ok(ok(t.into()), tag))
     }
@@ -148,12 +152,12 @@ impl TemplatesApi {
     )]
     async fn update(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         #[oai(name = "If-Match")] if_match: Header<Option<String>>,
         body: TemplateBody,
     ) -> ApiResult<WithEtag> {
-        let current = self.engine.template(&id).await?;
+        let current = self.engine.template(&auth.0, &id).await?;
         let expected = match if_match.0.as_deref().map(|s| {
             s.trim()
                 .trim_matches('"')
@@ -170,7 +174,7 @@ impl TemplatesApi {
         }
         let t = match self
             .engine
-            .update_template(&current.template_id, &body.into_value()?, expected)
+            .update_template(&auth.0, &current.template_id, &body.into_value()?, expected)
             .await
         {
             Err(weft_engine::EngineError::Store(weft_store::StoreError::Conflict(_))) => {
@@ -190,16 +194,10 @@ impl TemplatesApi {
     )]
     async fn delete(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<TemplateView>>> {
-        let t = self.engine.template(&id).await?;
-        self.engine
-            .store()
-            .delete_template(&t.template_id)
-            .await
-            .map_err(weft_engine::EngineError::from)?;
-        Ok(ok(t.into()))
+        Ok(ok(self.engine.delete_template(&auth.0, &id).await?.into()))
     }
 
     /// A template's revisions, oldest first, a page at a time.
@@ -210,7 +208,7 @@ impl TemplatesApi {
     )]
     async fn revisions(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
         #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
         #[oai(
@@ -221,7 +219,10 @@ impl TemplatesApi {
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<TemplateRevisionView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
-        let p = self.engine.list_template_revisions(&id, req).await?;
+        let p = self
+            .engine
+            .list_template_revisions(&auth.0, &id, req)
+            .await?;
         Ok(envelope::paged(p, req, Into::into))
     }
 
@@ -233,11 +234,11 @@ impl TemplatesApi {
     )]
     async fn validate_stored(
         &self,
-        _auth: BearerAuth,
+        auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<ValidationView>>> {
-        let t = self.engine.template(&id).await?;
-        self.engine.validate_template(&t.body)?;
+        let t = self.engine.template(&auth.0, &id).await?;
+        self.engine.validate_template(&auth.0, &t.body)?;
         Ok(ok(ValidationView { valid: true }))
     }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast};
 use weft_engine::{Engine, EngineConfig, LiveEvent, StartRunRequest};
 use weft_host::{HostConfig, InvokeStepRequest, PluginHost};
-use weft_model::{RunId, RunStatus, StepId, StepStatus};
+use weft_model::{Principal, RunId, RunStatus, StepId, StepStatus};
 use weft_store::{RunRecord, Store, Transition};
 
 /// The store commit bench's records: the reference transition is the same.
@@ -106,7 +106,7 @@ async fn wait_run(
     statuses: &[RunStatus],
     timeout: Duration,
 ) -> Result<RunRecord> {
-    let mut rx = engine.subscribe(run_id);
+    let mut rx = engine.subscribe(Principal::bootstrap_admin(), run_id)?;
     let deadline = tokio::time::Instant::now() + timeout;
     let hit = |r: &RunRecord| {
         if statuses.is_empty() {
@@ -116,7 +116,7 @@ async fn wait_run(
         }
     };
     // Events published before the subscription are missed: read once.
-    let mut run = engine.run(run_id).await?;
+    let mut run = engine.run(Principal::bootstrap_admin(), run_id).await?;
     loop {
         if hit(&run) {
             return Ok(run);
@@ -130,10 +130,12 @@ async fn wait_run(
                 }
             }
             Ok(Ok(_)) => {}
-            Ok(Err(broadcast::error::RecvError::Lagged(_))) => run = engine.run(run_id).await?,
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                run = engine.run(Principal::bootstrap_admin(), run_id).await?
+            }
             Ok(Err(broadcast::error::RecvError::Closed)) => {
-                rx = engine.subscribe(run_id);
-                run = engine.run(run_id).await?;
+                rx = engine.subscribe(Principal::bootstrap_admin(), run_id)?;
+                run = engine.run(Principal::bootstrap_admin(), run_id).await?;
             }
         }
     }
@@ -158,7 +160,7 @@ fn status_of(kind: &str, message: &str) -> Option<RunStatus> {
 /// A description of a run that did not end as expected: its status, error
 /// and a per-status count of its steps with the unfinished ones listed.
 async fn diagnose(engine: &Engine, run_id: &str) -> String {
-    let run = match engine.run(run_id).await {
+    let run = match engine.run(Principal::bootstrap_admin(), run_id).await {
         Ok(r) => r,
         Err(e) => return format!("run {run_id}: cannot read: {e}"),
     };
@@ -168,7 +170,7 @@ async fn diagnose(engine: &Engine, run_id: &str) -> String {
         run.error.as_ref().map_or("-".into(), Value::to_string),
         run.progress
     );
-    match engine.steps(run_id).await {
+    match engine.steps(Principal::bootstrap_admin(), run_id).await {
         Err(e) => out.push_str(&format!("; steps: cannot read: {e}")),
         Ok(steps) => {
             let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
@@ -199,11 +201,14 @@ async fn diagnose(engine: &Engine, run_id: &str) -> String {
 async fn timed_run(engine: &Engine, template: &str) -> Result<Duration> {
     let t = Instant::now();
     let run = engine
-        .start_run(StartRunRequest {
-            template: template.into(),
-            inputs: json!({}),
-            idempotency_key: None,
-        })
+        .start_run(
+            Principal::bootstrap_admin(),
+            StartRunRequest {
+                template: template.into(),
+                inputs: json!({}),
+                idempotency_key: None,
+            },
+        )
         .await?;
     let done = match wait_run(engine, &run.run_id, &[], RUN_TIMEOUT).await {
         Ok(done) => done,
@@ -262,11 +267,14 @@ async fn many_runs(
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             let run = engine
-                .start_run(StartRunRequest {
-                    template,
-                    inputs: json!({}),
-                    idempotency_key: None,
-                })
+                .start_run(
+                    Principal::bootstrap_admin(),
+                    StartRunRequest {
+                        template,
+                        inputs: json!({}),
+                        idempotency_key: None,
+                    },
+                )
                 .await?;
             let done = wait_run(&engine, &run.run_id, statuses, RUN_TIMEOUT).await;
             anyhow::Ok((run.run_id, done))
@@ -325,7 +333,7 @@ fn main() -> Result<()> {
             ..HostConfig::default()
         })?);
         let engine = Engine::start(EngineConfig::default(), host.clone(), store.clone()).await?;
-        let core = engine.install_plugin(&bytes, true).await?.digest;
+        let core = engine.install_plugin(Principal::bootstrap_admin(), &bytes, true).await?.digest;
         let rss_at_start = rss_bytes()?;
         println!(
             "core.wasm: {} KiB; {} cores; store {url} (default durability); {}",
@@ -426,7 +434,7 @@ fn main() -> Result<()> {
         let mut medians = Vec::new();
         for (label, template, steps, target) in &workloads {
             let name = template["name"].as_str().unwrap().to_owned();
-            engine.create_template(template).await?;
+            engine.create_template(Principal::bootstrap_admin(), template).await?;
             let mut samples = Vec::new();
             let mut failed = None;
             for _ in 0..reps {
@@ -488,7 +496,7 @@ fn main() -> Result<()> {
         // ---- 2: 1,000 concurrent one-step runs ----------------------------
         if wants("many") {
         engine
-            .create_template(&json!({"name": "one-noop", "steps": [{"id": "a", "uses": "core/noop", "with": {"x": 1}}]}))
+            .create_template(Principal::bootstrap_admin(), &json!({"name": "one-noop", "steps": [{"id": "a", "uses": "core/noop", "with": {"x": 1}}]}))
             .await?;
         let n_runs = 1_000;
         println!("### {n_runs} one-step `core/noop` runs started concurrently");
@@ -537,7 +545,7 @@ fn main() -> Result<()> {
         }
         if wants("memory") && !earlier_sections {
         engine
-            .create_template(&json!({"name": "one-approval", "steps": [{"id": "ask", "uses": "core/approval", "with": {"prompt": "Ship it?"}}]}))
+            .create_template(Principal::bootstrap_admin(), &json!({"name": "one-approval", "steps": [{"id": "ask", "uses": "core/approval", "with": {"prompt": "Ship it?"}}]}))
             .await?;
         let m = if quick { 500 } else { 10_000 };
         let in_flight = 64;
@@ -559,7 +567,7 @@ fn main() -> Result<()> {
                 // Spot-check from the store that they are still waiting.
                 let step = (ids.len() / 50).max(1);
                 for id in ids.iter().step_by(step) {
-                    let r = engine.run(id).await?;
+                    let r = engine.run(Principal::bootstrap_admin(), id).await?;
                     if r.status != RunStatus::AwaitingInput {
                         eprintln!("run {id} is {} after waiting", r.status);
                     }

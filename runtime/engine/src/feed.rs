@@ -10,12 +10,13 @@
 //! after the run's terminal event (or at once, after the backlog, when
 //! the run had already finished), or when the client goes away.
 
+use crate::{Engine, EngineError, LiveEvent, Operation};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
-use weft_engine::{Engine, LiveEvent};
+use weft_model::Principal;
 use weft_store::{LogRecord, RunEvent, Store, StoreError};
 
 /// Page size of backlog reads.
@@ -76,11 +77,27 @@ pub fn ends_run(kind: &str) -> bool {
     matches!(kind, "run.success" | "run.failed" | "run.cancelled")
 }
 
-/// Starts a feed. The caller has checked that the run exists.
-pub fn feed(engine: &Engine, spec: FeedSpec) -> BoxStream<'static, FeedItem> {
-    // Subscribe now, before the producer reads the backlog.
-    let live = engine.subscribe(&spec.run_id);
-    let store = engine.store().clone();
+impl Engine {
+    /// Starts a feed of a run's events and log lines: backlog, then live.
+    pub async fn feed(
+        &self,
+        caller: &Principal,
+        spec: FeedSpec,
+    ) -> Result<BoxStream<'static, FeedItem>, EngineError> {
+        self.authorize(caller, Operation::ReadRuns)?;
+        self.run(caller, &spec.run_id).await?;
+        // Subscribe now, before the producer reads the backlog.
+        let live = self.subscribe(caller, &spec.run_id)?;
+        Ok(start_feed(self, spec, live))
+    }
+}
+
+fn start_feed(
+    engine: &Engine,
+    spec: FeedSpec,
+    live: broadcast::Receiver<LiveEvent>,
+) -> BoxStream<'static, FeedItem> {
+    let store = engine.shared.store.clone();
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut producer = Producer {

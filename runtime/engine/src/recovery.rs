@@ -4,9 +4,14 @@
 
 use crate::actor::{self, RunActor};
 use crate::plan::RunPlan;
-use crate::{Engine, EngineError, PinnedCatalog, RunSlot, parse_template};
+use crate::registry::Registry;
+use crate::shared::RunSlot;
+use crate::templates::parse_template;
+use crate::{Engine, EngineError};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use weft_model::PluginDigest;
 use weft_model::template::validate_template_with;
 use weft_store::{RunRecord, StoreError};
 
@@ -76,5 +81,31 @@ impl Engine {
             self.shared.evaluator.clone(),
             self.shared.config.min_retry_backoff,
         ))
+    }
+}
+
+/// Resolves step types to the digests a run pinned, so a recovered run
+/// keeps using exactly the plugins it started with.
+struct PinnedCatalog<'a> {
+    registry: &'a Registry,
+    pinned: &'a BTreeMap<String, String>,
+}
+
+impl weft_model::template::StepTypeCatalog for PinnedCatalog<'_> {
+    fn resolve(
+        &self,
+        r: &weft_model::StepTypeRef,
+    ) -> Result<weft_model::template::ResolvedStepType, weft_model::template::CatalogMiss> {
+        let mut pinned_for_plugin = self
+            .pinned
+            .values()
+            .filter_map(|d| PluginDigest::parse(d).ok())
+            .filter_map(|d| self.registry.get(&d))
+            .filter(|e| e.manifest.name == r.plugin);
+        match pinned_for_plugin.next() {
+            Some(e) => e.resolve_step(&r.step_type),
+            // Compensation step types were not pinned: resolve them normally.
+            None => self.registry.resolve(r),
+        }
     }
 }

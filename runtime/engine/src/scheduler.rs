@@ -78,7 +78,7 @@ async fn fire(engine: &Engine, template_id: &str, at: DateTime<Utc>) {
         inputs: serde_json::json!({}),
         idempotency_key: Some(format!("schedule:{template_id}:{ms}")),
     };
-    match engine.start_run(req).await {
+    match engine.start_run(weft_model::Principal::system(), req).await {
         Ok(run) => tracing::info!(template_id, run = %run.run_id, "scheduled run started"),
         Err(e) => tracing::error!(template_id, "scheduled run could not start: {e}"),
     }

@@ -12,6 +12,7 @@ pub mod json_limits;
 pub mod limits;
 pub mod manifest;
 pub mod outcome;
+pub mod principal;
 pub mod run;
 pub mod template;
 
@@ -29,5 +30,6 @@ pub use manifest::{
     RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
 };
 pub use outcome::{InputRequest, StepOutcome};
+pub use principal::{Permission, Principal, PrincipalKind, Role};
 pub use run::{RunStatus, StepStatus};
 pub use template::{ValidatedTemplate, WorkflowTemplate, validate_template};

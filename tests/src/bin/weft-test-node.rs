@@ -7,6 +7,7 @@ use serde_json::json;
 use std::time::Duration;
 use weft_engine::{Engine, StartRunRequest};
 use weft_model::StepStatus;
+use weft_tests::admin;
 
 /// Runs per template: sleeping in `core/sleep`, awaiting input, between retries.
 const SLEEPY: usize = 20;
@@ -25,17 +26,20 @@ async fn main() -> Result<()> {
     )
     .await?;
     for t in templates() {
-        engine.create_template(&t).await?;
+        engine.create_template(admin(), &t).await?;
     }
     let mut runs = json!({"sleepy": [], "approve": [], "flaky": []});
     for (name, n) in [("sleepy", SLEEPY), ("approve", APPROVE), ("flaky", FLAKY)] {
         for _ in 0..n {
             let run = engine
-                .start_run(StartRunRequest {
-                    template: name.into(),
-                    inputs: json!({}),
-                    idempotency_key: None,
-                })
+                .start_run(
+                    admin(),
+                    StartRunRequest {
+                        template: name.into(),
+                        inputs: json!({}),
+                        idempotency_key: None,
+                    },
+                )
                 .await?;
             if let Some(list) = runs[name].as_array_mut() {
                 list.push(json!(run.run_id));
@@ -82,7 +86,7 @@ async fn wait_until_mid_flight(engine: &Engine, runs: &serde_json::Value) -> Res
             .filter_map(|v| v.as_str())
         {
             loop {
-                let steps = engine.steps(id).await?;
+                let steps = engine.steps(admin(), id).await?;
                 if steps.iter().any(|s| s.key == step && s.status == status) {
                     break;
                 }

@@ -505,7 +505,7 @@ impl RunActor {
         if !self.commands.is_empty() {
             return false;
         }
-        runs.insert(self.run.run_id.clone(), crate::RunSlot::Parked);
+        runs.insert(self.run.run_id.clone(), crate::shared::RunSlot::Parked);
         true
     }
 

@@ -1,0 +1,51 @@
+//! Engine settings and the bounds the engine applies to callers' values.
+
+use crate::ExpressionSettings;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use weft_model::template::TemplateLimits;
+use weft_model::{InvocationLimits, JsonLimits};
+
+/// Stack size for the threads of a runtime that drives the engine: enough
+/// for host-side expression evaluation at its nesting limit in release
+/// builds, so it runs in place instead of on a fresh segment.
+pub const WORKER_STACK_BYTES: usize = 8 << 20;
+
+/// Bounds on values callers hand the engine (run inputs, answers): what
+/// passes is stored with the run and must read back.
+pub(crate) const VALUE_LIMITS: JsonLimits = JsonLimits::bytes(4 << 20);
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Step invocations running at once across all runs.
+    pub max_concurrent_steps: usize,
+    /// Limits for step invocations (a step's `timeout` overrides the timeout).
+    pub step_limits: InvocationLimits,
+    /// Secrets available to expressions (`secrets.x`) and to plugins granted them.
+    pub secrets: BTreeMap<String, String>,
+    /// Memory for records of finished runs served without a store read
+    /// (estimated bytes; 0 turns the cache off).
+    pub finished_run_cache_bytes: u64,
+    /// Budgets for the expressions the host evaluates.
+    pub expressions: ExpressionSettings,
+    /// How large a template may be (steps, `needs`, attempts).
+    pub templates: TemplateLimits,
+    /// The shortest wait before a retry, whatever a template asks for: a
+    /// step with a huge `maxAttempts` and no backoff cannot storm.
+    pub min_retry_backoff: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent_steps: 256,
+            step_limits: InvocationLimits::default(),
+            secrets: BTreeMap::new(),
+            finished_run_cache_bytes: 32 * 1024 * 1024,
+            expressions: ExpressionSettings::default(),
+            templates: TemplateLimits::default(),
+            min_retry_backoff: Duration::from_millis(100),
+        }
+    }
+}

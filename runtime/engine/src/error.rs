@@ -1,0 +1,76 @@
+//! Why an engine operation failed.
+
+use weft_model::JsonLimitError;
+use weft_model::template::TemplateProblem;
+use weft_store::StoreError;
+
+/// Why an engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The operation conflicts with the current state (e.g. cancelling a finished run).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A plugin cannot be uninstalled: unfinished runs pinned it.
+    #[error("plugin {plugin} is pinned by {} active run(s): {}", .runs.len(), .runs.join(", "))]
+    PluginInUse {
+        /// `name@version` of the plugin.
+        plugin: String,
+        /// Ids of the unfinished runs that pinned it, oldest first.
+        runs: Vec<String>,
+    },
+    /// A template is invalid; every problem with its JSON pointer.
+    #[error("invalid template: {} problem(s)", .0.len())]
+    InvalidTemplate(Vec<TemplateProblem>),
+    /// Run inputs do not match the template's `inputs` schema.
+    #[error("invalid inputs: {} problem(s)", .0.len())]
+    InvalidInputs(Vec<TemplateProblem>),
+    /// An answer does not match the input request's schema.
+    #[error("invalid answer: {}", .0.join("; "))]
+    InvalidAnswer(Vec<String>),
+    /// A value from the caller (run inputs, an answer) is nested too
+    /// deeply or too large to be stored and read back.
+    #[error("{what}: {error}")]
+    ValueLimit {
+        /// Which value, e.g. `inputs`.
+        what: &'static str,
+        /// The limit crossed.
+        error: JsonLimitError,
+    },
+    /// A plugin could not be installed.
+    #[error(transparent)]
+    Install(#[from] weft_host::InstallError),
+    /// The host refused an operation.
+    #[error(transparent)]
+    Host(#[from] weft_host::InvokeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The caller's role does not grant what the operation needs.
+    #[error("{operation:?} needs the {needed:?} permission")]
+    Forbidden {
+        /// What was attempted.
+        operation: crate::Operation,
+        /// The permission it needs.
+        needed: weft_model::Permission,
+    },
+    /// The engine is shutting down and starts nothing new.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    /// A bug or an impossible state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// Whether retrying the operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::ShuttingDown => true,
+            Self::Store(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}

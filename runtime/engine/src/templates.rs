@@ -1,0 +1,126 @@
+//! Templates: validation against the installed plugins, revisions, and
+//! their lists.
+
+use crate::{Engine, EngineError, Operation, Page, PageRequest, new_id};
+use serde_json::Value;
+use weft_model::Principal;
+use weft_model::template::{
+    TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template_with,
+};
+use weft_store::TemplateRecord;
+
+impl Engine {
+    /// Validates a template body against the installed plugins.
+    pub fn validate_template(
+        &self,
+        caller: &Principal,
+        body: &Value,
+    ) -> Result<ValidatedTemplate, EngineError> {
+        self.authorize(caller, Operation::ReadTemplates)?;
+        let template = parse_template(body)?;
+        validate_template_with(&template, &self.registry, &self.shared.config.templates)
+            .map_err(EngineError::InvalidTemplate)
+    }
+
+    /// Creates a template (revision 1) after validating it.
+    pub async fn create_template(
+        &self,
+        caller: &Principal,
+        body: &Value,
+    ) -> Result<TemplateRecord, EngineError> {
+        self.authorize(caller, Operation::ManageTemplates)?;
+        let validated = self.validate_template(caller, body)?;
+        let name = validated.template().name.clone();
+        let id = new_id();
+        Ok(self.shared.store.create_template(&id, &name, body).await?)
+    }
+
+    /// Writes a new revision if the template is still at `expected_revision`.
+    pub async fn update_template(
+        &self,
+        caller: &Principal,
+        id_or_name: &str,
+        body: &Value,
+        expected_revision: u32,
+    ) -> Result<TemplateRecord, EngineError> {
+        self.authorize(caller, Operation::ManageTemplates)?;
+        self.validate_template(caller, body)?;
+        let current = self.shared.store.template(id_or_name).await?;
+        Ok(self
+            .shared
+            .store
+            .update_template(&current.template_id, body, expected_revision)
+            .await?)
+    }
+
+    /// Deletes a template (by id or name) and returns it as it was. Runs
+    /// of it keep their pinned revision.
+    pub async fn delete_template(
+        &self,
+        caller: &Principal,
+        id_or_name: &str,
+    ) -> Result<TemplateRecord, EngineError> {
+        self.authorize(caller, Operation::ManageTemplates)?;
+        let t = self.shared.store.template(id_or_name).await?;
+        self.shared.store.delete_template(&t.template_id).await?;
+        Ok(t)
+    }
+
+    /// A template by id or name.
+    pub async fn template(
+        &self,
+        caller: &Principal,
+        id_or_name: &str,
+    ) -> Result<TemplateRecord, EngineError> {
+        self.authorize(caller, Operation::ReadTemplates)?;
+        Ok(self.shared.store.template(id_or_name).await?)
+    }
+
+    /// A page of templates, by name.
+    pub async fn list_templates(
+        &self,
+        caller: &Principal,
+        page: PageRequest,
+    ) -> Result<Page<weft_store::TemplateRecord>, EngineError> {
+        self.authorize(caller, Operation::ReadTemplates)?;
+        let p = self
+            .shared
+            .store
+            .list_templates(page.page, page.page_size)
+            .await?;
+        Ok(Page {
+            items: p.templates,
+            total: p.total,
+        })
+    }
+
+    /// A page of a template's revisions (by id or name), oldest first.
+    pub async fn list_template_revisions(
+        &self,
+        caller: &Principal,
+        id_or_name: &str,
+        page: PageRequest,
+    ) -> Result<Page<weft_store::TemplateRevisionRecord>, EngineError> {
+        self.authorize(caller, Operation::ReadTemplates)?;
+        let t = self.shared.store.template(id_or_name).await?;
+        let p = self
+            .shared
+            .store
+            .list_template_revisions(&t.template_id, page.page, page.page_size)
+            .await?;
+        Ok(Page {
+            items: p.revisions,
+            total: p.total,
+        })
+    }
+}
+
+pub(crate) fn parse_template(body: &Value) -> Result<WorkflowTemplate, EngineError> {
+    WorkflowTemplate::from_value(body).map_err(|e| {
+        EngineError::InvalidTemplate(vec![TemplateProblem {
+            pointer: String::new(),
+            code: weft_model::template::TemplateProblemCode::InvalidTemplate,
+            message: e.to_string(),
+        }])
+    })
+}

@@ -75,38 +75,28 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A loopback port nobody listens on (bash's /dev/tcp: no extra tool).
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "error: no free port found" >&2
-    return 1
-}
-
-PORT="$(free_port)"
-BASE="http://127.0.0.1:$PORT"
-API="$BASE/api/v1"
 TOKEN="weft_load_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 AUTH="Authorization: Bearer $TOKEN"
 
-echo "==> weft serve on 127.0.0.1:$PORT (data in $TMP)" >&2
+echo "==> weft serve (data in $TMP)" >&2
 # Run from the temporary directory so that no ./weft.toml is picked up.
 (
     cd "$TMP"
     unset WEFT_CONFIG WEFT_LISTEN WEFT_DB WEFT_DATA_DIR
     WEFT_ADMIN_TOKEN="$TOKEN" WEFT_LOG="${WEFT_LOG:-info}" exec "$BIN" serve \
-        --listen "127.0.0.1:$PORT" --data-dir "$TMP/data" --db "surrealkv://$TMP/db"
+        --listen 127.0.0.1:0 --data-dir "$TMP/data" --db "surrealkv://$TMP/db"
 ) >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 
+# Port 0: the OS picks a free port, and weft serve prints
+# `listening on http://ADDR` on stdout once it is bound.
+BASE=""
 deadline=$((SECONDS + READY_TIMEOUT))
-until curl -fsS -o /dev/null "$BASE/ready" 2>/dev/null; do
+until [[ -n "$BASE" ]] && curl -fsS -o /dev/null "$BASE/ready" 2>/dev/null; do
+    if [[ -z "$BASE" ]]; then
+        BASE="$(sed -n 's/^listening on //p' "$TMP/server.log" | head -n 1)"
+        API="$BASE/api/v1"
+    fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
         echo "error: the server exited before it was ready" >&2
         exit 1

@@ -13,17 +13,28 @@ if ! command -v st >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5"
 fi
 st_bin="$(command -v st || echo "$HOME/.local/bin/st")"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 data="$(mktemp -d)"
-WEFT_ADMIN_TOKEN=schemathesis WEFT_LOG=warn "$target/debug/weft" serve --db mem:// --listen "127.0.0.1:$port" --data-dir "$data" &
+# Port 0: the OS picks a free port, and weft serve prints
+# `listening on http://ADDR` on stdout once it is bound.
+WEFT_ADMIN_TOKEN=schemathesis WEFT_LOG=warn "$target/debug/weft" serve --db mem:// --listen 127.0.0.1:0 --data-dir "$data" >"$data/stdout" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 1 300); do
-  curl -fsS "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
+base=""
+deadline=$((SECONDS + 60))
+until [[ -n "$base" ]] && curl -fsS "$base/ready" >/dev/null 2>&1; do
+  base="$(sed -n 's/^listening on //p' "$data/stdout" | head -n 1)"
+  if ! kill -0 "$server" 2>/dev/null; then
+    echo "error: weft serve exited before it was ready" >&2
+    exit 1
+  fi
+  if ((SECONDS >= deadline)); then
+    echo "error: weft serve was not ready within 60 s" >&2
+    exit 1
+  fi
   sleep 0.1
 done
-echo "==> schemathesis against http://127.0.0.1:$port"
-"$st_bin" run "http://127.0.0.1:$port/api/v1/openapi.json" \
+echo "==> schemathesis against $base"
+"$st_bin" run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer schemathesis" \
   --max-examples "${WEFT_SCHEMATHESIS_EXAMPLES:-10}" \
   --exclude-checks positive_data_acceptance,negative_data_rejection \

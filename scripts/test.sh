@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: builds the guest components (first-party plugins,
 # hostile fixtures, the example plugin), then runs every test in the
-# workspace against them.
+# workspace against them, and the guest crates' own unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,6 +12,14 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test --workspace"
 cargo test --workspace --locked
+# The guest crates are their own workspaces, outside the one above; their
+# unit tests cover pure logic and run natively on the host (the wit-bindgen
+# imports they never reach there only work inside a component). They share
+# build-guests.sh's target directory; host builds land beside the wasm ones.
+echo "==> guest unit tests (plugins/, examples/hello-plugin)"
+guest_target="${WEFT_GUEST_TARGET_DIR:-$PWD/target/guests}"
+CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path plugins/Cargo.toml --locked
+CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path examples/hello-plugin/Cargo.toml --locked
 # `cargo test` builds no bench targets; build them (without running them)
 # so a change cannot break the benchmarks unnoticed.
 echo "==> cargo test --workspace --benches --no-run"

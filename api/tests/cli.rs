@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 const TOKEN: &str = "cli-test-token";
 const BIN: &str = env!("CARGO_BIN_EXE_weft");
 /// Upper bound for any one CLI invocation (a hung `--follow` fails the test).
@@ -46,14 +48,6 @@ impl Out {
         assert_eq!(self.code, 0, "{self:?}");
         self
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn examples() -> PathBuf {
@@ -125,21 +119,17 @@ fn output(mut cmd: Command, stdin: Option<&str>) -> Out {
 impl Server {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = weft_cmd()
-            .args(["serve", "--db", "mem://", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
+        let mut cmd = weft_cmd();
+        cmd.args(["serve", "--db", "mem://", "--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.path())
             .current_dir(dir.path())
             .env("WEFT_ADMIN_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        let (child, addr) = support::spawn_serve(cmd);
         let s = Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{addr}"),
             dir,
         };
         // Ready once the CLI itself sees the bundled plugin.
@@ -495,8 +485,9 @@ fn plugins_auth_and_usage_errors() {
     let out = output(cmd, None);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("no token given"), "{out:?}");
-    let nowhere = format!("http://127.0.0.1:{}", free_port());
-    let out = s.weft(&["--server", &nowhere, "runs", "list"]);
+    // Port 0 is never listened on: connecting to it is always refused.
+    let nowhere = "http://127.0.0.1:0";
+    let out = s.weft(&["--server", nowhere, "runs", "list"]);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains("cannot reach the Weft server"),
@@ -517,7 +508,7 @@ fn plugins_auth_and_usage_errors() {
     let core = Path::new(env!("CARGO_MANIFEST_DIR")).join("../build/wasm/core.wasm");
     let out = s.weft(&[
         "--server",
-        &nowhere,
+        nowhere,
         "plugin",
         "inspect",
         core.to_str().unwrap(),

@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{Server, assert_error_shape, free_port, server, start};
+use support::{Server, assert_error_shape, server, start};
 
 fn nested_array(depth: usize) -> Value {
     let mut v = json!(1);
@@ -310,10 +310,8 @@ async fn a_run_that_no_longer_decodes_is_failed_and_the_server_starts() {
     let data = tempfile::tempdir().unwrap();
     let db_dir = data.path().join("db");
     let url = format!("surrealkv://{}", db_dir.display());
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let args = ["--db", url.as_str(), "--listen", listen.as_str()];
-    let mut s = start(&args, &[], port, None).await;
+    let args = ["--db", url.as_str(), "--listen", "127.0.0.1:0"];
+    let mut s = start(&args, &[], None).await;
     s.template(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -339,10 +337,7 @@ async fn a_run_that_no_longer_decodes_is_failed_and_the_server_starts() {
     )
     .await;
 
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let args = ["--db", url.as_str(), "--listen", listen.as_str()];
-    let s = start(&args, &[], port, None).await;
+    let s = start(&args, &[], None).await;
     for run in [&bad_type, &bad_progress] {
         let r = s.api("GET", &format!("/workflow-runs/{run}"), None).await;
         assert_eq!(r.status, 200, "{}", r.text());
@@ -373,17 +368,15 @@ async fn a_step_retried_to_the_cap_pages_its_attempts() {
     let work = tempfile::tempdir().unwrap();
     let config = work.path().join("weft.toml");
     std::fs::write(&config, "[engine]\nmin_retry_backoff_ms = 1\n").unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     let args = [
         "--db",
         "mem://",
         "--listen",
-        &listen,
+        "127.0.0.1:0",
         "--config",
         config.to_str().unwrap(),
     ];
-    let s = start(&args, &[], port, None).await;
+    let s = start(&args, &[], None).await;
     s.install("hostile.wasm").await;
     s.template(
         "name: storm\nsteps:\n  - id: f\n    uses: hostile/fail\n    with: {kind: transient, message: again}\n    retry: {maxAttempts: 100, backoff: {kind: fixed, initial: 1ms, max: 1ms, jitter: 0}}\n",

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod support;
 
 const TOKEN: &str = "test-token";
 
@@ -25,29 +27,25 @@ impl Drop for Server {
 
 async fn server() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
-            "serve",
-            "--db",
-            "mem://",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("WEFT_ADMIN_TOKEN", TOKEN)
-        .env("WEFT_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args([
+        "serve",
+        "--db",
+        "mem://",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir.path())
+    .env("WEFT_ADMIN_TOKEN", TOKEN)
+    .env("WEFT_LOG", "warn");
+    // Waiting for the address blocks; keep it off the async workers.
+    let (child, addr) = tokio::task::spawn_blocking(move || support::spawn_serve(cmd))
+        .await
         .unwrap();
     let s = Server {
         child,
-        port,
+        port: addr.port(),
         _dir: dir,
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use support::{TOKEN, assert_error_shape, free_port, server, start};
+use support::{TOKEN, assert_error_shape, server, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -258,19 +258,16 @@ async fn weft_toml_sets_the_limits_per_route() {
         "[http]\nmax_body_bytes = 2000\nmax_template_body_bytes = 100000\n",
     )
     .unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     let s = start(
         &[
             "--db",
             "mem://",
             "--listen",
-            &listen,
+            "127.0.0.1:0",
             "--config",
             config.to_str().unwrap(),
         ],
         &[],
-        port,
         None,
     )
     .await;

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::{Server, assert_error_shape, free_port, server, start};
+use support::{Server, assert_error_shape, server, start};
 
 const FIBO: &str = "name: fib\nsteps:\n  - id: fib\n    uses: core/fibo\n    with: {n: 10}\n";
 const BROKEN: &str = "name: broken\nsteps:\n  - id: calc\n    uses: core/transform\n    with: {expression: 'data.nope.deeper', data: {}}\n";
@@ -297,17 +297,19 @@ async fn weft_toml_applies_under_env_and_flags() {
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     let data = data.to_str().unwrap();
-    let (from_file, from_env, from_flag) = (free_port(), free_port(), free_port());
-    std::fs::write(
-        work.path().join("weft.toml"),
+    let settings = |listen: &str| {
         format!(
-            "listen = \"127.0.0.1:{from_file}\"\ndb = \"mem://\"\n\n[engine]\nmax_concurrent_steps = 4\n\n[engine.step_limits]\ntimeout_ms = 300\n"
-        ),
-    )
-    .unwrap();
+            "listen = \"{listen}\"\ndb = \"mem://\"\n\n[engine]\nmax_concurrent_steps = 4\n\n[engine.step_limits]\ntimeout_ms = 300\n"
+        )
+    };
+    std::fs::write(work.path().join("weft.toml"), settings("127.0.0.1:0")).unwrap();
 
     // ./weft.toml is read by default: its listen address and its step timeout apply.
-    let s = start(&["--data-dir", data], &[], from_file, Some(work.path())).await;
+    let s = start(&["--data-dir", data], &[], Some(work.path())).await;
+    assert_ne!(
+        s.port, 8080,
+        "the file's listen address applies, not the default"
+    );
     s.template("name: slow\nsteps:\n  - id: nap\n    uses: core/sleep\n    with: {ms: 20000}\n")
         .await;
     let run = s.start_run("slow", json!({})).await;
@@ -319,44 +321,45 @@ async fn weft_toml_applies_under_env_and_flags() {
     assert_eq!(step["data"]["error"]["code"], "TIMEOUT", "{failed} {step}");
     drop(s);
 
+    // From here on the file names a port that is taken (held by this test
+    // for its whole length), so a server that used the file's address
+    // would fail to start: each start below proves its address won.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap();
+    std::fs::write(work.path().join("weft.toml"), settings(&taken.to_string())).unwrap();
+
     // The environment beats the file; WEFT_CONFIG names the file.
     let elsewhere = tempfile::tempdir().unwrap();
     let config = work.path().join("weft.toml");
-    let env_listen = format!("127.0.0.1:{from_env}");
     let s = start(
         &["--data-dir", data],
         &[
             ("WEFT_CONFIG", config.to_str().unwrap()),
-            ("WEFT_LISTEN", &env_listen),
+            ("WEFT_LISTEN", "127.0.0.1:0"),
         ],
-        from_env,
         Some(elsewhere.path()),
     )
     .await;
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", from_file))
-            .await
-            .is_err(),
-        "the file's address is overridden"
-    );
+    assert_ne!(s.addr, taken, "the file's address is overridden");
     drop(s);
 
     // A flag beats the environment.
-    let flag_listen = format!("127.0.0.1:{from_flag}");
-    let _s = start(
+    let taken_listen = taken.to_string();
+    let s = start(
         &[
             "--data-dir",
             data,
             "--config",
             config.to_str().unwrap(),
             "--listen",
-            &flag_listen,
+            "127.0.0.1:0",
         ],
-        &[("WEFT_LISTEN", &env_listen)],
-        from_flag,
+        &[("WEFT_LISTEN", &taken_listen)],
         Some(elsewhere.path()),
     )
     .await;
+    assert_ne!(s.addr, taken, "the environment's address is overridden");
+    drop(s);
 
     // A broken file stops the server with a message naming the key.
     std::fs::write(
@@ -376,6 +379,11 @@ async fn weft_toml_applies_under_env_and_flags() {
     assert!(err.contains("max_steps"), "{err}");
 }
 
+/// `args` as the `&str`s [`start`] takes.
+fn arg_refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 /// SIGTERM lets the step in flight finish and commits it, starts nothing
 /// new, and exits 0; the next start carries on without re-running it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,17 +391,15 @@ async fn sigterm_finishes_in_flight_steps_and_the_run_resumes_after_restart() {
     let work = tempfile::tempdir().unwrap();
     let db = format!("surrealkv://{}", work.path().join("db").display());
     let data = work.path().join("data");
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let args = [
-        "--db",
-        db.as_str(),
-        "--listen",
-        listen.as_str(),
-        "--data-dir",
-        data.to_str().unwrap(),
+    let mut args = vec![
+        "--db".to_owned(),
+        db.clone(),
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data-dir".to_owned(),
+        data.to_str().unwrap().to_owned(),
     ];
-    let mut s = start(&args, &[], port, None).await;
+    let mut s = start(&arg_refs(&args), &[], None).await;
     s.template(
         "name: two-naps\nsteps:\n  - id: first\n    uses: core/sleep\n    with: {ms: 1500}\n  - id: second\n    uses: core/noop\n    needs: [first]\n",
     )
@@ -409,7 +415,9 @@ async fn sigterm_finishes_in_flight_steps_and_the_run_resumes_after_restart() {
         asked.elapsed()
     );
 
-    let s = start(&args, &[], port, None).await;
+    // The restart listens where the first start did, as a restarted server would.
+    args[3] = s.addr.to_string();
+    let s = start(&arg_refs(&args), &[], None).await;
     let first = s
         .api("GET", &format!("/workflow-runs/{run}/steps/first"), None)
         .await

@@ -67,7 +67,9 @@
 #[allow(missing_docs, unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/weft-plugin@0.1.0",
+        // The crate's own copy, so it builds once published; a test below
+        // checks it is byte for byte the repository's `wit/`.
+        path: "wit/weft-plugin@0.1.0",
         world: "step-plugin",
         pub_export_macro: true,
         default_bindings_module: "weft_plugin_sdk::bindings",
@@ -165,4 +167,59 @@ macro_rules! export_plugin {
             $crate::bindings::export!(WeftPluginExports with_types_in $crate::bindings);
         };
     };
+}
+
+#[cfg(test)]
+mod wit_copy {
+    use std::path::{Path, PathBuf};
+
+    /// Every file under `dir`, relative to it, sorted.
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut todo = vec![dir.to_path_buf()];
+        while let Some(d) = todo.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    todo.push(path);
+                } else {
+                    out.push(path.strip_prefix(dir).unwrap().to_path_buf());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The crate carries its own copy of the contract (a published crate
+    /// cannot reach outside its directory); the repository's `wit/` stays
+    /// the one source of truth, and this keeps the two identical. Refresh
+    /// the copy with `scripts/sync-wit.sh`.
+    #[test]
+    fn the_crates_wit_is_an_exact_copy_of_the_repositorys() {
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ours = crate_dir.join("wit");
+        let repo = crate_dir.join("../wit");
+        if !repo.is_dir() {
+            // Built from the published crate: there is no repository to compare with.
+            return;
+        }
+        for version in ["weft-plugin@0.1.0"] {
+            let (ours, repo) = (ours.join(version), repo.join(version));
+            let listed = files(&ours);
+            assert_eq!(
+                listed,
+                files(&repo),
+                "plugin-sdk/wit/{version} lists other files than wit/{version}: run scripts/sync-wit.sh"
+            );
+            for file in listed {
+                assert!(
+                    std::fs::read(ours.join(&file)).unwrap()
+                        == std::fs::read(repo.join(&file)).unwrap(),
+                    "plugin-sdk/wit/{version}/{} differs from wit/{version}: run scripts/sync-wit.sh",
+                    file.display()
+                );
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use weft_host::InvokeError;
 use weft_model::{CapabilityGrants, HostPattern, PluginErrorKind, StepOutcome};
-use weft_tests::{host_with, request, serve_http};
+use weft_tests::{host_with, observe, request, serve_http};
 
 fn success(outcome: StepOutcome) -> serde_json::Value {
     match outcome {
@@ -142,14 +142,18 @@ async fn sleep_finishes_and_returns_early_when_cancelled() -> anyhow::Result<()>
     );
     assert_eq!(out["cancelled"], false);
 
-    let req = request(core, "sleep", json!({"ms": 60_000}));
+    let mut req = request(core, "sleep", json!({"ms": 60_000}));
     let cancel = req.cancel.clone();
-    let started = Instant::now();
+    let mut events = observe(&mut req);
     let task = tokio::spawn({
         let host = host.clone();
         async move { host.invoke_step(req).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Cancel once the plugin is asleep, so it is the plugin that notices.
+    events
+        .log_containing("sleeping 60000 ms", Duration::from_secs(30))
+        .await?;
+    let started = Instant::now();
     cancel.cancel();
     let result = task.await?;
     assert!(matches!(result, Err(InvokeError::Cancelled)), "{result:?}");

@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_host::{InvokeError, PluginHost};
 use weft_model::{InvocationLimits, PluginDigest, StepOutcome};
-use weft_tests::{host_with, request, tight_limits};
+use weft_tests::{host_with, observe, request, tight_limits};
+
+/// How long a plugin may take to start (instantiation included) on a
+/// loaded machine before a test gives up waiting for its first log line.
+const STARTED_WITHIN: Duration = Duration::from_secs(30);
 
 async fn run(
     host: &Arc<PluginHost>,
@@ -217,11 +221,13 @@ async fn a_plugin_that_ignores_cancellation_is_stopped_after_the_grace_period() 
         ..tight_limits(Duration::from_secs(60))
     });
     let cancel = req.cancel.clone();
+    let mut events = observe(&mut req);
     let task = tokio::spawn({
         let host = host.clone();
         async move { host.invoke_step(req).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Cancel only once the plugin runs, so it is the grace period that stops it.
+    events.log_containing("started", STARTED_WITHIN).await?;
     let cancelled_at = Instant::now();
     cancel.cancel();
     assert_eq!(task.await?, Err(InvokeError::Cancelled));
@@ -237,11 +243,12 @@ async fn a_plugin_that_ignores_cancellation_is_stopped_after_the_grace_period() 
         ..tight_limits(Duration::from_secs(60))
     });
     let cancel = spin.cancel.clone();
+    let mut events = observe(&mut spin);
     let task = tokio::spawn({
         let host = host.clone();
         async move { host.invoke_step(spin).await }
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    events.log_containing("started", STARTED_WITHIN).await?;
     cancel.cancel();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(3), task).await??,

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_host::{HostConfig, InvokeStepRequest, PluginHost};
+use weft_host::{HostConfig, InvokeStepRequest, PluginEvent, PluginHost};
 use weft_model::{InvocationLimits, PluginDigest, RunId, StepId};
 
 /// Directory holding the compiled guests (`scripts/build-guests.sh`).
@@ -95,6 +95,39 @@ pub fn request(
         RunId::new("run-test").unwrap(),
         StepId::new("step-test").unwrap(),
     )
+}
+
+/// What a plugin reports during one invocation, as it happens: lets a test
+/// wait for a real sign that the plugin is running (its first log line)
+/// instead of sleeping a guessed time.
+pub struct Events(tokio::sync::mpsc::UnboundedReceiver<PluginEvent>);
+
+/// Makes `req` report its events to the returned [`Events`].
+pub fn observe(req: &mut InvokeStepRequest) -> Events {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    req.observer = Some(Arc::new(tx));
+    Events(rx)
+}
+
+impl Events {
+    /// Waits up to `deadline` for a log line containing `text`. Fails when
+    /// the deadline passes, or when the invocation ends first (the host
+    /// drops the request, and with it the sender).
+    pub async fn log_containing(&mut self, text: &str, deadline: Duration) -> Result<()> {
+        let wait = async {
+            while let Some(event) = self.0.recv().await {
+                if let PluginEvent::Log { message, .. } = event
+                    && message.contains(text)
+                {
+                    return Ok(());
+                }
+            }
+            anyhow::bail!("the invocation ended without logging `{text}`")
+        };
+        tokio::time::timeout(deadline, wait)
+            .await
+            .with_context(|| format!("no log line `{text}` within {deadline:?}"))?
+    }
 }
 
 /// Limits with a short timeout for misbehaving plugins.

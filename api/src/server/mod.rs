@@ -21,7 +21,7 @@ pub mod views;
 use body_limit::{BodyLimits, Outcome};
 use envelope::{ApiError, ErrorBody, REQUEST_ID};
 use poem::http::StatusCode;
-use poem::listener::TcpListener;
+use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler, web::Data};
 use poem_openapi::OpenApiService;
 use std::sync::Arc;
@@ -294,11 +294,19 @@ pub async fn serve(
     grace: std::time::Duration,
     limits: BodyLimits,
 ) -> anyhow::Result<()> {
-    let public = format!("http://{listen}");
+    // Bind before announcing, and announce the bound address rather than the
+    // configured one, so `--listen 127.0.0.1:0` (a port the OS picks) can be
+    // found by whoever started the server (the tests do this).
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let public = format!("http://{}", listener.local_addr()?);
     let app = app(engine.clone(), &public, limits);
     metrics::spawn_upkeep();
     tracing::info!("weft listening on {public} (API docs at {public}/docs)");
-    poem::Server::new(TcpListener::bind(listen))
+    // The one machine-readable line of stdout: `listening on http://ADDR`.
+    println!("listening on {public}");
+    poem::Server::new_with_acceptor(TcpAcceptor::from_tokio(listener)?)
         .run_with_graceful_shutdown(
             app,
             shutdown_signal(),

@@ -1,11 +1,15 @@
-//! A real `weft serve` process on a loopback port, and a minimal HTTP/1.1
+//! A real `weft serve` process on a loopback port the OS picks, the one
+//! way every API test starts it ([`spawn_serve`]), and a minimal HTTP/1.1
 //! client for it (raw sockets: what is on the wire is what is asserted).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, dead_code)]
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -13,6 +17,9 @@ pub const TOKEN: &str = "test-token";
 
 pub struct Server {
     child: Child,
+    /// The address the server reported once bound.
+    pub addr: SocketAddr,
+    /// `addr`'s port (the server listens on 127.0.0.1).
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -24,25 +31,64 @@ impl Drop for Server {
     }
 }
 
-/// A free loopback port (bound then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// How long a `weft serve` may take to bind its port (it migrates the store
+/// and installs the bundled plugins first; debug builds are slow).
+const BIND_DEADLINE: Duration = Duration::from_secs(90);
+
+/// What `weft serve` prints on stdout once its listener is bound.
+const LISTENING: &str = "listening on http://";
+
+/// Spawns `cmd`, a `weft serve`, with its stdout piped, and waits (up to
+/// [`BIND_DEADLINE`]) for the `listening on http://ADDR` line it prints once
+/// bound; returns the child and the address. Start servers with `--listen
+/// 127.0.0.1:0` so the OS picks the port: a port picked in advance (bound,
+/// released, then handed over) can be taken by someone else in between.
+/// Panics if the server exits or stays silent past the deadline.
+pub fn spawn_serve(mut cmd: Command) -> (Child, SocketAddr) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Reads stdout to its end: after the address, what the server prints
+    // still has to be drained, or a full pipe would block it.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(addr) = line.strip_prefix(LISTENING) {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(BIND_DEADLINE) {
+        Ok(addr) => {
+            let addr = addr
+                .parse()
+                .unwrap_or_else(|e| panic!("weft serve announced `{addr}`: {e}"));
+            (child, addr)
+        }
+        // The reader finished: stdout closed, so the server is exiting.
+        Err(RecvTimeoutError::Disconnected) => {
+            let status = child.wait().unwrap();
+            panic!("weft serve exited with {status} before listening")
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("weft serve did not listen within {BIND_DEADLINE:?}")
+        }
+    }
 }
 
 /// A server with an in-memory store.
 pub async fn server() -> Server {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    start(&["--db", "mem://", "--listen", &listen], &[], port, None).await
+    start(&["--db", "mem://", "--listen", "127.0.0.1:0"], &[], None).await
 }
 
 /// Starts `weft serve` with `args` (plus `--data-dir` when none is given)
-/// and `env`, in `cwd` if given, and waits until `port` answers `/ready`.
-pub async fn start(args: &[&str], env: &[(&str, &str)], port: u16, cwd: Option<&Path>) -> Server {
+/// and `env`, in `cwd` if given, and waits until it answers `/ready` on the
+/// address it reports. The listen address comes from `args`, `env` or a
+/// `weft.toml`; give port 0 unless a test needs a port it already knows
+/// (a restart reuses the port its first start reported).
+pub async fn start(args: &[&str], env: &[(&str, &str)], cwd: Option<&Path>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
     cmd.arg("serve").args(args);
@@ -55,10 +101,17 @@ pub async fn start(args: &[&str], env: &[(&str, &str)], port: u16, cwd: Option<&
     cmd.env("WEFT_ADMIN_TOKEN", TOKEN)
         .env("WEFT_LOG", "warn")
         .envs(env.iter().copied())
-        .current_dir(cwd.unwrap_or(dir.path()))
-        .stdout(Stdio::null());
-    let child = cmd.spawn().unwrap();
-    let mut s = Server { child, port, dir };
+        .current_dir(cwd.unwrap_or(dir.path()));
+    // Waiting for the line blocks; keep it off the async workers.
+    let (child, addr) = tokio::task::spawn_blocking(move || spawn_serve(cmd))
+        .await
+        .unwrap();
+    let mut s = Server {
+        child,
+        port: addr.port(),
+        addr,
+        dir,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(r) = s.call("GET", "/ready", &[], None).await
@@ -71,7 +124,7 @@ pub async fn start(args: &[&str], env: &[(&str, &str)], port: u16, cwd: Option<&
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "server did not become ready on port {port}"
+            "server did not become ready on {addr}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -125,7 +178,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: Option<(&str, &[u8])>,
     ) -> std::io::Result<Resp> {
-        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let mut sock = tokio::net::TcpStream::connect(self.addr).await?;
         let mut req =
             format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
         for (k, v) in headers {

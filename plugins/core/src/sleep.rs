@@ -43,6 +43,9 @@ impl Step for Sleep {
         _ctx: &StepContext,
         input: SleepInput,
     ) -> Result<Outcome<SleepOutput>, PluginError> {
+        // Says when the sleep begins: the step's log shows it started, and a
+        // caller (a test) can wait for this line before cancelling it.
+        host::debug(&format!("sleeping {} ms", input.ms));
         Ok(Outcome::Done(sleep_in_slices(
             input.ms,
             host::cancelled,

@@ -59,16 +59,23 @@ pub struct ValueOutput {
     pub value: Option<String>,
 }
 
-/// `spin`: an infinite busy loop that never checks for cancellation.
+/// The line `spin` and `ignore-cancel` log before misbehaving, so a test can
+/// wait until the plugin really runs instead of sleeping a guessed time.
+pub const STARTED: &str = "started";
+
+/// `spin`: logs [`STARTED`], then busy-loops forever without checking for
+/// cancellation.
 pub struct Spin;
 
 impl Step for Spin {
     const NAME: &'static str = "spin";
-    const DESCRIPTION: &'static str = "Loops forever without yielding or checking cancellation.";
+    const DESCRIPTION: &'static str =
+        "Logs `started`, then loops forever without yielding or checking cancellation.";
     type Input = Value;
     type Output = Value;
 
     fn run(&self, _: &StepContext, _: Value) -> Result<Outcome<Value>, PluginError> {
+        host::info(STARTED);
         let mut counter = 0u64;
         loop {
             counter = black_box(counter.wrapping_add(1));
@@ -283,17 +290,19 @@ impl Step for ReadFile {
     }
 }
 
-/// `ignore-cancel`: sleeps 10 ms and does busy work, forever, never checking
-/// for cancellation.
+/// `ignore-cancel`: logs [`STARTED`], then sleeps 10 ms and does busy work,
+/// forever, never checking for cancellation.
 pub struct IgnoreCancel;
 
 impl Step for IgnoreCancel {
     const NAME: &'static str = "ignore-cancel";
-    const DESCRIPTION: &'static str = "Sleeps and works forever, never checking cancellation.";
+    const DESCRIPTION: &'static str =
+        "Logs `started`, then sleeps and works forever, never checking cancellation.";
     type Input = Value;
     type Output = Value;
 
     fn run(&self, _: &StepContext, _: Value) -> Result<Outcome<Value>, PluginError> {
+        host::info(STARTED);
         let mut total = 0u64;
         loop {
             std::thread::sleep(Duration::from_millis(10));

@@ -14,7 +14,7 @@ use poem_openapi::payload::{EventStream, Json};
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use serde_json::Value;
 use weft_engine::{Engine, PageRequest, StartRunRequest};
-use weft_engine::{FeedItem, FeedSpec, Logs};
+use weft_engine::{FeedSpec, Logs};
 use weft_model::RunStatus;
 use weft_store::RunFilter;
 
@@ -349,12 +349,7 @@ impl RunsApi {
             .engine
             .feed(&auth.0, spec)
             .await?
-            .filter_map(|item| async move {
-                match item {
-                    FeedItem::Log(l) => Some(LogView::from(l)),
-                    FeedItem::Event(_) => None,
-                }
-            })
+            .filter_map(|item| std::future::ready(item.into_log().map(LogView::from)))
             .boxed();
         Ok(LogsResponse::Stream(EventStream::new(stream).to_event(
             |l: LogView| {
@@ -390,12 +385,7 @@ impl RunsApi {
             .engine
             .feed(&auth.0, spec)
             .await?
-            .filter_map(|item| async move {
-                match item {
-                    FeedItem::Event(e) => Some(EventView::from(e)),
-                    FeedItem::Log(_) => None,
-                }
-            })
+            .filter_map(|item| std::future::ready(item.into_event().map(EventView::from)))
             .boxed();
         Ok(EventStream::new(stream).to_event(|e: EventView| {
             poem::web::sse::Event::message(serde_json::to_string(&e).unwrap_or_default())

@@ -32,6 +32,22 @@ pub enum FeedItem {
 }
 
 impl FeedItem {
+    /// The run event, if this is one.
+    pub fn into_event(self) -> Option<RunEvent> {
+        match self {
+            Self::Event(e) => Some(e),
+            Self::Log(_) => None,
+        }
+    }
+
+    /// The log line, if this is one.
+    pub fn into_log(self) -> Option<LogRecord> {
+        match self {
+            Self::Log(l) => Some(l),
+            Self::Event(_) => None,
+        }
+    }
+
     fn at(&self) -> i64 {
         match self {
             Self::Event(e) => e.at,

@@ -8,11 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use weft_engine::PageRequest;
-use weft_model::{RunStatus, StepStatus};
-use weft_store::StepRecord;
+use weft_model::{LogSource, RunStatus, RunStep, StepStatus};
 use weft_tests::admin;
 
-fn step<'a>(steps: &'a [StepRecord], key: &str) -> &'a StepRecord {
+fn step<'a>(steps: &'a [RunStep], key: &str) -> &'a RunStep {
     steps
         .iter()
         .find(|s| s.key == key)
@@ -101,7 +100,8 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
         let logs = engine.step_logs(admin(), &id, "b", 0, 100).await?;
         assert!(
             logs.iter()
-                .any(|l| l.source == "engine" && l.message.contains("interrupted by a restart")),
+                .any(|l| l.source == LogSource::Engine
+                    && l.message.contains("interrupted by a restart")),
             "{logs:?}"
         );
         // A running run's record is not rewritten per step: the counters

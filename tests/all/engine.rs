@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use weft_engine::{Engine, EngineError, PageRequest, StartRunRequest};
 use weft_model::template::TemplateProblemCode;
-use weft_model::{RunStatus, StepStatus};
+use weft_model::{EventData, EventKind, LogSource, RunStatus, StepStatus};
 use weft_tests::admin;
 use weft_tests::engine_with;
 
@@ -67,7 +67,7 @@ async fn a_dag_with_expressions_succeeds() -> anyhow::Result<()> {
     assert_eq!(done.progress.completed, 4);
     let events = engine.run_events(admin(), &run, 0, 100).await?;
     weft_tests::assert_dense_sequence(&events, "event sequence is dense");
-    assert!(events.iter().any(|e| e.kind == "run.success"));
+    assert!(events.iter().any(|e| e.kind == EventKind::RunSucceeded));
 
     // Bad inputs are refused before anything runs.
     match engine
@@ -180,8 +180,8 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
     let done = engine.wait_for(admin(), &run, &[], WAIT).await?;
     assert_eq!(done.status, RunStatus::Failed);
     assert_eq!(
-        done.error.as_ref().map(|e| e["step"].clone()),
-        Some(json!("app"))
+        done.error.as_ref().and_then(|e| e.step.clone()),
+        Some("app".to_owned())
     );
     let app = engine
         .steps(admin(), &run)
@@ -209,16 +209,22 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
     assert_eq!(app.last_attempt.map(|a| a.attempt), Some(3));
     let events = engine.run_events(admin(), &run, 0, 200).await?;
     assert_eq!(
-        events.iter().filter(|e| e.kind == "step.retrying").count(),
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::StepRetrying)
+            .count(),
         2
     );
     let compensated: Vec<(String, Value)> = events
         .iter()
-        .filter(|e| e.kind == "step.compensated")
+        .filter(|e| e.kind == EventKind::StepCompensated)
         .map(|e| {
             (
                 e.step.clone().unwrap_or_default(),
-                e.data.clone().unwrap_or_default(),
+                match e.data.clone() {
+                    Some(EventData::Output(v)) => v,
+                    other => json!(format!("{other:?}")),
+                },
             )
         })
         .collect();
@@ -232,7 +238,7 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
     let logs = engine.step_logs(admin(), &run, "app", 0, 100).await?;
     assert!(
         logs.iter()
-            .any(|l| l.source == "engine" && l.message.contains("retrying")),
+            .any(|l| l.source == LogSource::Engine && l.message.contains("retrying")),
         "{logs:?}"
     );
     Ok(())

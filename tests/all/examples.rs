@@ -3,8 +3,8 @@
 use serde_json::json;
 use std::time::Duration;
 use weft_engine::StartRunRequest;
-use weft_model::RunStatus;
 use weft_model::template::WorkflowTemplate;
+use weft_model::{EventKind, RunStatus};
 use weft_tests::admin;
 
 fn example(name: &str) -> anyhow::Result<serde_json::Value> {
@@ -89,7 +89,7 @@ async fn the_examples_run() -> anyhow::Result<()> {
     let events = engine.run_events(admin(), &run.run_id, 0, 200).await?;
     let undone: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "step.compensated")
+        .filter(|e| e.kind == EventKind::StepCompensated)
         .filter_map(|e| e.step.clone())
         .collect();
     assert_eq!(undone, ["database", "network"]);

@@ -6,7 +6,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_host::{InvokeError, PluginHost};
-use weft_model::{InvocationLimits, PluginDigest, StepOutcome};
+use weft_model::{FailureCode, InvocationLimits, PluginDigest, StepOutcome};
 use weft_tests::{host_with, observe, request, tight_limits};
 
 /// How long a plugin may take to start (instantiation included) on a
@@ -297,9 +297,9 @@ async fn many_hostile_invocations_at_once_leave_the_host_healthy() -> anyhow::Re
     }
     for (i, code) in codes.iter().enumerate() {
         let expected = match i % 4 {
-            0 => Some("TIMEOUT"),
-            1 => Some("MEMORY_LIMIT_EXCEEDED"),
-            2 => Some("TRAP"),
+            0 => Some(FailureCode::Timeout),
+            1 => Some(FailureCode::MemoryLimitExceeded),
+            2 => Some(FailureCode::Trap),
             _ => None,
         };
         assert_eq!(*code, expected, "invocation {i}");

@@ -93,7 +93,7 @@ async fn too_many_artifacts_fail_the_invocation() -> anyhow::Result<()> {
     let r = host.invoke_step(req).await;
     assert_eq!(r, Err(InvokeError::ArtifactCountExceeded { limit: 10 }));
     assert_eq!(
-        r.unwrap_err().code(),
+        r.unwrap_err().code().as_str(),
         "ARTIFACT_COUNT_EXCEEDED",
         "a machine-readable code"
     );

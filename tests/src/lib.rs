@@ -208,7 +208,7 @@ pub async fn engine_and_store(
 }
 
 /// Asserts that `events` are numbered 1, 2, 3… with no gap or repeat.
-pub fn assert_dense_sequence(events: &[weft_store::RunEvent], what: &str) {
+pub fn assert_dense_sequence(events: &[weft_model::RunEvent], what: &str) {
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(
         seqs,

@@ -390,7 +390,7 @@ impl RunsApi {
         Ok(EventStream::new(stream).to_event(|e: EventView| {
             poem::web::sse::Event::message(serde_json::to_string(&e).unwrap_or_default())
                 .id(e.seq.to_string())
-                .event_type(e.kind.clone())
+                .event_type(e.kind.as_str())
         }))
     }
 }

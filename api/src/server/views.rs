@@ -4,9 +4,9 @@ use super::envelope::rfc3339_ms;
 use poem_openapi::Object;
 use serde_json::Value;
 use weft_engine::PluginEntry;
-use weft_store::{
-    AttemptRecord, LogRecord, RunEvent, RunRecord, StepRecord, TemplateRecord,
-    TemplateRevisionRecord,
+use weft_model::{
+    EventKind, Failure, LogLevel, LogLine, LogSource, RunEvent, RunStatus, RunStep, StepAttempt,
+    StepStatus, TemplateHead, TemplateRevision, WorkflowRun,
 };
 
 /// An installed plugin.
@@ -108,8 +108,8 @@ pub struct TemplateView {
     pub updated_at: String,
 }
 
-impl From<TemplateRecord> for TemplateView {
-    fn from(t: TemplateRecord) -> Self {
+impl From<TemplateHead> for TemplateView {
+    fn from(t: TemplateHead) -> Self {
         Self {
             id: t.template_id,
             name: t.name,
@@ -133,8 +133,8 @@ pub struct TemplateRevisionView {
     pub created_at: String,
 }
 
-impl From<TemplateRevisionRecord> for TemplateRevisionView {
-    fn from(r: TemplateRevisionRecord) -> Self {
+impl From<TemplateRevision> for TemplateRevisionView {
+    fn from(r: TemplateRevision) -> Self {
         Self {
             revision: r.revision,
             body: r.body,
@@ -161,8 +161,8 @@ pub struct ProgressView {
 pub struct RunView {
     /// Run id.
     pub id: String,
-    /// `PENDING`, `RUNNING`, `PAUSED`, `AWAITING_INPUT`, `SUCCESS`, `FAILED` or `CANCELLED`.
-    pub status: String,
+    /// Where the run stands.
+    pub status: RunStatus,
     /// Template name.
     pub template: String,
     /// Template id.
@@ -176,7 +176,7 @@ pub struct RunView {
     pub outputs: Option<Value>,
     /// The failure, if any.
     #[oai(skip_serializing_if_is_none)]
-    pub error: Option<Value>,
+    pub error: Option<Failure>,
     /// Progress.
     pub progress: ProgressView,
     /// Created.
@@ -189,11 +189,11 @@ pub struct RunView {
     pub ended_at: Option<String>,
 }
 
-impl From<RunRecord> for RunView {
-    fn from(r: RunRecord) -> Self {
+impl From<WorkflowRun> for RunView {
+    fn from(r: WorkflowRun) -> Self {
         Self {
             id: r.run_id,
-            status: r.status.as_str().to_owned(),
+            status: r.status,
             template: r.template_name,
             template_id: r.template_id,
             revision: r.revision,
@@ -219,7 +219,7 @@ pub struct AttemptView {
     /// Attempt number.
     pub attempt: u32,
     /// How it ended (or `RUNNING`).
-    pub status: String,
+    pub status: StepStatus,
     /// Started.
     pub started_at: String,
     /// Ended.
@@ -227,7 +227,7 @@ pub struct AttemptView {
     pub ended_at: Option<String>,
     /// Its error.
     #[oai(skip_serializing_if_is_none)]
-    pub error: Option<Value>,
+    pub error: Option<Failure>,
 }
 
 /// A step (or `forEach` item) of a run.
@@ -237,7 +237,7 @@ pub struct StepView {
     /// Step id, or `id[i]` for a `forEach` item.
     pub id: String,
     /// Status.
-    pub status: String,
+    pub status: StepStatus,
     /// Current attempt (0 before the first).
     pub attempt: u32,
     /// Evaluated input of the current attempt.
@@ -248,7 +248,7 @@ pub struct StepView {
     pub output: Option<Value>,
     /// Error once failed.
     #[oai(skip_serializing_if_is_none)]
-    pub error: Option<Value>,
+    pub error: Option<Failure>,
     /// Pending input request.
     #[oai(skip_serializing_if_is_none)]
     pub input_request: Option<Value>,
@@ -263,11 +263,11 @@ pub struct StepView {
     pub ended_at: Option<String>,
 }
 
-impl From<StepRecord> for StepView {
-    fn from(s: StepRecord) -> Self {
+impl From<RunStep> for StepView {
+    fn from(s: RunStep) -> Self {
         Self {
             id: s.key,
-            status: s.status.as_str().to_owned(),
+            status: s.status,
             attempt: s.attempt,
             input: s.input,
             output: s.output,
@@ -280,11 +280,11 @@ impl From<StepRecord> for StepView {
     }
 }
 
-impl From<AttemptRecord> for AttemptView {
-    fn from(a: AttemptRecord) -> Self {
+impl From<StepAttempt> for AttemptView {
+    fn from(a: StepAttempt) -> Self {
         Self {
             attempt: a.attempt,
-            status: a.status.as_str().to_owned(),
+            status: a.status,
             started_at: rfc3339_ms(a.started_at),
             ended_at: a.ended_at.map(rfc3339_ms),
             error: a.error,
@@ -303,19 +303,19 @@ pub struct LogView {
     pub attempt: u32,
     /// When.
     pub at: String,
-    /// Level (`trace`…`error`, `progress`).
-    pub level: String,
+    /// Severity.
+    pub level: LogLevel,
     /// Text.
     pub message: String,
     /// Structured context.
     #[oai(skip_serializing_if_is_none)]
     pub context: Option<Value>,
-    /// `plugin`, `stdout`, `stderr` or `engine`.
-    pub source: String,
+    /// Who wrote it.
+    pub source: LogSource,
 }
 
-impl From<LogRecord> for LogView {
-    fn from(l: LogRecord) -> Self {
+impl From<LogLine> for LogView {
+    fn from(l: LogLine) -> Self {
         Self {
             seq: l.seq,
             attempt: l.attempt,
@@ -337,8 +337,8 @@ pub struct EventView {
     pub seq: u64,
     /// When.
     pub at: String,
-    /// Kind, e.g. `step.retrying`.
-    pub kind: String,
+    /// What happened.
+    pub kind: EventKind,
     /// Step, for step events.
     #[oai(skip_serializing_if_is_none)]
     pub step: Option<String>,

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast};
 use weft_engine::{Engine, EngineConfig, LiveEvent, StartRunRequest};
 use weft_host::{HostConfig, InvokeStepRequest, PluginHost};
-use weft_model::{Principal, RunId, RunStatus, StepId, StepStatus};
-use weft_store::{RunRecord, Store, Transition};
+use weft_model::{EventKind, Principal, RunId, RunStatus, StepId, StepStatus, WorkflowRun};
+use weft_store::{Store, Transition};
 
 /// The store commit bench's records: the reference transition is the same.
 #[path = "../../store/benches/fixtures/mod.rs"]
@@ -105,10 +105,10 @@ async fn wait_run(
     run_id: &str,
     statuses: &[RunStatus],
     timeout: Duration,
-) -> Result<RunRecord> {
+) -> Result<WorkflowRun> {
     let mut rx = engine.subscribe(Principal::bootstrap_admin(), run_id)?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let hit = |r: &RunRecord| {
+    let hit = |r: &WorkflowRun| {
         if statuses.is_empty() {
             r.status.is_terminal()
         } else {
@@ -124,8 +124,8 @@ async fn wait_run(
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Err(_) => bail!("run {run_id} still {} after {timeout:?}", run.status),
             // Run-level events say the new status; no store read needed.
-            Ok(Ok(LiveEvent::Event(e))) if e.kind.starts_with("run.") => {
-                if let Some(status) = status_of(&e.kind, &e.message) {
+            Ok(Ok(LiveEvent::Event(e))) if !e.kind.is_step() => {
+                if let Some(status) = status_of(e.kind, &e.message) {
                     run.status = status;
                 }
             }
@@ -142,13 +142,13 @@ async fn wait_run(
 }
 
 /// The run status a run-level event announces, if any.
-fn status_of(kind: &str, message: &str) -> Option<RunStatus> {
+fn status_of(kind: EventKind, message: &str) -> Option<RunStatus> {
     match kind {
-        "run.success" => Some(RunStatus::Success),
-        "run.failed" => Some(RunStatus::Failed),
-        "run.cancelled" => Some(RunStatus::Cancelled),
-        "run.paused" => Some(RunStatus::Paused),
-        "run.status" => match message {
+        EventKind::RunSucceeded => Some(RunStatus::Success),
+        EventKind::RunFailed => Some(RunStatus::Failed),
+        EventKind::RunCancelled => Some(RunStatus::Cancelled),
+        EventKind::RunPaused => Some(RunStatus::Paused),
+        EventKind::RunStatusChanged => match message {
             "AWAITING_INPUT" => Some(RunStatus::AwaitingInput),
             "RUNNING" => Some(RunStatus::Running),
             _ => None,
@@ -167,7 +167,7 @@ async fn diagnose(engine: &Engine, run_id: &str) -> String {
     let mut out = format!(
         "run {run_id}: status {} error {} progress {:?}",
         run.status,
-        run.error.as_ref().map_or("-".into(), Value::to_string),
+        run.error.as_ref().map_or("-".into(), ToString::to_string),
         run.progress
     );
     match engine.steps(Principal::bootstrap_admin(), run_id).await {
@@ -188,7 +188,7 @@ async fn diagnose(engine: &Engine, run_id: &str) -> String {
                     s.key,
                     s.status,
                     s.attempt,
-                    s.error.as_ref().map_or("-".into(), Value::to_string)
+                    s.error.as_ref().map_or("-".into(), ToString::to_string)
                 ));
             }
         }
@@ -362,7 +362,7 @@ fn main() -> Result<()> {
             host.invoke_step(req()).await?;
             invoke.push(t.elapsed());
         }
-        let mut record = RunRecord {
+        let mut record = WorkflowRun {
             run_id: "bench-commit".into(),
             template_id: "bench".into(),
             template_name: "bench".into(),
@@ -472,7 +472,7 @@ fn main() -> Result<()> {
         println!("| measurement | p50 | p99 | n |");
         println!("|---|---|---|---|");
         println!("| host: core/fibo(10) invocation | {} | {} | {invoke_n} |", fmt(invoke), fmt(invoke_p99));
-        println!("| store: commit of one RunRecord update (surrealkv, fsync) | {} | {} | {commit_n} |", fmt(commit), fmt(commit_p99));
+        println!("| store: commit of one WorkflowRun update (surrealkv, fsync) | {} | {} | {commit_n} |", fmt(commit), fmt(commit_p99));
         println!("| invocation + commit | {} | | |", fmt(invoke + commit));
         println!("| store: commit of one sequential-step transition (2 steps, 2 events) | {} | {} | {step_commit_n} |", fmt(step_commit), fmt(step_commit_p99));
         println!();

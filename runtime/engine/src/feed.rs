@@ -17,7 +17,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use weft_model::Principal;
-use weft_store::{LogRecord, RunEvent, Store, StoreError};
+use weft_model::{LogLine, RunEvent};
+use weft_store::{Store, StoreError};
 
 /// Page size of backlog reads.
 const PAGE: u32 = 1000;
@@ -28,7 +29,7 @@ pub enum FeedItem {
     /// A run event (sequence numbers are dense per run).
     Event(RunEvent),
     /// A step's log line (sequence numbers are per step).
-    Log(LogRecord),
+    Log(LogLine),
 }
 
 impl FeedItem {
@@ -41,7 +42,7 @@ impl FeedItem {
     }
 
     /// The log line, if this is one.
-    pub fn into_log(self) -> Option<LogRecord> {
+    pub fn into_log(self) -> Option<LogLine> {
         match self {
             Self::Log(l) => Some(l),
             Self::Event(_) => None,
@@ -86,11 +87,6 @@ pub struct FeedSpec {
     pub events_after: Option<u64>,
     /// Log lines.
     pub logs: Logs,
-}
-
-/// Whether an event kind marks the end of a run (feeds stop there).
-pub fn ends_run(kind: &str) -> bool {
-    matches!(kind, "run.success" | "run.failed" | "run.cancelled")
 }
 
 impl Engine {
@@ -252,7 +248,7 @@ impl Producer {
                     if ev.seq > self.events_sent {
                         self.send(FeedItem::Event(Arc::unwrap_or_clone(ev))).await?;
                     }
-                } else if ends_run(&ev.kind) {
+                } else if ev.kind.ends_run() {
                     self.finished = true;
                 }
                 Ok(())
@@ -276,7 +272,7 @@ impl Producer {
         match &item {
             FeedItem::Event(e) => {
                 self.events_sent = self.events_sent.max(e.seq);
-                self.finished |= ends_run(&e.kind);
+                self.finished |= e.kind.ends_run();
             }
             FeedItem::Log(l) => {
                 let seen = self.log_sent.entry(l.step_key.clone()).or_insert(0);

@@ -12,12 +12,12 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use serde_json::Value;
 use std::sync::Arc;
-use weft_store::RunRecord;
+use weft_model::WorkflowRun;
 
 /// A finished run's record and its estimated size.
 #[derive(Debug)]
 struct Entry {
-    record: RunRecord,
+    record: WorkflowRun,
     bytes: u64,
 }
 
@@ -52,12 +52,12 @@ impl FinishedRuns {
     }
 
     /// The record of a finished run, if cached.
-    pub(crate) fn get(&self, run_id: &str) -> Option<RunRecord> {
+    pub(crate) fn get(&self, run_id: &str) -> Option<WorkflowRun> {
         self.cache.as_ref()?.get(run_id).map(|e| e.record.clone())
     }
 
     /// Remembers `record` if its run has finished; anything else can still change.
-    pub(crate) fn remember(&self, record: &RunRecord) {
+    pub(crate) fn remember(&self, record: &WorkflowRun) {
         let Some(cache) = &self.cache else { return };
         if !record.status.is_terminal() {
             return;
@@ -65,7 +65,7 @@ impl FinishedRuns {
         let bytes = RECORD_OVERHEAD
             + json_size(&record.inputs)
             + record.outputs.as_ref().map_or(0, json_size)
-            + record.error.as_ref().map_or(0, json_size)
+            + record.error.as_ref().map_or(0, failure_size)
             + record
                 .pinned_plugins
                 .iter()
@@ -79,6 +79,14 @@ impl FinishedRuns {
             }),
         );
     }
+}
+
+/// Rough heap size of a failure and its causes.
+fn failure_size(f: &weft_model::Failure) -> u64 {
+    64 + f.message.len() as u64
+        + f.step.as_ref().map_or(0, |s| s.len() as u64)
+        + f.details.as_ref().map_or(0, json_size)
+        + f.cause.as_deref().map_or(0, failure_size)
 }
 
 /// Rough heap size of a JSON value: string bytes plus a word or two per node.

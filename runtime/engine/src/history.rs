@@ -3,7 +3,8 @@
 
 use crate::{Engine, EngineError, Operation};
 use weft_model::Principal;
-use weft_store::{ArtifactEntry, LogRecord, RunEvent};
+use weft_model::{LogLine, RunEvent};
+use weft_store::ArtifactEntry;
 
 /// An artifact's metadata and bytes.
 #[derive(Debug, Clone)]
@@ -37,7 +38,7 @@ impl Engine {
         step_key: &str,
         after: u64,
         limit: u32,
-    ) -> Result<Vec<LogRecord>, EngineError> {
+    ) -> Result<Vec<LogLine>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         self.run(caller, run_id).await?;
         Ok(self

@@ -36,7 +36,7 @@ mod test_support;
 pub use config::{EngineConfig, WORKER_STACK_BYTES};
 pub use error::EngineError;
 pub use evaluate::ExpressionSettings;
-pub use feed::{FeedItem, FeedSpec, Logs, ends_run};
+pub use feed::{FeedItem, FeedSpec, Logs};
 pub use gate::Operation;
 pub use history::Artifact;
 pub use listing::{MAX_PAGE_SIZE, Page, PageRequest};

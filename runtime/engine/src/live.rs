@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
-use weft_store::{LogRecord, RunEvent};
+use weft_model::{LogLine, RunEvent};
 
 /// Something that happened in a run, already durable. Shared, not owned:
 /// every subscriber's receive clones the value, and a small value keeps
@@ -14,7 +14,7 @@ pub enum LiveEvent {
     /// An event-log entry (status changes, step transitions…).
     Event(Arc<RunEvent>),
     /// A log line of a step attempt.
-    Log(Arc<LogRecord>),
+    Log(Arc<LogLine>),
 }
 
 /// How many live events a slow subscriber may fall behind before it is

@@ -7,8 +7,8 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use weft_model::PluginDigest;
 use weft_model::template::{ExprContext, ExprError, RetryOn, ValidatedTemplate};
+use weft_model::{FailureCode, PluginDigest};
 
 /// Why a step's expressions gave no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub(crate) enum ExprFailure {
 /// naming what failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StepExprError {
-    pub(crate) code: &'static str,
+    pub(crate) code: FailureCode,
     pub(crate) message: String,
 }
 
@@ -33,7 +33,7 @@ impl ExprFailure {
         Self::failed(e.code(), format!("{what} failed: {e}"))
     }
 
-    fn failed(code: &'static str, message: String) -> Self {
+    fn failed(code: FailureCode, message: String) -> Self {
         Self::Failed(StepExprError { code, message })
     }
 }
@@ -196,17 +196,16 @@ impl RunPlan {
         ctx: &ExprContext,
         inline_only: bool,
     ) -> Result<Value, ExprFailure> {
-        let s = self
-            .validated
-            .step(id)
-            .ok_or_else(|| ExprFailure::failed("INTERNAL", format!("unknown step {id}")))?;
+        let s = self.validated.step(id).ok_or_else(|| {
+            ExprFailure::failed(FailureCode::Internal, format!("unknown step {id}"))
+        })?;
         let input = settle(
             "evaluating `with`",
             self.eval.run(inline_only, |b| s.with.evaluate_with(ctx, b)),
         )?;
         self.validated.validate_input(id, &input).map_err(|errs| {
             ExprFailure::failed(
-                "INVALID_INPUT",
+                FailureCode::InvalidInput,
                 format!(
                     "input does not match the step type's schema: {}",
                     errs.join("; ")

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use weft_model::RunStatus;
-use weft_store::{RunProgress, RunRecord};
+use weft_model::{RunProgress, WorkflowRun};
 
 /// Current progress of RUNNING runs whose stored record is behind.
 #[derive(Default)]
@@ -39,7 +39,7 @@ impl LiveProgress {
     }
 
     /// Brings a stored run's progress up to date.
-    pub(crate) fn overlay(&self, run: &mut RunRecord) {
+    pub(crate) fn overlay(&self, run: &mut WorkflowRun) {
         if run.status != RunStatus::Running {
             return;
         }
@@ -53,7 +53,7 @@ impl LiveProgress {
 mod tests {
     use super::*;
 
-    fn run(status: RunStatus) -> RunRecord {
+    fn run(status: RunStatus) -> WorkflowRun {
         crate::test_support::run_record("r", status)
     }
 

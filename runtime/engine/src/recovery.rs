@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use weft_model::PluginDigest;
+use weft_model::WorkflowRun;
 use weft_model::template::validate_template_with;
-use weft_store::{RunRecord, StoreError};
+use weft_store::StoreError;
 
 impl Engine {
     /// Starts an actor for every unfinished run, failing those that cannot be loaded.
@@ -63,7 +64,7 @@ impl Engine {
     }
 
     /// Rebuilds a run's plan from its pinned revision and plugin digests.
-    pub(crate) async fn plan_for(&self, run: &RunRecord) -> Result<Arc<RunPlan>, EngineError> {
+    pub(crate) async fn plan_for(&self, run: &WorkflowRun) -> Result<Arc<RunPlan>, EngineError> {
         let rev = self
             .shared
             .store

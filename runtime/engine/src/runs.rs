@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use weft_model::template::validate_template_with;
-use weft_model::{Principal, RunStatus, check_json};
-use weft_store::{AttemptRecord, RunFilter, RunPage, RunRecord, StepRecord, now_ms};
+use weft_model::{EventKind, Principal, RunStatus, check_json};
+use weft_model::{RunStep, StepAttempt, WorkflowRun};
+use weft_store::{RunFilter, RunPage, now_ms};
 
 /// What starts a run.
 #[derive(Debug, Clone)]
@@ -33,7 +34,7 @@ impl Engine {
         &self,
         caller: &Principal,
         req: StartRunRequest,
-    ) -> Result<RunRecord, EngineError> {
+    ) -> Result<WorkflowRun, EngineError> {
         self.authorize(caller, Operation::StartRun)?;
         if self.shared.is_stopping() {
             return Err(EngineError::ShuttingDown);
@@ -71,7 +72,7 @@ impl Engine {
             .map_err(EngineError::InvalidInputs)?;
         let run_id = new_id();
         let created_at = now_ms();
-        let run = RunRecord {
+        let run = WorkflowRun {
             run_id: run_id.clone(),
             template_id: t.template_id,
             template_name: t.name,
@@ -90,11 +91,11 @@ impl Engine {
             next_log_seq: 1,
             next_journal_seq: 1,
         };
-        let created = weft_store::RunEvent {
+        let created = weft_model::RunEvent {
             run_id: run_id.clone(),
             seq: 1,
             at: created_at,
-            kind: "run.created".into(),
+            kind: EventKind::RunCreated,
             step: None,
             attempt: None,
             message: format!(
@@ -231,7 +232,7 @@ impl Engine {
     }
 
     /// A run's current state.
-    pub async fn run(&self, caller: &Principal, run_id: &str) -> Result<RunRecord, EngineError> {
+    pub async fn run(&self, caller: &Principal, run_id: &str) -> Result<WorkflowRun, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         if let Some(run) = self.shared.finished_runs.get(run_id) {
             return Ok(run);
@@ -261,7 +262,7 @@ impl Engine {
         &self,
         caller: &Principal,
         run_id: &str,
-    ) -> Result<Vec<StepRecord>, EngineError> {
+    ) -> Result<Vec<RunStep>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         Ok(self.shared.store.steps(run_id).await?)
     }
@@ -284,7 +285,7 @@ impl Engine {
         run_id: &str,
         statuses: &[RunStatus],
         timeout: Duration,
-    ) -> Result<RunRecord, EngineError> {
+    ) -> Result<WorkflowRun, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         let mut rx = self.shared.live.subscribe(run_id);
         let deadline = tokio::time::Instant::now() + timeout;
@@ -319,7 +320,7 @@ impl Engine {
         caller: &Principal,
         run_id: &str,
         page: PageRequest,
-    ) -> Result<Page<StepRecord>, EngineError> {
+    ) -> Result<Page<RunStep>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         self.run(caller, run_id).await?;
         Ok(page.slice(self.shared.store.steps(run_id).await?))
@@ -331,7 +332,7 @@ impl Engine {
         caller: &Principal,
         run_id: &str,
         key: &str,
-    ) -> Result<StepRecord, EngineError> {
+    ) -> Result<RunStep, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         self.run(caller, run_id).await?;
         self.shared
@@ -350,7 +351,7 @@ impl Engine {
         run_id: &str,
         key: &str,
         page: PageRequest,
-    ) -> Result<Page<AttemptRecord>, EngineError> {
+    ) -> Result<Page<StepAttempt>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         let step = self.step(caller, run_id, key).await?;
         let p = self

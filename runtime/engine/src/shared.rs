@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc, watch};
 use weft_host::PluginHost;
-use weft_store::{RunRecord, StepRecord, Store};
+use weft_model::{RunStep, WorkflowRun};
+use weft_store::Store;
 
 /// State shared by the engine and its run actors.
 pub(crate) struct Shared {
@@ -74,8 +75,8 @@ impl Shared {
     /// numbers of a RUNNING run's record may be behind its events and logs.
     pub(crate) async fn load_run(
         &self,
-        mut run: RunRecord,
-    ) -> Result<(RunRecord, Vec<StepRecord>), EngineError> {
+        mut run: WorkflowRun,
+    ) -> Result<(WorkflowRun, Vec<RunStep>), EngineError> {
         let steps = self.store.steps(&run.run_id).await?;
         let next = self.store.next_sequences(&run.run_id).await?;
         run.next_event_seq = run.next_event_seq.max(next.event);

@@ -4,10 +4,10 @@
 use crate::{Engine, EngineError, Operation, Page, PageRequest, new_id};
 use serde_json::Value;
 use weft_model::Principal;
+use weft_model::TemplateHead;
 use weft_model::template::{
     TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template_with,
 };
-use weft_store::TemplateRecord;
 
 impl Engine {
     /// Validates a template body against the installed plugins.
@@ -27,7 +27,7 @@ impl Engine {
         &self,
         caller: &Principal,
         body: &Value,
-    ) -> Result<TemplateRecord, EngineError> {
+    ) -> Result<TemplateHead, EngineError> {
         self.authorize(caller, Operation::ManageTemplates)?;
         let validated = self.validate_template(caller, body)?;
         let name = validated.template().name.clone();
@@ -42,7 +42,7 @@ impl Engine {
         id_or_name: &str,
         body: &Value,
         expected_revision: u32,
-    ) -> Result<TemplateRecord, EngineError> {
+    ) -> Result<TemplateHead, EngineError> {
         self.authorize(caller, Operation::ManageTemplates)?;
         self.validate_template(caller, body)?;
         let current = self.shared.store.template(id_or_name).await?;
@@ -59,7 +59,7 @@ impl Engine {
         &self,
         caller: &Principal,
         id_or_name: &str,
-    ) -> Result<TemplateRecord, EngineError> {
+    ) -> Result<TemplateHead, EngineError> {
         self.authorize(caller, Operation::ManageTemplates)?;
         let t = self.shared.store.template(id_or_name).await?;
         self.shared.store.delete_template(&t.template_id).await?;
@@ -71,7 +71,7 @@ impl Engine {
         &self,
         caller: &Principal,
         id_or_name: &str,
-    ) -> Result<TemplateRecord, EngineError> {
+    ) -> Result<TemplateHead, EngineError> {
         self.authorize(caller, Operation::ReadTemplates)?;
         Ok(self.shared.store.template(id_or_name).await?)
     }
@@ -81,7 +81,7 @@ impl Engine {
         &self,
         caller: &Principal,
         page: PageRequest,
-    ) -> Result<Page<weft_store::TemplateRecord>, EngineError> {
+    ) -> Result<Page<weft_model::TemplateHead>, EngineError> {
         self.authorize(caller, Operation::ReadTemplates)?;
         let p = self
             .shared
@@ -100,7 +100,7 @@ impl Engine {
         caller: &Principal,
         id_or_name: &str,
         page: PageRequest,
-    ) -> Result<Page<weft_store::TemplateRevisionRecord>, EngineError> {
+    ) -> Result<Page<weft_model::TemplateRevision>, EngineError> {
         self.authorize(caller, Operation::ReadTemplates)?;
         let t = self.shared.store.template(id_or_name).await?;
         let p = self

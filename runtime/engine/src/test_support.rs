@@ -1,11 +1,11 @@
 //! Records the engine's unit tests build.
 
 use weft_model::RunStatus;
-use weft_store::RunRecord;
+use weft_model::WorkflowRun;
 
 /// A run record with `status` and placeholders elsewhere.
-pub(crate) fn run_record(run_id: &str, status: RunStatus) -> RunRecord {
-    RunRecord {
+pub(crate) fn run_record(run_id: &str, status: RunStatus) -> WorkflowRun {
+    WorkflowRun {
         run_id: run_id.into(),
         template_id: "t".into(),
         template_name: "t".into(),

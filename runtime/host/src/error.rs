@@ -153,25 +153,26 @@ impl InvokeError {
     }
 
     /// A stable machine-readable code for the API and the event log.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> weft_model::FailureCode {
+        use weft_model::FailureCode as C;
         match self {
-            Self::UnknownPlugin(_) => "UNKNOWN_PLUGIN",
-            Self::NotAStepPlugin(_) => "NOT_A_STEP_PLUGIN",
-            Self::UnknownStepType { .. } => "UNKNOWN_STEP_TYPE",
-            Self::Timeout(_) => "TIMEOUT",
-            Self::Cancelled => "CANCELLED",
-            Self::MemoryLimitExceeded { .. } => "MEMORY_LIMIT_EXCEEDED",
-            Self::CpuLimitExceeded(_) => "CPU_LIMIT_EXCEEDED",
-            Self::StackOverflow => "STACK_OVERFLOW",
-            Self::Trap { .. } => "TRAP",
-            Self::OutputTooLarge { .. } => "OUTPUT_TOO_LARGE",
-            Self::InvalidOutput(_) => "INVALID_OUTPUT",
-            Self::LogLimitExceeded(_) => "LOG_LIMIT_EXCEEDED",
-            Self::ArtifactLimitExceeded { .. } => "ARTIFACT_LIMIT_EXCEEDED",
-            Self::ArtifactCountExceeded { .. } => "ARTIFACT_COUNT_EXCEEDED",
-            Self::MemoryBudgetExceeded { .. } => "MEMORY_BUDGET_EXCEEDED",
-            Self::CapabilityDenied(_) => "CAPABILITY_DENIED",
-            Self::Instantiate(_) => "INSTANTIATE_FAILED",
+            Self::UnknownPlugin(_) => C::UnknownPlugin,
+            Self::NotAStepPlugin(_) => C::NotAStepPlugin,
+            Self::UnknownStepType { .. } => C::UnknownStepType,
+            Self::Timeout(_) => C::Timeout,
+            Self::Cancelled => C::Cancelled,
+            Self::MemoryLimitExceeded { .. } => C::MemoryLimitExceeded,
+            Self::CpuLimitExceeded(_) => C::CpuLimitExceeded,
+            Self::StackOverflow => C::StackOverflow,
+            Self::Trap { .. } => C::Trap,
+            Self::OutputTooLarge { .. } => C::OutputTooLarge,
+            Self::InvalidOutput(_) => C::InvalidOutput,
+            Self::LogLimitExceeded(_) => C::LogLimitExceeded,
+            Self::ArtifactLimitExceeded { .. } => C::ArtifactLimitExceeded,
+            Self::ArtifactCountExceeded { .. } => C::ArtifactCountExceeded,
+            Self::MemoryBudgetExceeded { .. } => C::MemoryBudgetExceeded,
+            Self::CapabilityDenied(_) => C::CapabilityDenied,
+            Self::Instantiate(_) => C::InstantiateFailed,
         }
     }
 }

@@ -3,31 +3,7 @@
 
 use std::time::SystemTime;
 
-/// Severity of a plugin log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum LogLevel {
-    /// Very detailed tracing.
-    Trace,
-    /// Debugging detail.
-    Debug,
-    /// Normal information.
-    Info,
-    /// Something unexpected but recoverable.
-    Warn,
-    /// A failure.
-    Error,
-}
-
-/// Where a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogSource {
-    /// The plugin called `host.log`.
-    Plugin,
-    /// The plugin wrote to stdout.
-    Stdout,
-    /// The plugin wrote to stderr.
-    Stderr,
-}
+pub use weft_model::{LogLevel, LogSource};
 
 /// One event of an invocation, in the order the plugin produced it.
 #[derive(Debug, Clone, PartialEq)]

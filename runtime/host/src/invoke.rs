@@ -168,7 +168,7 @@ fn record_invocation(plugin: &str, result: &Result<StepOutcome, InvokeError>) {
         Ok(StepOutcome::AwaitingInput(_)) => ("awaiting_input", None),
         Ok(StepOutcome::Failed(e)) => ("failed", Some(plugin_error_kind(e.kind).to_owned())),
         // The host's stable codes, lowercased: `TIMEOUT` -> `timeout`.
-        Err(e) => ("error", Some(e.code().to_ascii_lowercase())),
+        Err(e) => ("error", Some(e.code().as_str().to_ascii_lowercase())),
     };
     let plugin = plugin.to_owned();
     metrics::counter!("weft_plugin_invocations_total", "plugin" => plugin.clone(), "outcome" => outcome)

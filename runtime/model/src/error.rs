@@ -5,6 +5,8 @@ use std::fmt;
 
 /// How a plugin failure should be treated; mirrors WIT `error-kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "kebab-case"))]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginErrorKind {
     /// Configuration or input is wrong; retrying will not help.

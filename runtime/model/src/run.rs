@@ -1,10 +1,14 @@
-//! Run and step states and the transitions between them.
+//! Workflow runs: their state as stored and served, and the statuses of
+//! runs and steps.
 
+use crate::failure::Failure;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The state of a workflow run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "SCREAMING_SNAKE_CASE"))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RunStatus {
     /// Created, no step started yet.
@@ -51,6 +55,8 @@ impl fmt::Display for RunStatus {
 
 /// The state of one step (or one `forEach` item) in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Enum))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "SCREAMING_SNAKE_CASE"))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepStatus {
     /// Waiting for its `needs`.
@@ -102,6 +108,68 @@ impl fmt::Display for StepStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Completed / total steps and the ones running now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunProgress {
+    /// Steps (or items) finished.
+    pub completed: u32,
+    /// Steps (or items) known so far.
+    pub total: u32,
+    /// Keys of steps running now.
+    pub running: Vec<String>,
+}
+
+/// A run's current state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowRun {
+    /// Run id.
+    pub run_id: String,
+    /// Template id.
+    pub template_id: String,
+    /// Template name at start.
+    pub template_name: String,
+    /// Pinned template revision.
+    pub revision: u32,
+    /// Status.
+    pub status: RunStatus,
+    /// Validated inputs.
+    pub inputs: serde_json::Value,
+    /// Outputs once finished (step id → output).
+    pub outputs: Option<serde_json::Value>,
+    /// Failure, if any.
+    pub error: Option<Failure>,
+    /// Plugin digests pinned at start, by `plugin@version`.
+    pub pinned_plugins: std::collections::BTreeMap<String, String>,
+    /// Idempotency key the run was started with.
+    pub idempotency_key: Option<String>,
+    /// Progress.
+    pub progress: RunProgress,
+    /// Created.
+    pub created_at: i64,
+    /// First step started.
+    pub started_at: Option<i64>,
+    /// Finished.
+    pub ended_at: Option<i64>,
+    /// Next event sequence number; events are numbered densely from 1.
+    pub next_event_seq: u64,
+    /// Sequence number of the run's next log line (log sequence numbers
+    /// increase across the run, so a recovered run continues them without
+    /// reading its logs back).
+    #[serde(default = "first_seq")]
+    pub next_log_seq: u64,
+    /// Position of the run's next journal record (see
+    /// the store's transition journal); like the other counters it may be
+    /// behind in a RUNNING run's record and is recovered from the journal.
+    #[serde(default = "first_seq")]
+    pub next_journal_seq: u64,
+}
+
+fn first_seq() -> u64 {
+    1
 }
 
 #[cfg(test)]

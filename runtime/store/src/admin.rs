@@ -3,11 +3,11 @@
 //! plugin (refusing to uninstall it), and artifact listings with their
 //! content digests.
 
-use crate::records::ArtifactRecord;
 use crate::runs::rows;
 use crate::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use weft_model::ArtifactInfo;
 use weft_model::RunStatus;
 
 /// The statuses of a run that has not finished, as stored.
@@ -20,7 +20,7 @@ const ACTIVE: &str = "['PENDING', 'RUNNING', 'PAUSED', 'AWAITING_INPUT']";
 pub struct ArtifactEntry {
     /// The metadata the engine wrote.
     #[serde(flatten)]
-    pub record: ArtifactRecord,
+    pub record: ArtifactInfo,
     /// Lowercase hex sha256 of the bytes.
     #[serde(default)]
     pub sha256: Option<String>,

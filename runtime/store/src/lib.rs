@@ -23,11 +23,9 @@ mod templates;
 
 pub use admin::ArtifactEntry;
 pub use error::StoreError;
-pub use quarantine::RUN_UNREADABLE;
 pub use records::{
-    ArtifactRecord, AttemptPage, AttemptRecord, LogRecord, PluginRecord, RevisionPage, RunEvent,
-    RunFilter, RunPage, RunProgress, RunRecord, StepAttemptRecord, StepRecord, TemplatePage,
-    TemplateRecord, TemplateRevisionRecord, Transition,
+    AttemptPage, PluginRecord, RevisionPage, RunFilter, RunPage, StepAttemptRecord, TemplatePage,
+    Transition,
 };
 pub use runs::{CreateRunOutcome, NextSequences};
 

@@ -59,8 +59,8 @@ mod tests {
         store
             .run(
                 "CREATE type::record('migration', 1) SET version = 1;\
-                 CREATE run_event CONTENT { runId: 'r', seq: 2, at: 2, kind: 'k', message: 'second' };\
-                 CREATE run_event CONTENT { runId: 'r', seq: 1, at: 1, kind: 'k', message: 'first' };\
+                 CREATE run_event CONTENT { runId: 'r', seq: 2, at: 2, kind: 'step.started', message: 'second' };\
+                 CREATE run_event CONTENT { runId: 'r', seq: 1, at: 1, kind: 'step.started', message: 'first' };\
                  CREATE log CONTENT { runId: 'r', stepKey: 'a', attempt: 1, seq: 1, at: 1, level: 'info', message: 'hi', source: 'plugin' };",
                 json!({}),
             )

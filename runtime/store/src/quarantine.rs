@@ -6,15 +6,11 @@
 //! FAILED record explaining why, and what could still be read of it is kept
 //! in `run_quarantine` for an operator.
 
-use crate::records::{RunProgress, RunRecord};
 use crate::runs::rows;
 use crate::{Store, StoreError, now_ms};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use weft_model::RunStatus;
-
-/// The error code of a run replaced by [`Store::quarantine_run`].
-pub const RUN_UNREADABLE: &str = "RUN_UNREADABLE";
+use weft_model::{Failure, FailureCode, RunProgress, RunStatus, WorkflowRun};
 
 impl Store {
     /// Ids of the runs that have not finished. Only ids are read, so a run
@@ -35,7 +31,7 @@ impl Store {
     }
 
     /// Replaces a run that cannot be recovered by a FAILED record whose
-    /// error says why (code [`RUN_UNREADABLE`]), keeping its identity where
+    /// error says why (code `RUN_UNREADABLE`), keeping its identity where
     /// that can still be read, and saves what was stored to
     /// `run_quarantine:<id>` as JSON text.
     pub async fn quarantine_run(&self, run_id: &str, reason: &str) -> Result<(), StoreError> {
@@ -50,7 +46,7 @@ impl Store {
         let field = |name: &str| raw.as_ref().and_then(|r| r.get(name)).cloned();
         let text = |name: &str| field(name).and_then(|v| v.as_str().map(str::to_owned));
         let now = now_ms();
-        let record = RunRecord {
+        let record = WorkflowRun {
             run_id: run_id.to_owned(),
             template_id: text("templateId").unwrap_or_default(),
             template_name: text("templateName").unwrap_or_default(),
@@ -61,11 +57,7 @@ impl Store {
             status: RunStatus::Failed,
             inputs: Value::Null,
             outputs: None,
-            error: Some(json!({
-                "code": RUN_UNREADABLE,
-                "message": reason,
-                "retryable": false,
-            })),
+            error: Some(Failure::new(FailureCode::RunUnreadable, reason, false)),
             pinned_plugins: BTreeMap::new(),
             idempotency_key: text("idempotencyKey"),
             progress: RunProgress::default(),

@@ -1,15 +1,13 @@
 //! Runs, steps, the event log, logs, artifacts and schedule claims.
 
-use crate::records::{
-    ArtifactRecord, AttemptPage, AttemptRecord, LogRecord, RunEvent, RunFilter, RunPage, RunRecord,
-    StepAttemptRecord, StepRecord, Transition,
-};
+use crate::records::{AttemptPage, RunFilter, RunPage, StepAttemptRecord, Transition};
 use crate::{Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use weft_model::{ArtifactInfo, LogLine, RunEvent, RunStep, StepAttempt, WorkflowRun};
 
 /// The next sequence numbers of a run, recovered from what it stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +33,7 @@ pub enum CreateRunOutcome {
     /// A new run was written.
     Created,
     /// A run with this idempotency key already exists.
-    Existing(Box<RunRecord>),
+    Existing(Box<WorkflowRun>),
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StoreError> {
@@ -81,7 +79,7 @@ pub(crate) fn rows<T: DeserializeOwned>(
 /// A step as schema versions up to 4 stored it (its whole attempt history
 /// inside) gets its latest attempt and first start time in the fields
 /// later versions keep them in.
-fn upgrade_attempts(mut step: StepRecord) -> StepRecord {
+fn upgrade_attempts(mut step: RunStep) -> RunStep {
     if step.last_attempt.is_none() {
         step.last_attempt = step.legacy_attempts.last().cloned();
     }
@@ -89,7 +87,7 @@ fn upgrade_attempts(mut step: StepRecord) -> StepRecord {
         step.first_started_at = step
             .legacy_attempts
             .first()
-            .map(|a: &AttemptRecord| a.started_at);
+            .map(|a: &StepAttempt| a.started_at);
     }
     step
 }
@@ -277,7 +275,10 @@ impl Store {
     }
 
     /// The run an idempotency key was first used for, if any.
-    pub async fn run_by_idempotency_key(&self, key: &str) -> Result<Option<RunRecord>, StoreError> {
+    pub async fn run_by_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<WorkflowRun>, StoreError> {
         crate::check_key("idempotency key", key)?;
         let mut res = self
             .run(
@@ -308,7 +309,7 @@ impl Store {
     /// A run by id. Read with the SDK's `select`, not a query: the hottest
     /// read the API serves skips SurrealQL parsing (72 against 52 µs per
     /// read on surrealkv).
-    pub async fn get_run(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+    pub async fn get_run(&self, run_id: &str) -> Result<WorkflowRun, StoreError> {
         crate::check_key("run", run_id)?;
         let record: Option<Value> = self
             .db
@@ -357,7 +358,7 @@ impl Store {
 
     /// A run's steps, in key order: the journal's states laid over each
     /// other in order (over any step records schema version 2 wrote).
-    pub async fn steps(&self, run_id: &str) -> Result<Vec<StepRecord>, StoreError> {
+    pub async fn steps(&self, run_id: &str) -> Result<Vec<RunStep>, StoreError> {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM step:[$id, NONE]..[$id, {}];\
@@ -365,14 +366,14 @@ impl Store {
                 json!({"id": run_id}),
             )
             .await?;
-        let created: Vec<StepRecord> = rows(&mut res, 0)?;
+        let created: Vec<RunStep> = rows(&mut res, 0)?;
         let mut journal: Vec<JournalSteps> = rows(&mut res, 1)?;
         // Commit order is `seq` order (the key leads with the event cursor).
         journal.sort_by_key(|j| j.seq);
-        let mut steps: BTreeMap<String, StepRecord> =
+        let mut steps: BTreeMap<String, RunStep> =
             created.into_iter().map(|s| (s.key.clone(), s)).collect();
         for j in journal {
-            for s in from_text::<StepRecord>(&j.steps)? {
+            for s in from_text::<RunStep>(&j.steps)? {
                 steps.insert(s.key.clone(), s);
             }
         }
@@ -384,7 +385,7 @@ impl Store {
     /// the step's state.
     pub async fn step_attempts(
         &self,
-        step: &StepRecord,
+        step: &RunStep,
         page: u32,
         page_size: u32,
     ) -> Result<AttemptPage, StoreError> {
@@ -431,7 +432,7 @@ impl Store {
     }
 
     /// Runs that have not finished, for recovery at start-up.
-    pub async fn unfinished_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+    pub async fn unfinished_runs(&self) -> Result<Vec<WorkflowRun>, StoreError> {
         let mut res = self
             .run("SELECT * OMIT id FROM run WHERE status IN ['PENDING', 'RUNNING', 'PAUSED', 'AWAITING_INPUT'];", json!({}))
             .await?;
@@ -505,7 +506,7 @@ impl Store {
         step_key: &str,
         after_seq: u64,
         limit: u32,
-    ) -> Result<Vec<LogRecord>, StoreError> {
+    ) -> Result<Vec<LogLine>, StoreError> {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM log:[$id, $step, $after]>..[$id, $step, {}] LIMIT $limit;",
@@ -517,7 +518,7 @@ impl Store {
 
     /// Stores an artifact: metadata (with the sha256 of the bytes) in
     /// `artifact`, bytes by reference in `artifact_blob`.
-    pub async fn put_artifact(&self, meta: &ArtifactRecord, data: &[u8]) -> Result<(), StoreError> {
+    pub async fn put_artifact(&self, meta: &ArtifactInfo, data: &[u8]) -> Result<(), StoreError> {
         let mut m = to_json(meta)?;
         if let Value::Object(fields) = &mut m {
             // Lets clients verify downloads and use it as an ETag.
@@ -540,7 +541,7 @@ impl Store {
         &self,
         run_id: &str,
         step_key: &str,
-    ) -> Result<Vec<ArtifactRecord>, StoreError> {
+    ) -> Result<Vec<ArtifactInfo>, StoreError> {
         let mut res = self
             .run("SELECT * OMIT id FROM artifact WHERE runId = $id AND stepKey = $step ORDER BY attempt, name;", json!({"id": run_id, "step": step_key}))
             .await?;
@@ -548,7 +549,7 @@ impl Store {
     }
 
     /// An artifact's bytes (latest attempt with that name).
-    pub async fn artifact_data(&self, meta: &ArtifactRecord) -> Result<Vec<u8>, StoreError> {
+    pub async fn artifact_data(&self, meta: &ArtifactInfo) -> Result<Vec<u8>, StoreError> {
         let mut res = self
             .run(
                 "SELECT VALUE data FROM type::record('artifact_blob', [$m.runId, $m.stepKey, $m.attempt, $m.name]);",
@@ -586,8 +587,8 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::upgrade_attempts;
-    use crate::StepRecord;
     use serde_json::json;
+    use weft_model::RunStep;
 
     /// A step as schema version 4 stored it, history inside.
     #[test]
@@ -598,11 +599,11 @@ mod tests {
             "inputRequest": null, "answer": null, "answerHasSecrets": false,
             "nextAttemptAt": null, "endedAt": 30, "completionSeq": 1,
             "attempts": [
-                {"attempt": 1, "startedAt": 10, "endedAt": 15, "status": "FAILED", "error": {"code": "X"}},
+                {"attempt": 1, "startedAt": 10, "endedAt": 15, "status": "FAILED", "error": {"code": "TRAP", "message": "boom"}},
                 {"attempt": 2, "startedAt": 20, "endedAt": 30, "status": "SUCCESS", "error": null}
             ]
         });
-        let step = upgrade_attempts(serde_json::from_value::<StepRecord>(old).unwrap());
+        let step = upgrade_attempts(serde_json::from_value::<RunStep>(old).unwrap());
         assert_eq!(step.first_started_at, Some(10));
         assert_eq!(step.last_attempt.as_ref().map(|a| a.attempt), Some(2));
         assert_eq!(step.legacy_attempts.len(), 2);

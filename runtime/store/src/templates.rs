@@ -1,9 +1,10 @@
 //! Workflow templates and their immutable revisions.
 
-use crate::records::{RevisionPage, TemplatePage, TemplateRecord, TemplateRevisionRecord};
+use crate::records::{RevisionPage, TemplatePage};
 use crate::runs::{rows, to_json};
 use crate::{Store, StoreError, now_ms};
 use serde_json::{Value, json};
+use weft_model::{TemplateHead, TemplateRevision};
 
 impl Store {
     /// Creates a template at revision 1. Names are unique.
@@ -12,9 +13,9 @@ impl Store {
         template_id: &str,
         name: &str,
         body: &Value,
-    ) -> Result<TemplateRecord, StoreError> {
+    ) -> Result<TemplateHead, StoreError> {
         let now = now_ms();
-        let rec = TemplateRecord {
+        let rec = TemplateHead {
             template_id: template_id.into(),
             name: name.into(),
             revision: 1,
@@ -22,7 +23,7 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let rev = TemplateRevisionRecord {
+        let rev = TemplateRevision {
             template_id: template_id.into(),
             revision: 1,
             body: body.clone(),
@@ -56,7 +57,7 @@ impl Store {
         template_id: &str,
         body: &Value,
         expected_revision: u32,
-    ) -> Result<TemplateRecord, StoreError> {
+    ) -> Result<TemplateHead, StoreError> {
         let current = self.template(template_id).await?;
         if current.revision != expected_revision {
             return Err(StoreError::Conflict(format!(
@@ -65,13 +66,13 @@ impl Store {
             )));
         }
         let now = now_ms();
-        let next = TemplateRecord {
+        let next = TemplateHead {
             revision: expected_revision + 1,
             body: body.clone(),
             updated_at: now,
             ..current
         };
-        let rev = TemplateRevisionRecord {
+        let rev = TemplateRevision {
             template_id: template_id.into(),
             revision: next.revision,
             body: body.clone(),
@@ -95,7 +96,7 @@ impl Store {
     }
 
     /// A template by name or, failing that, by id.
-    pub async fn template(&self, id_or_name: &str) -> Result<TemplateRecord, StoreError> {
+    pub async fn template(&self, id_or_name: &str) -> Result<TemplateHead, StoreError> {
         crate::check_key("template", id_or_name)?;
         // One statement: by name first (what clients mostly send), by id
         // only when no template has that name.
@@ -106,7 +107,7 @@ impl Store {
                 json!({"k": id_or_name}),
             )
             .await?;
-        rows::<TemplateRecord>(&mut res, 0)?
+        rows::<TemplateHead>(&mut res, 0)?
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::NotFound(format!("template {id_or_name}")))
@@ -117,7 +118,7 @@ impl Store {
         &self,
         template_id: &str,
         revision: u32,
-    ) -> Result<TemplateRevisionRecord, StoreError> {
+    ) -> Result<TemplateRevision, StoreError> {
         crate::check_key("template", template_id)?;
         let mut res = self
             .run(
@@ -131,7 +132,7 @@ impl Store {
     }
 
     /// All templates by name.
-    pub async fn templates(&self) -> Result<Vec<TemplateRecord>, StoreError> {
+    pub async fn templates(&self) -> Result<Vec<TemplateHead>, StoreError> {
         let mut res = self
             .run("SELECT * OMIT id FROM template ORDER BY name;", json!({}))
             .await?;
@@ -166,7 +167,7 @@ impl Store {
     pub async fn template_revisions(
         &self,
         template_id: &str,
-    ) -> Result<Vec<TemplateRevisionRecord>, StoreError> {
+    ) -> Result<Vec<TemplateRevision>, StoreError> {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM template_revision WHERE templateId = $t ORDER BY revision;",

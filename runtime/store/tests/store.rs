@@ -3,14 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use serde_json::json;
-use weft_model::{RunStatus, StepStatus};
+use weft_model::{ArtifactInfo, LogLine, RunEvent, RunStep, StepAttempt, WorkflowRun};
+use weft_model::{EventKind, Failure, FailureCode, LogLevel, LogSource, RunStatus, StepStatus};
 use weft_store::{
-    ArtifactRecord, AttemptRecord, CreateRunOutcome, LogRecord, NextSequences, RunEvent, RunFilter,
-    RunRecord, StepAttemptRecord, StepRecord, Store, StoreError, Transition,
+    CreateRunOutcome, NextSequences, RunFilter, StepAttemptRecord, Store, StoreError, Transition,
 };
 
-fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
-    RunRecord {
+fn run(id: &str, key: Option<&str>, created: i64) -> WorkflowRun {
+    WorkflowRun {
         run_id: id.into(),
         template_id: "t1".into(),
         template_name: "hello".into(),
@@ -31,8 +31,8 @@ fn run(id: &str, key: Option<&str>, created: i64) -> RunRecord {
     }
 }
 
-fn step(run: &str, key: &str, status: StepStatus) -> StepRecord {
-    StepRecord {
+fn step(run: &str, key: &str, status: StepStatus) -> RunStep {
+    RunStep {
         run_id: run.into(),
         key: key.into(),
         step_id: key.into(),
@@ -59,7 +59,7 @@ fn event(run: &str, seq: u64) -> RunEvent {
         run_id: run.into(),
         seq,
         at: seq as i64,
-        kind: "k".into(),
+        kind: EventKind::StepStarted,
         step: None,
         attempt: None,
         message: format!("e{seq}"),
@@ -102,16 +102,16 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
     r.inputs = json!(null);
     let mut s = step("r1", "a", StepStatus::Success);
     s.output = Some(json!({"value": 55}));
-    let log = LogRecord {
+    let log = LogLine {
         run_id: "r1".into(),
         step_key: "a".into(),
         attempt: 1,
         seq: 1,
         at: 1,
-        level: "info".into(),
+        level: LogLevel::Info,
         message: "hi".into(),
         context: None,
-        source: "plugin".into(),
+        source: LogSource::Plugin,
     };
     store
         .commit(&[Transition {
@@ -147,7 +147,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
     assert_eq!(store.logs("r1", "a", 0, 10).await?[0].message, "hi");
     // Steps are written whole: a field cleared by a later transition goes.
     let mut b = step("r1", "b", StepStatus::Retrying);
-    b.error = Some(json!({"code": "transient"}));
+    b.error = Some(Failure::new(FailureCode::Timeout, "slow", true));
     for clear in [false, true] {
         if clear {
             b.error = None;
@@ -278,13 +278,14 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
     Ok(())
 }
 
-fn attempt(n: u32, status: StepStatus) -> AttemptRecord {
-    AttemptRecord {
+fn attempt(n: u32, status: StepStatus) -> StepAttempt {
+    StepAttempt {
         attempt: n,
         started_at: i64::from(n) * 10,
         ended_at: (status != StepStatus::Running).then_some(i64::from(n) * 10 + 5),
         status,
-        error: (status == StepStatus::Failed).then(|| json!({"code": "BOOM", "n": n})),
+        error: (status == StepStatus::Failed)
+            .then(|| Failure::new(FailureCode::Trap, format!("boom {n}"), false)),
     }
 }
 
@@ -316,7 +317,11 @@ async fn attempts_are_records_of_their_own_and_page() -> anyhow::Result<()> {
                 .map(|mut a| {
                     a.status = StepStatus::Failed;
                     a.ended_at = Some(a.started_at + 5);
-                    a.error = Some(json!({"code": "BOOM", "n": a.attempt}));
+                    a.error = Some(Failure::new(
+                        FailureCode::Trap,
+                        format!("boom {}", a.attempt),
+                        false,
+                    ));
                     StepAttemptRecord {
                         run_id: "ra".into(),
                         step_key: "s".into(),
@@ -350,7 +355,7 @@ async fn attempts_are_records_of_their_own_and_page() -> anyhow::Result<()> {
             assert!(p.attempts.len() <= size as usize);
             seen.extend(p.attempts);
         }
-        let want: Vec<AttemptRecord> = (1..N)
+        let want: Vec<StepAttempt> = (1..N)
             .map(|n| attempt(n, StepStatus::Failed))
             .chain([attempt(N, StepStatus::Running)])
             .collect();
@@ -507,7 +512,7 @@ async fn counts_by_status_pinned_runs_and_artifacts() -> anyhow::Result<()> {
     assert_eq!(store.active_runs_pinning("sha256:bb").await?, ["o1"]);
     assert!(store.active_runs_pinning("sha256:cc").await?.is_empty());
 
-    let meta = |attempt: u32| ArtifactRecord {
+    let meta = |attempt: u32| ArtifactInfo {
         run_id: "a1".into(),
         step_key: "s".into(),
         attempt,

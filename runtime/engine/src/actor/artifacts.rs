@@ -7,8 +7,9 @@
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use weft_model::ArtifactInfo;
 use weft_model::{PluginError, PluginErrorKind, StepOutcome};
-use weft_store::{ArtifactRecord, Store, StoreError, now_ms};
+use weft_store::{Store, StoreError, now_ms};
 
 /// Attempts at writing one artifact before the step attempt fails.
 const WRITE_ATTEMPTS: u32 = 5;
@@ -42,13 +43,13 @@ impl ArtifactWrites {
 
     /// Starts writing attempt `attempt` of step `key`'s artifact; returns
     /// its metadata.
-    pub(super) fn write(&self, key: &str, attempt: u32, artifact: Artifact) -> ArtifactRecord {
+    pub(super) fn write(&self, key: &str, attempt: u32, artifact: Artifact) -> ArtifactInfo {
         let Artifact {
             name,
             media_type,
             data,
         } = artifact;
-        let meta = ArtifactRecord {
+        let meta = ArtifactInfo {
             run_id: self.run_id.clone(),
             step_key: key.to_owned(),
             attempt,

@@ -1,10 +1,12 @@
 //! Commands from outside (cancel, pause, resume, answers), the run
 //! timeout, and recovery of a run whose process died.
 
-use super::{Reply, RunActor, RunCommand, error_json};
+use super::{Reply, RunActor, RunCommand};
 use crate::EngineError;
 use serde_json::Value;
 use tokio::time::Instant;
+use weft_model::EventKind;
+use weft_model::{Failure, FailureCode};
 use weft_model::{RunStatus, StepStatus};
 use weft_store::now_ms;
 
@@ -30,7 +32,7 @@ impl RunActor {
                 st.answer_has_secrets = false;
                 self.engine_log(&key, attempt, "the answer's secret fields were held in memory and lost in a restart; asking again");
                 self.event(
-                    "step.awaiting_input",
+                    EventKind::StepAwaitingInput,
                     Some(&key),
                     Some(attempt),
                     "asking again after a restart",
@@ -43,8 +45,8 @@ impl RunActor {
                 if let Some(a) = st.last_attempt.as_mut() {
                     a.ended_at = Some(now_ms());
                     a.status = StepStatus::Failed;
-                    a.error = Some(error_json(
-                        "INTERRUPTED",
+                    a.error = Some(Failure::new(
+                        FailureCode::Interrupted,
                         "the process running this attempt stopped",
                         true,
                     ));
@@ -58,7 +60,7 @@ impl RunActor {
                     ),
                 );
                 self.event(
-                    "step.requeued",
+                    EventKind::StepRequeued,
                     Some(&key),
                     Some(attempt),
                     &format!("attempt {attempt} interrupted by a restart; re-queued"),
@@ -78,8 +80,8 @@ impl RunActor {
                 "run timed out after {:?}",
                 self.plan.run_timeout().unwrap_or_default()
             );
-            self.event("run.timed_out", None, None, &msg, None);
-            self.run.error = Some(error_json("RUN_TIMEOUT", &msg, false));
+            self.event(EventKind::RunTimedOut, None, None, &msg, None);
+            self.run.error = Some(Failure::new(FailureCode::RunTimeout, msg.clone(), false));
             self.cancel_everything();
         }
         // Retries whose time has come are picked up by `schedule`.
@@ -147,7 +149,7 @@ impl RunActor {
                 } else {
                     self.cancel_requested = Some(by.clone());
                     self.event(
-                        "run.cancel_requested",
+                        EventKind::RunCancelRequested,
                         None,
                         None,
                         &format!("cancel requested by {by}"),
@@ -163,7 +165,13 @@ impl RunActor {
                     Err(EngineError::Conflict(format!("run is {}", self.run.status)))
                 } else {
                     self.run.status = RunStatus::Paused;
-                    self.event("run.paused", None, None, &format!("paused by {by}"), None);
+                    self.event(
+                        EventKind::RunPaused,
+                        None,
+                        None,
+                        &format!("paused by {by}"),
+                        None,
+                    );
                     Ok(())
                 };
                 self.acknowledge(reply, r);
@@ -176,7 +184,13 @@ impl RunActor {
                     )))
                 } else {
                     self.run.status = RunStatus::Running;
-                    self.event("run.resumed", None, None, &format!("resumed by {by}"), None);
+                    self.event(
+                        EventKind::RunResumed,
+                        None,
+                        None,
+                        &format!("resumed by {by}"),
+                        None,
+                    );
                     Ok(())
                 };
                 self.acknowledge(reply, r);
@@ -240,7 +254,7 @@ impl RunActor {
         st.answer_has_secrets = has_secrets;
         st.input_request = None;
         self.event(
-            "step.input_received",
+            EventKind::StepInputReceived,
             Some(key),
             Some(attempt),
             &format!("input received from {by}"),

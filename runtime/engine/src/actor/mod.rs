@@ -31,10 +31,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use weft_host::{InvocationObserver, InvokeError, PluginEvent};
 use weft_model::template::{ExprContext, StepResultView};
-use weft_model::{RunStatus, StepOutcome, StepStatus};
-use weft_store::{
-    LogRecord, RunEvent, RunRecord, StepAttemptRecord, StepRecord, Transition, now_ms,
+use weft_model::{
+    EventData, EventKind, Failure, LogLevel, LogSource, RunStatus, StepOutcome, StepStatus,
 };
+use weft_model::{LogLine, RunEvent, RunStep, WorkflowRun};
+use weft_store::{StepAttemptRecord, Transition, now_ms};
 
 /// Where a command's result goes.
 pub(crate) type Reply = oneshot::Sender<Result<(), EngineError>>;
@@ -132,8 +133,8 @@ pub(crate) const COMMAND_QUEUE: usize = 16;
 pub(crate) struct RunActor {
     shared: Arc<Shared>,
     plan: Arc<RunPlan>,
-    run: RunRecord,
-    steps: BTreeMap<String, StepRecord>,
+    run: WorkflowRun,
+    steps: BTreeMap<String, RunStep>,
     agenda: Agenda,
     /// What expressions see, updated as top-level steps finish.
     ctx: ExprContext,
@@ -147,7 +148,7 @@ pub(crate) struct RunActor {
     deferred_start: Vec<String>,
     dirty_steps: BTreeSet<String>,
     events: Vec<RunEvent>,
-    logs: Vec<LogRecord>,
+    logs: Vec<LogLine>,
     /// Attempts superseded by a new attempt since the last transition.
     earlier_attempts: Vec<StepAttemptRecord>,
     to_start: Vec<String>,
@@ -171,8 +172,8 @@ pub(crate) struct RunActor {
     commands: mpsc::Receiver<RunCommand>,
 }
 
-fn step_record(run_id: &str, key: &str, step_id: &str, item: Option<u32>) -> StepRecord {
-    StepRecord {
+fn step_record(run_id: &str, key: &str, step_id: &str, item: Option<u32>) -> RunStep {
+    RunStep {
         run_id: run_id.to_owned(),
         key: key.to_owned(),
         step_id: step_id.to_owned(),
@@ -195,15 +196,11 @@ fn step_record(run_id: &str, key: &str, step_id: &str, item: Option<u32>) -> Ste
 }
 
 /// The initial step records of a new run.
-pub(crate) fn initial_steps(plan: &RunPlan, run_id: &str) -> Vec<StepRecord> {
+pub(crate) fn initial_steps(plan: &RunPlan, run_id: &str) -> Vec<RunStep> {
     plan.order()
         .iter()
         .map(|id| step_record(run_id, id, id, None))
         .collect()
-}
-
-fn error_json(code: &str, message: &str, retryable: bool) -> Value {
-    json!({"code": code, "message": message, "retryable": retryable})
 }
 
 /// The fields of a run record that only the record holds. While a run is
@@ -216,11 +213,11 @@ struct RunHead {
     started_at: Option<i64>,
     ended_at: Option<i64>,
     outputs: Option<Value>,
-    error: Option<Value>,
+    error: Option<Failure>,
 }
 
 impl RunHead {
-    fn of(run: &RunRecord) -> Self {
+    fn of(run: &WorkflowRun) -> Self {
         Self {
             status: run.status,
             started_at: run.started_at,
@@ -243,8 +240,8 @@ impl RunActor {
     pub(crate) fn new(
         shared: Arc<Shared>,
         plan: Arc<RunPlan>,
-        run: RunRecord,
-        steps: Vec<StepRecord>,
+        run: WorkflowRun,
+        steps: Vec<RunStep>,
         commands: mpsc::Receiver<RunCommand>,
     ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -311,7 +308,7 @@ impl RunActor {
     }
 
     /// Takes a step record into the actor's state and bookkeeping.
-    fn adopt(&mut self, s: StepRecord) {
+    fn adopt(&mut self, s: RunStep) {
         let parent = self.is_fan_out_parent(&s);
         self.agenda.tally.change(&s.key, parent, None, s.status);
         let position = self.plan.position(&s.step_id);
@@ -351,24 +348,24 @@ impl RunActor {
     }
 
     /// Marks a step changed, to be written with the next transition.
-    fn step_mut(&mut self, key: &str) -> &mut StepRecord {
+    fn step_mut(&mut self, key: &str) -> &mut RunStep {
         self.dirty_steps.insert(key.to_owned());
         self.steps
             .entry(key.to_owned())
             .or_insert_with(|| step_record("", key, key, None))
     }
 
-    fn is_fan_out_parent(&self, s: &StepRecord) -> bool {
+    fn is_fan_out_parent(&self, s: &RunStep) -> bool {
         s.item.is_none() && self.plan.step(&s.step_id).is_some_and(|p| p.for_each)
     }
 
     fn event(
         &mut self,
-        kind: &str,
+        kind: EventKind,
         step: Option<&str>,
         attempt: Option<u32>,
         message: &str,
-        data: Option<Value>,
+        data: Option<EventData>,
     ) {
         let seq = self.run.next_event_seq.max(1);
         self.run.next_event_seq = seq + 1;
@@ -376,7 +373,7 @@ impl RunActor {
             run_id: self.run.run_id.clone(),
             seq,
             at: now_ms(),
-            kind: kind.to_owned(),
+            kind,
             step: step.map(str::to_owned),
             attempt,
             message: message.to_owned(),
@@ -384,31 +381,31 @@ impl RunActor {
         });
     }
 
-    fn push_log(&mut self, line: LogLine<'_>) {
+    fn push_log(&mut self, line: NewLogLine<'_>) {
         let seq = self.run.next_log_seq.max(1);
         self.run.next_log_seq = seq + 1;
-        self.logs.push(LogRecord {
+        self.logs.push(LogLine {
             run_id: self.run.run_id.clone(),
             step_key: line.key.to_owned(),
             attempt: line.attempt,
             seq,
             at: now_ms(),
-            level: line.level.to_owned(),
+            level: line.level,
             message: line.message,
             context: line.context,
-            source: line.source.to_owned(),
+            source: line.source,
         });
         self.first_log_at.get_or_insert_with(Instant::now);
     }
 
     fn engine_log(&mut self, key: &str, attempt: u32, message: &str) {
-        self.push_log(LogLine {
+        self.push_log(NewLogLine {
             key,
             attempt,
-            level: "info",
+            level: LogLevel::Info,
             message: message.to_owned(),
             context: None,
-            source: "engine",
+            source: LogSource::Engine,
         });
     }
 
@@ -434,7 +431,7 @@ impl RunActor {
     }
 
     /// The run record as of the last [`begin`](Self::begin) or transition.
-    pub(crate) fn record(&self) -> &RunRecord {
+    pub(crate) fn record(&self) -> &WorkflowRun {
         &self.run
     }
 
@@ -543,13 +540,13 @@ impl RunActor {
 }
 
 /// One log line of a step attempt.
-struct LogLine<'a> {
+struct NewLogLine<'a> {
     key: &'a str,
     attempt: u32,
-    level: &'a str,
+    level: LogLevel,
     message: String,
     context: Option<Value>,
-    source: &'a str,
+    source: LogSource,
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -1,11 +1,13 @@
 //! What happens when something finishes: step results, plugin events,
 //! retries, the run's own status, and compensations on failure.
 
-use super::{LogLine, RunActor, error_json, rand01};
+use super::{NewLogLine, RunActor, rand01};
 use serde_json::{Value, json};
 use std::time::Duration;
 use weft_host::{InvokeError, InvokeStepRequest, LogLevel, LogSource, PluginEvent};
+use weft_model::EventKind;
 use weft_model::template::{RetryOn, StepResultView};
+use weft_model::{EventData, Failure, FailureCode};
 use weft_model::{PluginErrorKind, RunId, RunStatus, StepId, StepOutcome, StepStatus};
 use weft_store::now_ms;
 
@@ -48,7 +50,7 @@ impl RunActor {
         key: &str,
         status: StepStatus,
         output: Option<Value>,
-        error: Option<Value>,
+        error: Option<Failure>,
     ) {
         self.completion_seq += 1;
         let seq = self.completion_seq;
@@ -80,10 +82,10 @@ impl RunActor {
         }
     }
 
-    pub(super) fn fail_step(&mut self, key: &str, attempt: u32, error: Value) {
-        let msg = error["message"].as_str().unwrap_or("failed").to_owned();
+    pub(super) fn fail_step(&mut self, key: &str, attempt: u32, error: Failure) {
+        let msg = error.message.clone();
         self.finish_step(key, StepStatus::Failed, None, Some(error));
-        self.event("step.failed", Some(key), Some(attempt), &msg, None);
+        self.event(EventKind::StepFailed, Some(key), Some(attempt), &msg, None);
     }
 
     pub(super) fn plugin_event(&mut self, key: &str, attempt: u32, event: PluginEvent) {
@@ -95,19 +97,7 @@ impl RunActor {
                 source,
                 ..
             } => {
-                let level = match level {
-                    LogLevel::Trace => "trace",
-                    LogLevel::Debug => "debug",
-                    LogLevel::Info => "info",
-                    LogLevel::Warn => "warn",
-                    LogLevel::Error => "error",
-                };
-                let source = match source {
-                    LogSource::Plugin => "plugin",
-                    LogSource::Stdout => "stdout",
-                    LogSource::Stderr => "stderr",
-                };
-                self.push_log(LogLine {
+                self.push_log(NewLogLine {
                     key,
                     attempt,
                     level,
@@ -120,13 +110,13 @@ impl RunActor {
                 fraction, message, ..
             } => {
                 let text = message.unwrap_or_else(|| format!("{:.0}%", fraction * 100.0));
-                self.push_log(LogLine {
+                self.push_log(NewLogLine {
                     key,
                     attempt,
-                    level: "progress",
+                    level: LogLevel::Progress,
                     message: text,
                     context: Some(json!({"fraction": fraction})),
-                    source: "plugin",
+                    source: LogSource::Plugin,
                 });
             }
             // Written by the attempt's observer, never through here.
@@ -149,7 +139,7 @@ impl RunActor {
             Ok(StepOutcome::Success(output)) => {
                 self.finish_step(key, StepStatus::Success, Some(output), None);
                 self.event(
-                    "step.succeeded",
+                    EventKind::StepSucceeded,
                     Some(key),
                     Some(attempt),
                     &format!("attempt {attempt} succeeded"),
@@ -165,7 +155,7 @@ impl RunActor {
                     a.status = StepStatus::AwaitingInput;
                 }
                 self.event(
-                    "step.awaiting_input",
+                    EventKind::StepAwaitingInput,
                     Some(key),
                     Some(attempt),
                     &req.prompt,
@@ -182,13 +172,13 @@ impl RunActor {
                     PluginErrorKind::Internal => RetryOn::Internal,
                 };
                 let min_delay = err.retry_after_ms.map(Duration::from_millis);
-                let value = json!({"code": "PLUGIN_ERROR", "kind": err.kind, "message": err.message, "retryable": err.retryable, "details": err.details});
+                let value = Failure::from_plugin(&err);
                 self.fail_or_retry(key, attempt, on, value, min_delay);
             }
             Err(InvokeError::Cancelled) if self.cancel_requested.is_some() || self.timed_out => {
                 self.finish_step(key, StepStatus::Cancelled, None, None);
                 self.event(
-                    "step.cancelled",
+                    EventKind::StepCancelled,
                     Some(key),
                     Some(attempt),
                     "cancelled",
@@ -201,7 +191,7 @@ impl RunActor {
                     InvokeError::Instantiate(_) => RetryOn::Transient,
                     _ => RetryOn::Trap,
                 };
-                let value = error_json(e.code(), &e.to_string(), e.is_retryable());
+                let value = Failure::new(e.code(), e.to_string(), e.is_retryable());
                 self.fail_or_retry(key, attempt, on, value, None);
             }
         }
@@ -212,7 +202,7 @@ impl RunActor {
         key: &str,
         attempt: u32,
         on: RetryOn,
-        error: Value,
+        error: Failure,
         min_delay: Option<Duration>,
     ) {
         let step_id = self
@@ -227,7 +217,7 @@ impl RunActor {
         };
         let msg = format!(
             "attempt {attempt} failed ({}); retrying in {delay:?}",
-            error["message"].as_str().unwrap_or("error")
+            error.message
         );
         let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
         self.set_status(key, StepStatus::Retrying);
@@ -240,7 +230,13 @@ impl RunActor {
             a.error = Some(error.clone());
         }
         self.engine_log(key, attempt, &msg);
-        self.event("step.retrying", Some(key), Some(attempt), &msg, Some(error));
+        self.event(
+            EventKind::StepRetrying,
+            Some(key),
+            Some(attempt),
+            &msg,
+            Some(EventData::Failure(error)),
+        );
     }
 
     pub(super) fn refresh_status(&mut self) {
@@ -261,7 +257,13 @@ impl RunActor {
         };
         if status != self.run.status {
             self.run.status = status;
-            self.event("run.status", None, None, status.as_str(), None);
+            self.event(
+                EventKind::RunStatusChanged,
+                None,
+                None,
+                status.as_str(),
+                None,
+            );
         }
     }
 
@@ -285,7 +287,12 @@ impl RunActor {
             Some((first, cause)) => {
                 if self.run.error.is_none() {
                     self.run.error = Some(
-                        json!({"code": "STEP_FAILED", "message": format!("step {first} failed"), "step": first, "cause": cause}),
+                        Failure::new(
+                            FailureCode::StepFailed,
+                            format!("step {first} failed"),
+                            false,
+                        )
+                        .caused_by(Some(first), cause),
                     );
                 }
                 self.needs_compensation = true;
@@ -316,12 +323,18 @@ impl RunActor {
             let (digest, step_type, input) = match comp {
                 Ok(c) => c,
                 Err(e) => {
-                    self.event("step.compensation_failed", Some(&key), None, &e, None);
+                    self.event(
+                        EventKind::StepCompensationFailed,
+                        Some(&key),
+                        None,
+                        &e,
+                        None,
+                    );
                     continue;
                 }
             };
             self.event(
-                "step.compensating",
+                EventKind::StepCompensating,
                 Some(&key),
                 None,
                 &format!("running compensation {step_type}"),
@@ -340,21 +353,28 @@ impl RunActor {
             let result = self.shared.host.invoke_step(req).await;
             match result {
                 Ok(StepOutcome::Success(out)) => self.event(
-                    "step.compensated",
+                    EventKind::StepCompensated,
                     Some(&key),
                     None,
                     "compensation succeeded",
-                    Some(out),
+                    Some(EventData::Output(out)),
                 ),
                 Ok(other) => self.event(
-                    "step.compensation_failed",
+                    EventKind::StepCompensationFailed,
                     Some(&key),
                     None,
                     "compensation did not succeed",
-                    serde_json::to_value(&other).ok(),
+                    Some(EventData::Failure(match other {
+                        StepOutcome::Failed(err) => Failure::from_plugin(&err),
+                        _ => Failure::new(
+                            FailureCode::PluginError,
+                            "a compensation cannot ask for input",
+                            false,
+                        ),
+                    })),
                 ),
                 Err(e) => self.event(
-                    "step.compensation_failed",
+                    EventKind::StepCompensationFailed,
                     Some(&key),
                     None,
                     &format!("compensation failed: {e}"),
@@ -368,12 +388,8 @@ impl RunActor {
     pub(super) fn set_terminal(&mut self, status: RunStatus, message: &str) {
         self.run.status = status;
         self.run.ended_at = Some(now_ms());
-        self.event(
-            &format!("run.{}", status.as_str().to_ascii_lowercase()),
-            None,
-            None,
-            message,
-            None,
-        );
+        if let Some(kind) = EventKind::run_ended(status) {
+            self.event(kind, None, None, message, None);
+        }
     }
 }

@@ -3,14 +3,17 @@
 
 use super::agenda::ReadyEntry;
 use super::artifacts::ArtifactWrites;
-use super::{Msg, RunActor, ToActor, error_json, step_record};
+use super::{Msg, RunActor, ToActor, step_record};
 use crate::plan::ExprFailure;
 use serde_json::Value;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use weft_host::{InvokeError, InvokeStepRequest};
+use weft_model::EventKind;
+use weft_model::StepAttempt;
+use weft_model::{Failure, FailureCode};
 use weft_model::{RunId, RunStatus, StepId, StepStatus};
-use weft_store::{AttemptRecord, StepAttemptRecord, now_ms};
+use weft_store::{StepAttemptRecord, now_ms};
 
 impl RunActor {
     /// Decides what can happen now: skips, fan-outs, starts, run completion.
@@ -108,7 +111,7 @@ impl RunActor {
         }) {
             let msg = format!("skipped: upstream step {bad} did not succeed");
             self.finish_step(&id, StepStatus::Skipped, None, None);
-            self.event("step.skipped", Some(&id), None, &msg, None);
+            self.event(EventKind::StepSkipped, Some(&id), None, &msg, None);
             return;
         }
         match self.plan.condition(&id, &self.ctx, self.inline_only) {
@@ -119,7 +122,7 @@ impl RunActor {
             Ok(false) => {
                 self.finish_step(&id, StepStatus::Skipped, None, None);
                 self.event(
-                    "step.skipped",
+                    EventKind::StepSkipped,
                     Some(&id),
                     None,
                     "skipped: `if` is false",
@@ -128,7 +131,7 @@ impl RunActor {
                 return;
             }
             Err(ExprFailure::Failed(e)) => {
-                self.fail_step(&id, 0, error_json(e.code, &e.message, false));
+                self.fail_step(&id, 0, Failure::new(e.code, e.message, false));
                 return;
             }
             Ok(true) => {}
@@ -149,7 +152,7 @@ impl RunActor {
             Ok(items) => items,
             Err(ExprFailure::Deferred) => return true,
             Err(ExprFailure::Failed(e)) => {
-                self.fail_step(id, 0, error_json(e.code, &e.message, false));
+                self.fail_step(id, 0, Failure::new(e.code, e.message, false));
                 return false;
             }
         };
@@ -172,7 +175,7 @@ impl RunActor {
         self.set_status(id, StepStatus::Running);
         self.step_mut(id).input = Some(Value::Array(items));
         self.event(
-            "step.fanned_out",
+            EventKind::StepFannedOut,
             Some(id),
             None,
             &format!("fanned out over {n} items"),
@@ -217,12 +220,13 @@ impl RunActor {
             self.fail_step(
                 id,
                 0,
-                serde_json::json!({"code": "ITEM_FAILED", "message": format!("item {bad} failed"), "cause": err}),
+                Failure::new(FailureCode::ItemFailed, format!("item {bad} failed"), false)
+                    .caused_by(None, err),
             );
         } else {
             self.finish_step(id, StepStatus::Success, Some(Value::Array(outputs)), None);
             self.event(
-                "step.succeeded",
+                EventKind::StepSucceeded,
                 Some(id),
                 None,
                 &format!("all {n} items succeeded"),
@@ -261,14 +265,14 @@ impl RunActor {
                 return;
             }
             Err(ExprFailure::Failed(e)) => {
-                self.fail_step(key, attempt, error_json(e.code, &e.message, false));
+                self.fail_step(key, attempt, Failure::new(e.code, e.message, false));
                 return;
             }
         };
         let now = now_ms();
         if self.run.started_at.is_none() {
             self.run.started_at = Some(now);
-            self.event("run.started", None, None, "run started", None);
+            self.event(EventKind::RunStarted, None, None, "run started", None);
         }
         self.set_status(key, StepStatus::Running);
         let st = self.step_mut(key);
@@ -276,7 +280,7 @@ impl RunActor {
         st.input = Some(input);
         st.next_attempt_at = None;
         st.first_started_at.get_or_insert(now);
-        let earlier = st.last_attempt.replace(AttemptRecord {
+        let earlier = st.last_attempt.replace(StepAttempt {
             attempt: st.attempt,
             started_at: now,
             ended_at: None,
@@ -293,7 +297,7 @@ impl RunActor {
             self.earlier_attempts.push(record);
         }
         self.event(
-            "step.started",
+            EventKind::StepStarted,
             Some(key),
             Some(attempt),
             &format!("attempt {attempt} started"),

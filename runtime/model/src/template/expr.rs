@@ -14,6 +14,7 @@
 
 use super::budget::{self, BudgetLimit, ExprBudget};
 use super::cel_json::{ToJsonError, json_to_val, object_to_val, val_to_json};
+use crate::failure::FailureCode;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue, operators};
 use cel::common::types::{CelBool, CelInt, CelString, CelUInt};
 use cel::common::value::Val;
@@ -143,18 +144,20 @@ pub enum ExprError {
 
 impl ExprError {
     /// A stable machine-readable code for the failure.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> FailureCode {
         match self {
-            Self::Evaluation { .. } | Self::WrongType { .. } | Self::NotJson { .. } => "EXPRESSION",
+            Self::Evaluation { .. } | Self::WrongType { .. } | Self::NotJson { .. } => {
+                FailureCode::Expression
+            }
             Self::BudgetExceeded {
                 limit: BudgetLimit::Cost | BudgetLimit::Time,
                 ..
-            } => "EXPRESSION_BUDGET_EXCEEDED",
+            } => FailureCode::ExpressionBudgetExceeded,
             Self::BudgetExceeded {
                 limit: BudgetLimit::ResultSize,
                 ..
-            } => "EXPRESSION_RESULT_TOO_LARGE",
-            Self::TooManyItems { .. } => "FOR_EACH_TOO_MANY_ITEMS",
+            } => FailureCode::ExpressionResultTooLarge,
+            Self::TooManyItems { .. } => FailureCode::ForEachTooManyItems,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod dag;
 pub mod duration;
 pub mod expr;
 pub mod retry;
+pub mod revision;
 pub mod spec;
 pub mod validate;
 mod value;
@@ -28,6 +29,7 @@ pub use expr::{
     StepResultView, VARIABLES,
 };
 pub use retry::{Backoff, BackoffKind, RetryOn, RetryPolicy};
+pub use revision::{TemplateHead, TemplateRevision};
 pub use spec::{
     CompensationSpec, ScheduleSpec, StepSpec, TemplateFormat, TemplateParseError, WorkflowTemplate,
 };

@@ -67,40 +67,6 @@ pub struct RunsApi {
     pub engine: Engine,
 }
 
-/// A run status, as a query filter.
-#[derive(poem_openapi::Enum, Debug, Clone, Copy)]
-#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RunStatusParam {
-    /// Created, nothing started.
-    Pending,
-    /// Running.
-    Running,
-    /// Paused.
-    Paused,
-    /// Waiting for input.
-    AwaitingInput,
-    /// Succeeded.
-    Success,
-    /// Failed.
-    Failed,
-    /// Cancelled.
-    Cancelled,
-}
-
-impl From<RunStatusParam> for RunStatus {
-    fn from(p: RunStatusParam) -> Self {
-        match p {
-            RunStatusParam::Pending => Self::Pending,
-            RunStatusParam::Running => Self::Running,
-            RunStatusParam::Paused => Self::Paused,
-            RunStatusParam::AwaitingInput => Self::AwaitingInput,
-            RunStatusParam::Success => Self::Success,
-            RunStatusParam::Failed => Self::Failed,
-            RunStatusParam::Cancelled => Self::Cancelled,
-        }
-    }
-}
-
 #[OpenApi]
 impl RunsApi {
     /// Starts a run of a template. The same `Idempotency-Key` returns the
@@ -131,7 +97,7 @@ impl RunsApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        status: Query<Option<RunStatusParam>>,
+        status: Query<Option<RunStatus>>,
         template: Query<Option<String>>,
         #[oai(name = "createdAfter")] created_after: Query<Option<i64>>,
         #[oai(name = "createdBefore")] created_before: Query<Option<i64>>,
@@ -148,7 +114,7 @@ impl RunsApi {
             None => None,
         };
         let filter = RunFilter {
-            status: status.0.map(Into::into),
+            status: status.0,
             template_id,
             created_after: created_after.0,
             created_before: created_before.0,

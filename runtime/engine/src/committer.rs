@@ -58,9 +58,8 @@ impl Committer {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send((t, reply))
-            .map_err(|_| StoreError::Db("committer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Db("committer stopped".into()))?
+            .map_err(|_| StoreError::WriterStopped)?;
+        rx.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 

@@ -22,7 +22,7 @@ mod runs;
 mod templates;
 
 pub use admin::ArtifactEntry;
-pub use error::StoreError;
+pub use error::{DbErrorKind, StoreError, settle};
 pub use records::{
     AttemptPage, PluginRecord, RevisionPage, RunFilter, RunPage, StepAttemptRecord, TemplatePage,
     Transition,
@@ -76,26 +76,19 @@ impl Store {
                 .query(sql)
                 .bind(vars.clone())
                 .await
-                .and_then(|r| r.check());
+                .map_err(StoreError::db)
+                .and_then(settle);
             match result {
-                Ok(r) => return Ok(r),
-                Err(e) if attempt < 8 && is_retryable(&e) => {
+                Err(e) if attempt < 8 && e.db_kind() == Some(DbErrorKind::TransactionConflict) => {
                     tracing::debug!(attempt, "retrying after transaction conflict: {e}");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(100));
                 }
-                Err(e) => return Err(StoreError::db(e)),
+                other => return other,
             }
         }
         unreachable!("the loop returns")
     }
-}
-
-fn is_retryable(e: &surrealdb::Error) -> bool {
-    let s = e.to_string();
-    s.contains("can be retried")
-        || s.contains("Transaction conflict")
-        || s.contains("transaction conflict")
 }
 
 /// Rejects keys that cannot name a record (empty or absurdly long) as

@@ -1,7 +1,7 @@
 //! Runs, steps, the event log, logs, artifacts and schedule claims.
 
 use crate::records::{AttemptPage, RunFilter, RunPage, StepAttemptRecord, Transition};
-use crate::{Store, StoreError};
+use crate::{DbErrorKind, Store, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use std::borrow::Borrow;
@@ -577,7 +577,7 @@ impl Store {
             .await
         {
             Ok(_) => Ok(true),
-            Err(StoreError::Db(msg)) if msg.contains("already exists") => Ok(false),
+            Err(e) if e.db_kind() == Some(DbErrorKind::AlreadyExists) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::records::{RevisionPage, TemplatePage};
 use crate::runs::{rows, to_json};
-use crate::{Store, StoreError, now_ms};
+use crate::{DbErrorKind, Store, StoreError, now_ms};
 use serde_json::{Value, json};
 use weft_model::{TemplateHead, TemplateRevision};
 
@@ -40,13 +40,9 @@ impl Store {
             .await;
         match res {
             Ok(_) => Ok(rec),
-            Err(StoreError::Db(m))
-                if m.contains("already") || m.contains("unique") || m.contains("index") =>
-            {
-                Err(StoreError::Conflict(format!(
-                    "a template named {name:?} already exists"
-                )))
-            }
+            Err(e) if e.db_kind() == Some(DbErrorKind::AlreadyExists) => Err(StoreError::Conflict(
+                format!("a template named {name:?} already exists"),
+            )),
             Err(e) => Err(e),
         }
     }
@@ -90,7 +86,9 @@ impl Store {
             .await
         {
             Ok(_) => Ok(next),
-            Err(StoreError::Db(m)) if m.contains("already exists") => Err(StoreError::Conflict("template was updated concurrently".into())),
+            Err(e) if e.db_kind() == Some(DbErrorKind::AlreadyExists) => Err(StoreError::Conflict(
+                "template was updated concurrently".into(),
+            )),
             Err(e) => Err(e),
         }
     }

@@ -543,3 +543,86 @@ async fn counts_by_status_pinned_runs_and_artifacts() -> anyhow::Result<()> {
     ));
     Ok(())
 }
+
+/// The one classification of SurrealDB errors, against errors a real
+/// embedded database raises: a duplicate record id, a unique index
+/// refusing a duplicate, concurrent transactions on one record, and a
+/// statement that is simply wrong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_errors_are_classified_from_real_failures() -> anyhow::Result<()> {
+    use weft_store::{DbErrorKind, settle};
+    let db = surrealdb::engine::any::connect("mem://").await?;
+    db.use_ns("t").use_db("t").await?;
+    let kind = |r: Result<surrealdb::IndexedResults, surrealdb::Error>| match r {
+        Ok(r) => settle(r).err().map(|e| (e.db_kind(), e.is_retryable())),
+        Err(e) => Some((Some(DbErrorKind::of(&e)), false)),
+    };
+    let refused = |k| Some((Some(k), false));
+    db.query("CREATE thing:1").await?.check()?;
+    assert_eq!(
+        kind(db.query("CREATE thing:1").await),
+        refused(DbErrorKind::AlreadyExists)
+    );
+    db.query("DEFINE INDEX uniq ON named FIELDS name UNIQUE; CREATE named SET name = 'a'")
+        .await?
+        .check()?;
+    assert_eq!(
+        kind(db.query("CREATE named SET name = 'a'").await),
+        refused(DbErrorKind::AlreadyExists)
+    );
+    // Inside a transaction the cause is found behind the "not executed"
+    // errors of the statements before it.
+    assert_eq!(
+        kind(
+            db.query("BEGIN TRANSACTION; CREATE other:1; CREATE thing:1; COMMIT TRANSACTION;")
+                .await
+        ),
+        refused(DbErrorKind::AlreadyExists)
+    );
+    assert_eq!(
+        kind(db.query("THROW 'nope'").await),
+        refused(DbErrorKind::Other)
+    );
+    // Read-modify-write transactions racing on one record: the database
+    // refuses some of them as conflicts, and only those are retryable.
+    db.query("CREATE counter:1 SET n = 0").await?.check()?;
+    let mut conflicts = 0;
+    for _round in 0..20 {
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let r = db
+                        .query(
+                            "BEGIN TRANSACTION; \
+                             LET $n = (SELECT VALUE n FROM ONLY counter:1); \
+                             UPDATE counter:1 SET n = $n + 1; \
+                             COMMIT TRANSACTION;",
+                        )
+                        .await;
+                    match r {
+                        Ok(r) => settle(r)
+                            .err()
+                            .map(|e| (e.db_kind(), e.is_retryable(), e.to_string())),
+                        Err(e) => Some((Some(DbErrorKind::of(&e)), false, e.to_string())),
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            match t.await? {
+                None => {}
+                Some((Some(DbErrorKind::TransactionConflict), true, _)) => conflicts += 1,
+                Some(other) => anyhow::bail!("a racing transaction failed otherwise: {other:?}"),
+            }
+        }
+        if conflicts > 0 {
+            break;
+        }
+    }
+    assert!(
+        conflicts > 0,
+        "no transaction conflict in 320 racing transactions"
+    );
+    Ok(())
+}

@@ -4,49 +4,18 @@
 //! `artifact_blob`; this module only reads them.
 
 use super::auth::BearerAuth;
-use super::envelope::{ApiResult, Envelope, ok, rfc3339_ms};
+use super::envelope::{ApiResult, ok};
+use super::views::artifact_view;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+use weft_api_types::{ArtifactView, Envelope};
 use weft_engine::{Artifact, Engine};
-use weft_store::ArtifactEntry;
 
 #[derive(Tags)]
 enum Tag {
     /// Start, watch and control workflow runs.
     WorkflowRuns,
-}
-
-/// An artifact a step emitted.
-#[derive(Object, Debug)]
-#[oai(rename_all = "camelCase")]
-pub struct ArtifactView {
-    /// Name, unique per attempt (download it at `.../artifacts/{name}`).
-    pub name: String,
-    /// Media type the plugin declared.
-    pub content_type: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// The attempt that emitted it.
-    pub attempt: u32,
-    /// When it was emitted (RFC 3339).
-    pub created_at: String,
-    /// Lowercase hex sha256 of the bytes.
-    #[oai(skip_serializing_if_is_none)]
-    pub sha256: Option<String>,
-}
-
-impl From<ArtifactEntry> for ArtifactView {
-    fn from(a: ArtifactEntry) -> Self {
-        Self {
-            name: a.record.name,
-            content_type: a.record.media_type,
-            size: a.record.size,
-            attempt: a.record.attempt,
-            created_at: rfc3339_ms(a.record.at),
-            sha256: a.sha256,
-        }
-    }
 }
 
 #[derive(ApiResponse)]
@@ -92,7 +61,7 @@ impl ArtifactsApi {
         step_id: Path<String>,
     ) -> ApiResult<Json<Envelope<Vec<ArtifactView>>>> {
         let entries = self.engine.artifacts(&auth.0, &id, &step_id).await?;
-        Ok(ok(entries.into_iter().map(Into::into).collect()))
+        Ok(ok(entries.into_iter().map(artifact_view).collect()))
     }
 
     /// Downloads an artifact: of the latest attempt that emitted this

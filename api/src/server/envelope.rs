@@ -2,7 +2,9 @@
 //! endpoint — including parse errors, unknown routes and auth failures.
 
 use poem_openapi::types::{ParseFromJSON, ToJSON};
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::{ApiResponse, payload::Json};
+use weft_api_types::rfc3339_ms;
+use weft_api_types::{Envelope, ErrorBody, ErrorDetail, Meta, Pagination, ValidationError};
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware.
@@ -18,73 +20,27 @@ fn now_rfc3339() -> String {
     rfc3339_ms(weft_store::now_ms())
 }
 
-/// Formats Unix milliseconds as RFC 3339 with milliseconds, UTC.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{millis:03}Z")
-}
-
-/// Page information for list responses.
-#[derive(Object, Debug, Clone)]
-#[oai(rename_all = "camelCase")]
-pub struct Pagination {
-    /// Page number, from 1.
-    pub page: u32,
-    /// Items per page (max 100).
-    pub page_size: u32,
-    /// Total matching items.
-    pub total: u64,
-    /// Number of pages.
-    pub total_pages: u64,
-}
-
-/// Metadata on every response.
-#[derive(Object, Debug, Clone)]
-#[oai(rename_all = "camelCase")]
-pub struct Meta {
-    /// The request id (also in the `X-Request-Id` header).
-    pub request_id: String,
-    /// When the response was produced (RFC 3339).
-    pub timestamp: String,
-    /// Present on list responses.
-    #[oai(skip_serializing_if_is_none)]
-    pub pagination: Option<Pagination>,
-}
-
-impl Meta {
-    /// Metadata for the current request.
-    pub fn now() -> Self {
-        Self {
-            request_id: request_id(),
-            timestamp: now_rfc3339(),
-            pagination: None,
-        }
+/// Metadata for the current request.
+pub fn meta_now() -> Meta {
+    Meta {
+        request_id: request_id(),
+        timestamp: now_rfc3339(),
+        pagination: None,
     }
 }
 
-/// A successful response.
-#[derive(Object, Debug)]
-pub struct Envelope<T: ParseFromJSON + ToJSON> {
-    /// Always true.
-    pub success: bool,
-    /// The payload.
-    pub data: T,
-    /// Metadata.
-    pub meta: Meta,
+/// An error body for the current request.
+pub fn error_body(code: &str, message: impl Into<String>) -> ErrorBody {
+    ErrorBody {
+        success: false,
+        error: ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+            details: None,
+            validation_errors: Vec::new(),
+        },
+        meta: meta_now(),
+    }
 }
 
 /// Wraps `data` in the envelope.
@@ -92,7 +48,7 @@ pub fn ok<T: ParseFromJSON + ToJSON>(data: T) -> Json<Envelope<T>> {
     Json(Envelope {
         success: true,
         data,
-        meta: Meta::now(),
+        meta: meta_now(),
     })
 }
 
@@ -117,7 +73,7 @@ pub fn page<T: ParseFromJSON + ToJSON>(
     page_size: u32,
     total: u64,
 ) -> Json<Envelope<T>> {
-    let mut meta = Meta::now();
+    let mut meta = meta_now();
     meta.pagination = Some(Pagination {
         page,
         page_size,
@@ -129,61 +85,6 @@ pub fn page<T: ParseFromJSON + ToJSON>(
         data,
         meta,
     })
-}
-
-/// One field-level validation problem.
-#[derive(Object, Debug, Clone)]
-#[oai(rename_all = "camelCase")]
-pub struct ValidationError {
-    /// JSON pointer to the offending value.
-    pub pointer: String,
-    /// Machine-readable code.
-    pub code: String,
-    /// Explanation.
-    pub message: String,
-}
-
-/// What went wrong.
-#[derive(Object, Debug, Clone)]
-#[oai(rename_all = "camelCase")]
-pub struct ErrorDetail {
-    /// Machine-readable code, e.g. `NOT_FOUND`.
-    pub code: String,
-    /// Human-readable explanation.
-    pub message: String,
-    /// Extra details.
-    #[oai(skip_serializing_if_is_none)]
-    pub details: Option<serde_json::Value>,
-    /// Per-field problems (422).
-    #[oai(default, skip_serializing_if_is_empty)]
-    pub validation_errors: Vec<ValidationError>,
-}
-
-/// The error envelope.
-#[derive(Object, Debug, Clone)]
-pub struct ErrorBody {
-    /// Always false.
-    pub success: bool,
-    /// The error.
-    pub error: ErrorDetail,
-    /// Metadata.
-    pub meta: Meta,
-}
-
-impl ErrorBody {
-    /// An error body for the current request.
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            success: false,
-            error: ErrorDetail {
-                code: code.into(),
-                message: message.into(),
-                details: None,
-                validation_errors: Vec::new(),
-            },
-            meta: Meta::now(),
-        }
-    }
 }
 
 /// Every error an endpoint can return.
@@ -227,23 +128,23 @@ pub enum ApiError {
 impl ApiError {
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::BadRequest(Json(ErrorBody::new("BAD_REQUEST", message)))
+        Self::BadRequest(Json(error_body("BAD_REQUEST", message)))
     }
 
     /// 404 with a message.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::NotFound(Json(ErrorBody::new("NOT_FOUND", message)))
+        Self::NotFound(Json(error_body("NOT_FOUND", message)))
     }
 
     /// 409 with a message.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::Conflict(Json(ErrorBody::new("CONFLICT", message)))
+        Self::Conflict(Json(error_body("CONFLICT", message)))
     }
 
     /// 413: the body is over the route's `limit` (bytes), given in
     /// `details.limitBytes` so a client can tell how far over it is.
     pub fn payload_too_large(limit: usize) -> Self {
-        let mut body = ErrorBody::new(
+        let mut body = error_body(
             "PAYLOAD_TOO_LARGE",
             format!("the request body exceeds this route's limit of {limit} bytes"),
         );
@@ -253,7 +154,7 @@ impl ApiError {
 
     /// 503 with a message: retry later.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::Unavailable(Json(ErrorBody::new("UNAVAILABLE", message)))
+        Self::Unavailable(Json(error_body("UNAVAILABLE", message)))
     }
 
     /// 422 with per-field problems.
@@ -262,7 +163,7 @@ impl ApiError {
         message: impl Into<String>,
         problems: Vec<ValidationError>,
     ) -> Self {
-        let mut body = ErrorBody::new(code, message);
+        let mut body = error_body(code, message);
         body.error.validation_errors = problems;
         Self::Unprocessable(Json(body))
     }
@@ -270,25 +171,23 @@ impl ApiError {
     /// 500, logged.
     pub fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!(request_id = %request_id(), "internal error: {message}");
-        Self::Internal(Json(ErrorBody::new(
+        Self::Internal(Json(error_body(
             "INTERNAL",
             "internal error; see the server log for the request id",
         )))
     }
 }
 
-impl ValidationError {
-    /// One problem, its code written as the enum serialises (e.g.
-    /// `LIMIT_EXCEEDED`), so the envelope and the model agree.
-    fn of(pointer: &str, code: impl serde::Serialize, message: &str) -> Self {
-        Self {
-            pointer: pointer.to_owned(),
-            code: serde_json::to_value(code)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            message: message.to_owned(),
-        }
+/// One problem, its code written as the enum serialises (e.g.
+/// `LIMIT_EXCEEDED`), so the envelope and the model agree.
+fn problem(pointer: &str, code: impl serde::Serialize, message: &str) -> ValidationError {
+    ValidationError {
+        pointer: pointer.to_owned(),
+        code: serde_json::to_value(code)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        message: message.to_owned(),
     }
 }
 
@@ -297,13 +196,13 @@ impl From<weft_engine::EngineError> for ApiError {
         use weft_engine::EngineError as E;
         let problems = |ps: &[weft_model::template::TemplateProblem]| {
             ps.iter()
-                .map(|p| ValidationError::of(&p.pointer, p.code, &p.message))
+                .map(|p| problem(&p.pointer, p.code, &p.message))
                 .collect()
         };
         match &e {
             E::NotFound(m) => Self::not_found(format!("{m} not found")),
             E::Forbidden { needed, .. } => {
-                let mut body = ErrorBody::new("FORBIDDEN", e.to_string());
+                let mut body = error_body("FORBIDDEN", e.to_string());
                 body.error.details = Some(serde_json::json!({ "needs": needed }));
                 Self::Forbidden(Json(body))
             }
@@ -314,7 +213,7 @@ impl From<weft_engine::EngineError> for ApiError {
             }
             E::InvalidInputs(ps) => Self::validation("INVALID_INPUTS", e.to_string(), problems(ps)),
             E::ValueLimit { error, .. } => {
-                Self::BadRequest(Json(ErrorBody::new(error.code(), e.to_string())))
+                Self::BadRequest(Json(error_body(error.code(), e.to_string())))
             }
             E::InvalidAnswer(ps) => Self::validation(
                 "INVALID_ANSWER",
@@ -331,7 +230,7 @@ impl From<weft_engine::EngineError> for ApiError {
                 "INVALID_PLUGIN",
                 e.to_string(),
                 ps.iter()
-                    .map(|p| ValidationError::of(&p.pointer, p.code, &p.message))
+                    .map(|p| problem(&p.pointer, p.code, &p.message))
                     .collect(),
             ),
             E::Install(i) => Self::validation("INVALID_PLUGIN", i.to_string(), Vec::new()),
@@ -358,7 +257,7 @@ fn plugin_in_use(plugin: &str, runs: &[String]) -> ApiError {
     } else {
         ""
     };
-    let mut body = ErrorBody::new(
+    let mut body = error_body(
         "CONFLICT",
         format!(
             "plugin {plugin} is pinned by {} active run(s): {}{more}; cancel them or wait until they finish",

@@ -19,7 +19,7 @@ mod templates_api;
 pub mod views;
 
 use body_limit::{BodyLimits, Outcome};
-use envelope::{ApiError, ErrorBody, REQUEST_ID};
+use envelope::{ApiError, REQUEST_ID, error_body};
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler, web::Data};
@@ -239,7 +239,7 @@ async fn error_to_envelope(err: poem::Error) -> Response {
     } else {
         err.to_string()
     };
-    let body = ErrorBody::new(code, message);
+    let body = error_body(code, message);
     let json =
         serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&body)).unwrap_or_default();
     let mut resp = Response::builder()
@@ -258,7 +258,7 @@ async fn error_to_envelope(err: poem::Error) -> Response {
 #[handler]
 fn health() -> poem::web::Json<serde_json::Value> {
     poem::web::Json(
-        serde_json::json!({"success": true, "data": {"status": "ok"}, "meta": envelope::Meta::now().to_json_value()}),
+        serde_json::json!({"success": true, "data": {"status": "ok"}, "meta": envelope::meta_now().to_json_value()}),
     )
 }
 
@@ -273,7 +273,7 @@ async fn ready(engine: Data<&Engine>) -> Response {
     let body = serde_json::json!({
         "success": ok,
         "data": {"store": if store_ok { "ok" } else { "unavailable" }, "plugins": plugins},
-        "meta": envelope::Meta::now().to_json_value(),
+        "meta": envelope::meta_now().to_json_value(),
     });
     Response::builder()
         .status(if ok {
@@ -344,7 +344,7 @@ trait MetaJson {
     fn to_json_value(&self) -> serde_json::Value;
 }
 
-impl MetaJson for envelope::Meta {
+impl MetaJson for weft_api_types::Meta {
     fn to_json_value(&self) -> serde_json::Value {
         poem_openapi::types::ToJSON::to_json(self).unwrap_or_default()
     }

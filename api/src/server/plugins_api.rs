@@ -1,12 +1,13 @@
 //! `plugins` and `step-types` endpoints.
 
 use super::auth::BearerAuth;
-use super::envelope::{self, ApiError, ApiResult, Envelope, ok};
+use super::envelope::{self, ApiError, ApiResult, ok};
 use super::runs_api::{default_page, default_page_size};
-use super::views::{PluginView, StepTypeView};
+use super::views::plugin_view;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+use weft_api_types::{EnablePluginRequest, Envelope, PluginHealthView, PluginView, StepTypeView};
 use weft_engine::{Engine, PageRequest, StepTypeEntry};
 use weft_model::{CapabilityGrants, PluginDigest};
 
@@ -22,28 +23,6 @@ enum Tag {
 pub struct PluginsApi {
     /// The engine.
     pub engine: Engine,
-}
-
-/// Capabilities granted when enabling a plugin.
-#[derive(Object, Debug, Default)]
-#[oai(rename_all = "camelCase")]
-pub struct EnablePluginRequest {
-    /// Hosts the plugin may reach (`example.com`, `*.example.com`, `host:port`).
-    #[oai(default)]
-    pub outbound_hosts: Vec<String>,
-    /// Environment variable names passed through.
-    #[oai(default)]
-    pub env: Vec<String>,
-    /// Secret names the plugin may read.
-    #[oai(default)]
-    pub secrets: Vec<String>,
-}
-
-/// Plugin health.
-#[derive(Object, Debug)]
-pub struct PluginHealthView {
-    /// `OK` when loaded and enabled, `DISABLED` otherwise.
-    pub status: String,
 }
 
 #[derive(ApiResponse)]
@@ -76,7 +55,7 @@ impl PluginsApi {
     async fn install(&self, auth: BearerAuth, body: Binary<Vec<u8>>) -> ApiResult<Created> {
         let entry = self.engine.install_plugin(&auth.0, &body.0, true).await?;
         let location = format!("/api/v1/plugins/{}", entry.digest);
-        Ok(Created::Created(ok(entry.into()), location))
+        Ok(Created::Created(ok(plugin_view(entry)), location))
     }
 
     /// Lists installed plugins by name and version, a page at a time.
@@ -94,7 +73,7 @@ impl PluginsApi {
     ) -> ApiResult<Json<Envelope<Vec<PluginView>>>> {
         let req = PageRequest::new(page.0, page_size.0);
         let p = self.engine.list_plugins(&auth.0, req)?;
-        Ok(envelope::paged(p, req, Into::into))
+        Ok(envelope::paged(p, req, plugin_view))
     }
 
     /// One plugin by id (`sha256:…`).
@@ -105,7 +84,7 @@ impl PluginsApi {
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
         let e = self.entry(&auth, &id)?;
-        Ok(ok(e.into()))
+        Ok(ok(plugin_view(e)))
     }
 
     /// Uninstalls a plugin: removes it from the registry, the host and the
@@ -120,11 +99,9 @@ impl PluginsApi {
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
         let e = self.entry(&auth, &id)?;
-        Ok(ok(self
-            .engine
-            .uninstall_plugin(&auth.0, &e.digest)
-            .await?
-            .into()))
+        Ok(ok(plugin_view(
+            self.engine.uninstall_plugin(&auth.0, &e.digest).await?,
+        )))
     }
 
     /// Enables a plugin with the given capability grants.
@@ -140,7 +117,7 @@ impl PluginsApi {
         for (i, h) in body.0.outbound_hosts.iter().enumerate() {
             match weft_model::HostPattern::parse(h) {
                 Ok(p) => hosts.push(p),
-                Err(e) => problems.push(super::envelope::ValidationError {
+                Err(e) => problems.push(weft_api_types::ValidationError {
                     pointer: format!("/outboundHosts/{i}"),
                     code: "INVALID_HOST_PATTERN".into(),
                     message: e.to_string(),
@@ -160,11 +137,11 @@ impl PluginsApi {
             secrets: body.0.secrets,
             directories: Vec::new(),
         };
-        Ok(ok(self
+        let entry = self
             .engine
             .set_plugin_state(&auth.0, &digest(&id)?, true, grants)
-            .await?
-            .into()))
+            .await?;
+        Ok(ok(plugin_view(entry)))
     }
 
     /// Disables a plugin: new runs cannot use it; running ones finish.
@@ -175,11 +152,11 @@ impl PluginsApi {
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<PluginView>>> {
         let e = self.entry(&auth, &id)?;
-        Ok(ok(self
-            .engine
-            .set_plugin_state(&auth.0, &e.digest, false, e.grants)
-            .await?
-            .into()))
+        Ok(ok(plugin_view(
+            self.engine
+                .set_plugin_state(&auth.0, &e.digest, false, e.grants)
+                .await?,
+        )))
     }
 
     /// Whether a plugin is loaded and enabled.

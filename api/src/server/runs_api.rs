@@ -6,13 +6,14 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::auth::BearerAuth;
-use super::envelope::{self, ApiError, ApiResult, Envelope, ok};
-use super::views::{AttemptView, EventView, LogView, RunView, StepView};
+use super::envelope::{self, ApiError, ApiResult, ok};
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
-use serde_json::Value;
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+use weft_api_types::{
+    AnswerBody, AttemptView, Envelope, EventView, LogView, RunView, StartRunBody, StepView,
+};
 use weft_engine::{Engine, PageRequest, StartRunRequest};
 use weft_engine::{FeedSpec, Logs};
 use weft_model::RunStatus;
@@ -22,26 +23,6 @@ use weft_store::RunFilter;
 enum Tag {
     /// Start, watch and control workflow runs.
     WorkflowRuns,
-}
-
-/// Starts a run.
-#[derive(Object, Debug)]
-pub struct StartRunBody {
-    /// Template id or name.
-    pub template: String,
-    /// Inputs, validated against the template's `inputs` schema.
-    #[oai(default)]
-    pub inputs: Option<Value>,
-}
-
-/// Answers a step's input request.
-#[derive(Object, Debug)]
-#[oai(rename_all = "camelCase")]
-pub struct AnswerBody {
-    /// The step waiting for input.
-    pub step_id: String,
-    /// The answer, validated against the request's schema.
-    pub values: Value,
 }
 
 #[derive(ApiResponse)]
@@ -369,7 +350,7 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 fn check_idempotency_key(key: &str) -> ApiResult<()> {
     let printable = key.bytes().all(|b| (b' '..=b'~').contains(&b));
     if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !printable {
-        return Err(ApiError::BadRequest(Json(envelope::ErrorBody::new(
+        return Err(ApiError::BadRequest(Json(envelope::error_body(
             "INVALID_IDEMPOTENCY_KEY",
             format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters (got {} bytes)",

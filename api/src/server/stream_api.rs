@@ -16,13 +16,13 @@
 
 use super::auth::{StreamAuth, WS_PROTOCOL};
 use super::envelope::ApiResult;
-use super::views::{EventView, LogView, RunView};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use poem::web::websocket::{BoxWebSocketUpgraded, CloseCode, Message, WebSocket, WebSocketStream};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::{OpenApi, Tags};
 use std::time::Duration;
+use weft_api_types::{EventView, LogView, RunView};
 use weft_engine::Engine;
 use weft_engine::{FeedItem, FeedSpec, Logs};
 use weft_model::Principal;

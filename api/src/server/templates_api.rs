@@ -3,13 +3,13 @@
 //! guarded by `If-Match: "<revision>"`.
 
 use super::auth::BearerAuth;
-use super::envelope::{self, ApiError, ApiResult, Envelope, ErrorBody, ok};
+use super::envelope::{self, ApiError, ApiResult, error_body, ok};
 use super::runs_api::{default_page, default_page_size};
-use super::views::{TemplateRevisionView, TemplateView};
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
-use poem_openapi::{ApiRequest, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiRequest, ApiResponse, OpenApi, Tags};
 use serde_json::Value;
+use weft_api_types::{Envelope, TemplateRevisionView, TemplateView, ValidationView};
 use weft_engine::{Engine, PageRequest};
 
 #[derive(Tags)]
@@ -37,13 +37,6 @@ impl TemplateBody {
                 .map_err(|e| ApiError::bad_request(format!("invalid YAML: {e}"))),
         }
     }
-}
-
-/// The result of validating a template.
-#[derive(Object, Debug)]
-pub struct ValidationView {
-    /// True when there are no problems.
-    pub valid: bool,
 }
 
 #[derive(ApiResponse)]
@@ -244,7 +237,7 @@ impl TemplatesApi {
 }
 
 fn precondition(current: u32) -> ApiError {
-    ApiError::PreconditionFailed(Json(ErrorBody::new(
+    ApiError::PreconditionFailed(Json(error_body(
         "PRECONDITION_FAILED",
         format!(
             "If-Match does not match the current revision; the current ETag is {}",

@@ -6,9 +6,11 @@ use anyhow::{Context, Result};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
+use weft_api_types::{ErrorBody, Meta};
 
 /// How long an ordinary request may take; streams have no overall limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -84,7 +86,30 @@ pub struct Reply {
     pub envelope: Value,
 }
 
+/// Decodes a response's `data` as the REST type the server serialised it
+/// from; a server of another version may send what this CLI cannot read.
+pub fn decode<T: DeserializeOwned>(data: &Value) -> Result<T> {
+    T::deserialize(data).with_context(|| {
+        let ty = std::any::type_name::<T>();
+        let ty = ty.rsplit("::").next().unwrap_or(ty);
+        format!("the server sent a {ty} this weft CLI cannot read (is it another Weft version?)")
+    })
+}
+
+/// The part of an envelope every response has.
+#[derive(Deserialize)]
+struct EnvelopeMeta {
+    meta: Meta,
+}
+
 impl Reply {
+    /// The envelope's `meta` (request id, time, pagination), when it has one.
+    pub fn meta(&self) -> Option<Meta> {
+        EnvelopeMeta::deserialize(&self.envelope)
+            .ok()
+            .map(|e| e.meta)
+    }
+
     /// The envelope's `data`.
     pub fn data(self) -> Value {
         match self.envelope {
@@ -218,9 +243,12 @@ impl Client {
         loop {
             let query = [("page", page.to_string()), ("pageSize", "100".to_owned())];
             let url = self.url_with_query(segments, &query);
-            let mut envelope = self.send(self.request(Method::GET, url)).await?.envelope;
-            let pages = envelope["meta"]["pagination"]["totalPages"].as_u64();
-            if let Some(Value::Array(data)) = envelope.get_mut("data").map(Value::take) {
+            let reply = self.send(self.request(Method::GET, url)).await?;
+            let pages = reply
+                .meta()
+                .and_then(|m| m.pagination)
+                .map(|p| p.total_pages);
+            if let Value::Array(data) = reply.data() {
                 items.extend(data);
             }
             match pages {
@@ -276,22 +304,21 @@ impl Client {
     }
 
     fn api_error(&self, status: StatusCode, body: &[u8]) -> ApiError {
-        let parsed: Option<Value> = serde_json::from_slice(body).ok();
-        let error = parsed
-            .as_ref()
-            .and_then(|v| v.get("error"))
-            .filter(|e| e.is_object())
-            .cloned();
-        let request_id = parsed
-            .as_ref()
-            .and_then(|v| v["meta"]["requestId"].as_str())
-            .map(str::to_owned);
-        let (code, message, problems, raw) = match error {
+        let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+        let request_id = parsed.as_ref().map(|b| b.meta.request_id.clone());
+        let (code, message, problems, raw) = match parsed.map(|b| b.error) {
             Some(e) => (
-                e["code"].as_str().unwrap_or("ERROR").to_owned(),
-                e["message"].as_str().unwrap_or_default().to_owned(),
-                serde_json::from_value(e["validationErrors"].clone()).unwrap_or_default(),
-                e,
+                e.code.clone(),
+                e.message.clone(),
+                e.validation_errors
+                    .iter()
+                    .map(|p| Problem {
+                        pointer: p.pointer.clone(),
+                        code: p.code.clone(),
+                        message: p.message.clone(),
+                    })
+                    .collect(),
+                serde_json::to_value(&e).unwrap_or_default(),
             ),
             None => {
                 // Not our envelope (a proxy, another service): show what came back.

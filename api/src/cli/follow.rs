@@ -9,7 +9,7 @@
 //! (or with) its end event, so nothing is lost, nothing is shown twice, and
 //! a step's lines come before the line saying it ended.
 
-use super::client::{self, Client};
+use super::client::{self, Client, decode};
 use super::output::{self, dim, styled_status};
 use super::runs;
 use super::sse::SseStream;
@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use weft_api_types::{EventView, LogView, RunView, StepView};
+use weft_model::{EventKind, LogLevel, RunStatus, StepStatus};
 
 /// Steps whose logs are tailed live at once; others (a wide `forEach`)
 /// are read when they end, so a fan-out does not open hundreds of streams.
@@ -31,16 +33,6 @@ const MAX_LIVE_TAILS: usize = 8;
 const MAX_RECONNECTS: u32 = 8;
 /// Log lines per page when reading logs as JSON.
 const PAGE: usize = 1000;
-
-/// Event kinds that end a run (the server closes the stream after them).
-pub fn ends_run(kind: &str) -> bool {
-    matches!(kind, "run.success" | "run.failed" | "run.cancelled")
-}
-
-/// Whether a run status is final.
-pub fn is_terminal(status: &str) -> bool {
-    matches!(status, "SUCCESS" | "FAILED" | "CANCELLED")
-}
 
 /// Where lines go: above the progress bar when there is one, else stdout.
 #[derive(Clone)]
@@ -93,24 +85,18 @@ impl Console {
         }
     }
 
-    fn progress(&self, run: &Value) {
+    fn progress(&self, run: &RunView) {
         let Some(bar) = &self.bar else {
             return;
         };
-        let p = &run["progress"];
-        bar.set_length(p["total"].as_u64().unwrap_or(0));
-        bar.set_position(p["completed"].as_u64().unwrap_or(0));
-        let running: Vec<&str> = p["running"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let status = run["status"].as_str().unwrap_or_default();
-        bar.set_message(if running.is_empty() {
+        let p = &run.progress;
+        bar.set_length(u64::from(p.total));
+        bar.set_position(u64::from(p.completed));
+        let status = run.status.as_str();
+        bar.set_message(if p.running.is_empty() {
             styled_status(status)
         } else {
-            format!("{}  {}", styled_status(status), running.join(", "))
+            format!("{}  {}", styled_status(status), p.running.join(", "))
         });
         if !self.shown.swap(true, Ordering::SeqCst) {
             bar.set_draw_target(ProgressDrawTarget::stderr());
@@ -161,26 +147,27 @@ impl LogPrinter {
         }
     }
 
-    fn print(&self, line: &Value) {
+    fn print(&self, line: &LogView) {
         match self.mode {
             LogMode::Off => {}
             LogMode::Json => {
-                let mut l = line.clone();
+                let mut l = serde_json::to_value(line).unwrap_or_default();
                 if let Some(o) = l.as_object_mut() {
                     o.insert("step".into(), Value::String(self.step.clone()));
                 }
                 self.console.line(&l.to_string());
             }
             LogMode::Human => {
-                let level = line["level"].as_str().unwrap_or("info");
-                let level = match level {
-                    "info" | "debug" | "trace" | "progress" => String::new(),
-                    other => format!("{} ", other.to_ascii_uppercase()),
+                let level = match line.level {
+                    LogLevel::Info | LogLevel::Debug | LogLevel::Trace | LogLevel::Progress => {
+                        String::new()
+                    }
+                    other => format!("{} ", other.as_str().to_ascii_uppercase()),
                 };
                 self.console.line(&format!(
                     "{} {level}{}",
                     dim(&format!("{} │", self.step)),
-                    line["message"].as_str().unwrap_or_default()
+                    line.message
                 ));
             }
         }
@@ -205,7 +192,7 @@ pub async fn print_logs(
                 ],
             )
             .await?;
-        let lines = page.as_array().cloned().unwrap_or_default();
+        let lines: Vec<LogView> = decode(&page)?;
         for l in &lines {
             emit(printer, last, l);
         }
@@ -216,8 +203,8 @@ pub async fn print_logs(
 }
 
 /// Prints a line unless it was shown already.
-fn emit(printer: &LogPrinter, last: &AtomicU64, line: &Value) {
-    let seq = line["seq"].as_u64().unwrap_or(0);
+fn emit(printer: &LogPrinter, last: &AtomicU64, line: &LogView) {
+    let seq = line.seq;
     if seq > last.load(Ordering::SeqCst) {
         printer.print(line);
         last.store(seq, Ordering::SeqCst);
@@ -232,7 +219,7 @@ async fn tail(client: Client, run_id: String, printer: LogPrinter, last: Arc<Ato
     };
     let mut sse = SseStream::new(resp);
     while let Ok(Some(ev)) = sse.next().await {
-        if let Ok(line) = serde_json::from_str::<Value>(&ev.data) {
+        if let Ok(line) = serde_json::from_str::<LogView>(&ev.data) {
             emit(&printer, &last, &line);
         }
     }
@@ -322,7 +309,9 @@ impl Refresher {
         let task = tokio::spawn(async move {
             loop {
                 notified.notified().await;
-                if let Ok(run) = client.get(&["workflow-runs", &run_id], &[]).await {
+                if let Ok(run) = client.get(&["workflow-runs", &run_id], &[]).await
+                    && let Ok(run) = decode::<RunView>(&run)
+                {
                     console.progress(&run);
                 }
             }
@@ -363,29 +352,32 @@ impl Follower<'_> {
         }
     }
 
-    async fn handle(&mut self, event: &Value) {
-        let kind = event["kind"].as_str().unwrap_or_default();
-        let step = event["step"].as_str().unwrap_or_default();
-        let message = event["message"].as_str().unwrap_or_default();
+    async fn handle(&mut self, event: &EventView) {
+        let kind = event.kind;
+        let step = event.step.as_deref().unwrap_or_default();
+        let message = event.message.as_str();
         match kind {
-            "step.started" => {
+            EventKind::StepStarted => {
                 self.transition("▶", step, message);
                 self.tails.start(step);
                 self.refresh();
             }
-            "step.succeeded" | "step.failed" | "step.retrying" | "step.cancelled"
-            | "step.skipped" => {
+            EventKind::StepSucceeded
+            | EventKind::StepFailed
+            | EventKind::StepRetrying
+            | EventKind::StepCancelled
+            | EventKind::StepSkipped => {
                 self.tails.stop(step).await;
                 let symbol = match kind {
-                    "step.succeeded" => "✔",
-                    "step.failed" | "step.cancelled" => "✘",
-                    "step.retrying" => "↻",
+                    EventKind::StepSucceeded => "✔",
+                    EventKind::StepFailed | EventKind::StepCancelled => "✘",
+                    EventKind::StepRetrying => "↻",
                     _ => "–",
                 };
                 self.transition(symbol, step, message);
                 self.refresh();
             }
-            "step.awaiting_input" => {
+            EventKind::StepAwaitingInput => {
                 self.tails.stop(step).await;
                 self.refresh();
                 if self.opts.prompts {
@@ -394,17 +386,17 @@ impl Follower<'_> {
                     self.transition("⏸", step, message);
                 }
             }
-            "step.input_received" => {
+            EventKind::StepInputReceived => {
                 // A restart may ask again: prompt again if it does.
                 self.prompted.remove(step);
                 self.transition("✎", step, message);
             }
-            k if k.starts_with("step.") => {
+            k if k.is_step() => {
                 self.transition("·", step, message);
                 self.refresh();
             }
-            "run.created" | "run.started" => {}
-            "run.status" => {
+            EventKind::RunCreated | EventKind::RunStarted => {}
+            EventKind::RunStatusChanged => {
                 if self.opts.transitions {
                     self.console
                         .line(&format!("● run is {}", styled_status(message)));
@@ -429,17 +421,21 @@ impl Follower<'_> {
             .get(&["workflow-runs", self.run_id, "steps", step], &[])
             .await
         {
-            Ok(s) if s["status"] == "AWAITING_INPUT" => {
-                for line in
-                    runs::input_request_lines(self.client, self.run_id, step, &s["inputRequest"])
-                {
+            Ok(s) => {
+                let Some(request) = decode::<StepView>(&s)
+                    .ok()
+                    .filter(|s| s.status == StepStatus::AwaitingInput)
+                    .and_then(|s| s.input_request)
+                else {
+                    return;
+                };
+                for line in runs::input_request_lines(self.client, self.run_id, step, &request) {
                     self.console.line(&line);
                 }
                 self.console.line(&dim(
                     "waiting for the answer… (Ctrl-C stops following; the run keeps waiting)",
                 ));
             }
-            Ok(_) => {}
             Err(e) => self.console.line(&format!(
                 "warning: cannot read the input request of {step}: {e:#}"
             )),
@@ -484,13 +480,11 @@ pub async fn follow(
                 let mut sse = SseStream::new(resp);
                 while let Ok(Some(ev)) = sse.next().await {
                     failures = 0;
-                    let Ok(event) = serde_json::from_str::<Value>(&ev.data) else {
+                    let Ok(event) = serde_json::from_str::<EventView>(&ev.data) else {
                         continue;
                     };
-                    if let Some(seq) = event["seq"].as_u64() {
-                        last_seq = Some(seq);
-                    }
-                    if ends_run(event["kind"].as_str().unwrap_or_default()) {
+                    last_seq = Some(event.seq);
+                    if event.kind.ends_run() {
                         break 'stream;
                     }
                     f.handle(&event).await;
@@ -508,7 +502,7 @@ pub async fn follow(
             anyhow::bail!("lost the event stream of run {run_id}; see `weft runs show {run_id}`");
         }
         if let Ok(run) = client.get(&["workflow-runs", run_id], &[]).await
-            && is_terminal(run["status"].as_str().unwrap_or_default())
+            && decode::<RunView>(&run).is_ok_and(|r| r.status.is_terminal())
         {
             break;
         }
@@ -517,9 +511,9 @@ pub async fn follow(
     f.tails.finish().await;
     // Stop background reads before the last one, so it is the one shown.
     drop(f.refresher.take());
-    let run = client.get(&["workflow-runs", run_id], &[]).await?;
-    console.progress(&run);
-    Ok(run)
+    let raw = client.get(&["workflow-runs", run_id], &[]).await?;
+    console.progress(&decode(&raw)?);
+    Ok(raw)
 }
 
 /// Follows a run to its end for `weft run --follow`, prints the result and
@@ -556,26 +550,37 @@ pub async fn run_to_end(client: &Client, run_id: &str, json: bool) -> Result<i32
             return Ok(130);
         }
     };
-    let status = run["status"].as_str().unwrap_or_default();
     if json {
         output::print_json(&run);
-    } else {
+    }
+    let run: RunView = decode(&run)?;
+    if !json {
         print_result(&run);
     }
-    Ok(if status == "SUCCESS" { 0 } else { 1 })
+    Ok(if run.status == RunStatus::Success {
+        0
+    } else {
+        1
+    })
 }
 
 /// `✔ run … SUCCESS in 1.2s` and the outputs, or the error.
-pub fn print_result(run: &Value) {
-    let status = run["status"].as_str().unwrap_or_default();
-    let took = output::span(run["startedAt"].as_str(), run["endedAt"].as_str());
-    let id = run["id"].as_str().unwrap_or_default();
-    let symbol = if status == "SUCCESS" { "✔" } else { "✘" };
-    outln!("{symbol} run {id} {} in {took}", styled_status(status));
-    if let Some(err) = run.get("error").filter(|e| !e.is_null()) {
-        outln!("error: {}", output::error_text(err));
+pub fn print_result(run: &RunView) {
+    let took = output::span(run.started_at.as_deref(), run.ended_at.as_deref());
+    let symbol = if run.status == RunStatus::Success {
+        "✔"
+    } else {
+        "✘"
+    };
+    outln!(
+        "{symbol} run {} {} in {took}",
+        run.id,
+        styled_status(run.status.as_str())
+    );
+    if let Some(err) = &run.error {
+        outln!("error: {}", output::failure_text(err));
     }
-    if let Some(outputs) = run.get("outputs").filter(|o| !o.is_null()) {
+    if let Some(outputs) = run.outputs.as_ref().filter(|o| !o.is_null()) {
         outln!("outputs:");
         output::print_json(outputs);
     }

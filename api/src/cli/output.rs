@@ -7,6 +7,7 @@ use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
+use weft_model::Failure;
 
 /// Writes to stdout (see `outln!`): a closed pipe ends the process.
 pub fn write_out(args: std::fmt::Arguments<'_>) {
@@ -191,30 +192,20 @@ pub fn compact(v: &Value, max: usize) -> String {
     }
 }
 
-/// An error object (`{code, message, cause}`) as one line: the messages
-/// down the cause chain, then the innermost code.
-pub fn error_text(err: &Value) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut code = None;
-    let mut cur = err;
+/// A failure as one line: the messages down the cause chain, then the
+/// innermost code.
+pub fn failure_text(err: &Failure) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut code = err.code;
+    let mut cur = Some(err);
     // Bounded: a cause chain is short, and the data comes from the server.
     for _ in 0..8 {
-        match cur["message"].as_str() {
-            Some(m) => parts.push(m.to_owned()),
-            None if parts.is_empty() => parts.push(compact(cur, 300)),
-            None => {}
-        }
-        code = cur["code"].as_str().or(code);
-        cur = &cur["cause"];
-        if !cur.is_object() {
-            break;
-        }
+        let Some(f) = cur else { break };
+        parts.push(&f.message);
+        code = f.code;
+        cur = f.cause.as_deref();
     }
-    let text = parts.join(": ");
-    match code {
-        Some(c) => format!("{text} ({c})"),
-        None => text,
-    }
+    format!("{} ({code})", parts.join(": "))
 }
 
 /// Problems as aligned `<pointer>  <code>  <message>` lines (the empty

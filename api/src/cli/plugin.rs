@@ -3,7 +3,7 @@
 //! when several versions are installed).
 
 use super::PluginCommand;
-use super::client::{Client, with_json};
+use super::client::{Client, decode, with_json};
 use super::output::{self, print_json, status_cell};
 use anyhow::{Context, Result};
 use reqwest::Method;
@@ -11,6 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
+use weft_api_types::{CapabilitiesView, EnablePluginRequest, PluginView};
 use weft_host::{HostConfig, PluginHost};
 
 /// Installing compiles the component on the server, which can take a while.
@@ -29,11 +30,11 @@ pub async fn execute(client: &Client, cmd: PluginCommand, json: bool) -> Result<
             replace,
         } => {
             let p = resolve(client, &plugin).await?;
-            let merged = |field: &str, given: Vec<String>| {
+            let merged = |granted: &[String], given: Vec<String>| {
                 let mut all: Vec<String> = if replace {
                     Vec::new()
                 } else {
-                    strings(&p["grants"][field])
+                    granted.to_vec()
                 };
                 for g in given {
                     if !all.contains(&g) {
@@ -42,22 +43,20 @@ pub async fn execute(client: &Client, cmd: PluginCommand, json: bool) -> Result<
                 }
                 all
             };
-            let body = json!({
-                "outboundHosts": merged("outboundHosts", hosts),
-                "env": merged("env", env),
-                "secrets": merged("secrets", secrets),
-            });
-            let id = p["id"].as_str().unwrap_or_default();
-            let req = client.request(Method::POST, client.url(&["plugins", id, "enable"]));
+            let body = serde_json::to_value(EnablePluginRequest {
+                outbound_hosts: merged(&p.grants.outbound_hosts, hosts),
+                env: merged(&p.grants.env, env),
+                secrets: merged(&p.grants.secrets, secrets),
+            })?;
+            let req = client.request(Method::POST, client.url(&["plugins", &p.id, "enable"]));
             let data = client.send(with_json(req, &body)?).await?.data();
-            report(&data, "enabled", json);
+            report(&data, "enabled", json)?;
             Ok(0)
         }
         PluginCommand::Disable { plugin } => {
             let p = resolve(client, &plugin).await?;
-            let id = p["id"].as_str().unwrap_or_default();
-            let data = client.post(&["plugins", id, "disable"], None).await?;
-            report(&data, "disabled", json);
+            let data = client.post(&["plugins", &p.id, "disable"], None).await?;
+            report(&data, "disabled", json)?;
             Ok(0)
         }
         PluginCommand::Inspect { file } => {
@@ -78,13 +77,14 @@ async fn install(client: &Client, file: &Path, json: bool) -> Result<i32> {
         print_json(&data);
         return Ok(0);
     }
-    report(&data, "installed", false);
-    let requested = grants_text(&data["requested"]);
+    report(&data, "installed", false)?;
+    let p: PluginView = decode(&data)?;
+    let requested = grants_text(&p.requested);
     if requested != "none" {
         outln!(
             "  requests: {requested}\n  grant with: weft plugin enable {}@{} --allow-host HOST …",
-            data["name"].as_str().unwrap_or_default(),
-            data["version"].as_str().unwrap_or_default()
+            p.name,
+            p.version
         );
     }
     Ok(0)
@@ -98,14 +98,14 @@ async fn list(client: &Client, json: bool) -> Result<i32> {
     }
     let mut t = output::table(&["ID", "NAME", "VERSION", "STATUS", "STEP TYPES", "GRANTS"]);
     for p in &data {
-        let enabled = p["enabled"].as_bool().unwrap_or(false);
+        let p: PluginView = decode(p)?;
         t.add_row(vec![
-            short_id(p["id"].as_str().unwrap_or_default()).into(),
-            p["name"].as_str().unwrap_or_default().into(),
-            p["version"].as_str().unwrap_or_default().into(),
-            status_cell(if enabled { "ENABLED" } else { "DISABLED" }),
-            strings(&p["stepTypes"]).join(", ").into(),
-            grants_text(&p["grants"]).into(),
+            short_id(&p.id).into(),
+            p.name.as_str().into(),
+            p.version.as_str().into(),
+            status_cell(if p.enabled { "ENABLED" } else { "DISABLED" }),
+            p.step_types.join(", ").into(),
+            grants_text(&p.grants).into(),
         ]);
     }
     output::print_table(&t, "No plugins installed.");
@@ -118,26 +118,17 @@ fn short_id(id: &str) -> String {
     id.get(..19).unwrap_or(id).to_owned()
 }
 
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect()
-}
-
 /// Capabilities as `hosts: a, b; env: X`, or `none`.
-fn grants_text(g: &Value) -> String {
+fn grants_text(g: &CapabilitiesView) -> String {
     let parts: Vec<String> = [
-        ("outboundHosts", "hosts"),
-        ("env", "env"),
-        ("secrets", "secrets"),
+        (&g.outbound_hosts, "hosts"),
+        (&g.directories, "directories"),
+        (&g.env, "env"),
+        (&g.secrets, "secrets"),
     ]
     .iter()
-    .filter_map(|(field, label)| {
-        let items = strings(&g[*field]);
-        (!items.is_empty()).then(|| format!("{label}: {}", items.join(", ")))
-    })
+    .filter(|(items, _)| !items.is_empty())
+    .map(|(items, label)| format!("{label}: {}", items.join(", ")))
     .collect();
     if parts.is_empty() {
         "none".to_owned()
@@ -146,29 +137,29 @@ fn grants_text(g: &Value) -> String {
     }
 }
 
-fn report(p: &Value, action: &str, json: bool) {
+fn report(data: &Value, action: &str, json: bool) -> Result<()> {
     if json {
-        print_json(p);
-        return;
+        print_json(data);
+        return Ok(());
     }
-    outln!(
-        "plugin {} {} {action} ({})",
-        p["name"].as_str().unwrap_or_default(),
-        p["version"].as_str().unwrap_or_default(),
-        p["id"].as_str().unwrap_or_default()
-    );
-    outln!("  step types: {}", strings(&p["stepTypes"]).join(", "));
-    outln!("  grants: {}", grants_text(&p["grants"]));
+    let p: PluginView = decode(data)?;
+    outln!("plugin {} {} {action} ({})", p.name, p.version, p.id);
+    outln!("  step types: {}", p.step_types.join(", "));
+    outln!("  grants: {}", grants_text(&p.grants));
+    Ok(())
 }
 
 /// Finds one installed plugin by id, id prefix, name or `name@version`.
-async fn resolve(client: &Client, wanted: &str) -> Result<Value> {
-    let all = client.get_all(&["plugins"]).await?;
+async fn resolve(client: &Client, wanted: &str) -> Result<PluginView> {
+    let all = client
+        .get_all(&["plugins"])
+        .await?
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<PluginView>>>()?;
     let hex = wanted.strip_prefix("sha256:").unwrap_or(wanted);
-    let matches = |p: &&Value| {
-        let id = p["id"].as_str().unwrap_or_default();
-        let name = p["name"].as_str().unwrap_or_default();
-        let version = p["version"].as_str().unwrap_or_default();
+    let matches = |p: &&PluginView| {
+        let (id, name, version) = (p.id.as_str(), p.name.as_str(), p.version.as_str());
         id == wanted
             || name == wanted
             || format!("{name}@{version}") == wanted
@@ -178,19 +169,14 @@ async fn resolve(client: &Client, wanted: &str) -> Result<Value> {
                     .strip_prefix("sha256:")
                     .is_some_and(|h| h.starts_with(hex)))
     };
-    let found: Vec<&Value> = all.iter().filter(matches).collect();
+    let mut found: Vec<&PluginView> = all.iter().filter(matches).collect();
     match found.as_slice() {
-        [one] => Ok((*one).clone()),
+        [_] => Ok(found.swap_remove(0).clone()),
         [] => anyhow::bail!("no installed plugin matches {wanted:?} (see `weft plugin list`)"),
         many => anyhow::bail!(
             "{wanted:?} matches several plugins: {}; name one as name@version or by id",
             many.iter()
-                .map(|p| format!(
-                    "{}@{} ({})",
-                    p["name"].as_str().unwrap_or_default(),
-                    p["version"].as_str().unwrap_or_default(),
-                    short_id(p["id"].as_str().unwrap_or_default())
-                ))
+                .map(|p| format!("{}@{} ({})", p.name, p.version, short_id(&p.id)))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

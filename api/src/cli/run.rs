@@ -1,14 +1,17 @@
 //! `weft run <template>`: builds the inputs, starts the run, and with
 //! `--follow` watches it to the end (see [`super::follow`]).
 
-use super::client::{Client, with_json};
+use super::client::{Client, decode, with_json};
 use super::output::{dim, print_json};
 use super::runs::declares_string;
 use super::{RunArgs, follow, object_with_pairs, parse_object, read_source};
 use anyhow::{Context, Result};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 use std::io::IsTerminal;
+use weft_api_types::{RunView, StartRunBody, TemplateView};
+use weft_model::WorkflowTemplate;
 
 /// Runs `weft run`.
 pub async fn execute(client: &Client, args: RunArgs, json: bool) -> Result<i32> {
@@ -33,12 +36,12 @@ pub async fn execute(client: &Client, args: RunArgs, json: bool) -> Result<i32> 
     if let Some(key) = &args.idempotency_key {
         req = req.header("Idempotency-Key", key);
     }
-    let body = json!({"template": args.template, "inputs": inputs});
+    let body = serde_json::to_value(StartRunBody {
+        template: args.template.clone(),
+        inputs: Some(inputs),
+    })?;
     let run = client.send(with_json(req, &body)?).await?.data();
-    let id = run["id"]
-        .as_str()
-        .context("the server's answer has no run id")?
-        .to_owned();
+    let id = decode::<RunView>(&run)?.id;
     if args.follow {
         return follow::run_to_end(client, &id, json).await;
     }
@@ -66,6 +69,9 @@ async fn input_schema(client: &Client, template: &str) -> Value {
     client
         .get(&["workflow-templates", template], &[])
         .await
-        .map(|t| t["body"]["inputs"].clone())
+        .ok()
+        .and_then(|t| decode::<TemplateView>(&t).ok())
+        .and_then(|t| WorkflowTemplate::deserialize(&t.body).ok())
+        .and_then(|spec| spec.inputs)
         .unwrap_or_default()
 }

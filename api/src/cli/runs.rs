@@ -1,6 +1,6 @@
 //! `weft runs list|show|logs|cancel|pause|resume|answer`.
 
-use super::client::{Client, with_json};
+use super::client::{Client, decode, with_json};
 use super::follow::{self, Console, LogMode, LogPrinter, Options};
 use super::output::{self, dim, print_json, shell_quote, status_cell, styled_status};
 use super::{RunsCommand, object_with_pairs};
@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::atomic::AtomicU64;
+use weft_api_types::{AnswerBody, RunView, StepView};
+use weft_model::{InputRequest, RunStatus, StepStatus};
 
 /// The server the CLI talks to when none is given.
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -60,10 +62,14 @@ async fn list(
         }
         let url = client.url_with_query(&["workflow-runs"], &query);
         let reply = client.send(client.request(Method::GET, url)).await?;
-        total = reply.envelope["meta"]["pagination"]["total"]
-            .as_u64()
-            .unwrap_or(0);
-        let batch = reply.data().as_array().cloned().unwrap_or_default();
+        total = reply
+            .meta()
+            .and_then(|m| m.pagination)
+            .map_or(0, |p| p.total);
+        let batch = match reply.data() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
         let done = batch.len() < page_size as usize;
         runs.extend(batch);
         if done || runs.len() >= limit as usize || runs.len() as u64 >= total {
@@ -79,13 +85,14 @@ async fn list(
         "ID", "TEMPLATE", "STATUS", "PROGRESS", "CREATED", "DURATION",
     ]);
     for r in &runs {
+        let r: RunView = decode(r)?;
         t.add_row(vec![
-            r["id"].as_str().unwrap_or_default().into(),
-            r["template"].as_str().unwrap_or_default().into(),
-            status_cell(r["status"].as_str().unwrap_or_default()),
-            progress(r).into(),
-            output::age(r["createdAt"].as_str().unwrap_or_default()).into(),
-            output::span(r["startedAt"].as_str(), r["endedAt"].as_str()).into(),
+            r.id.as_str().into(),
+            r.template.as_str().into(),
+            status_cell(r.status.as_str()),
+            progress(&r).into(),
+            output::age(&r.created_at).into(),
+            output::span(r.started_at.as_deref(), r.ended_at.as_deref()).into(),
         ]);
     }
     output::print_table(
@@ -104,91 +111,79 @@ async fn list(
     Ok(0)
 }
 
-fn progress(run: &Value) -> String {
-    format!(
-        "{}/{}",
-        run["progress"]["completed"], run["progress"]["total"]
-    )
+fn progress(run: &RunView) -> String {
+    format!("{}/{}", run.progress.completed, run.progress.total)
 }
 
 async fn show(client: &Client, id: &str, json: bool) -> Result<i32> {
-    let mut run = client.get(&["workflow-runs", id], &[]).await?;
-    let steps = Value::Array(client.get_all(&["workflow-runs", id, "steps"]).await?);
+    let mut raw = client.get(&["workflow-runs", id], &[]).await?;
+    let raw_steps = client.get_all(&["workflow-runs", id, "steps"]).await?;
     if json {
-        if let Some(o) = run.as_object_mut() {
-            o.insert("steps".into(), steps);
+        if let Some(o) = raw.as_object_mut() {
+            o.insert("steps".into(), Value::Array(raw_steps));
         }
-        print_json(&run);
+        print_json(&raw);
         return Ok(0);
     }
+    let run: RunView = decode(&raw)?;
+    let steps = raw_steps
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<StepView>>>()?;
     let field = |name: &str, value: String| outln!("{:<10}{value}", format!("{name}:"));
-    field("Run", run["id"].as_str().unwrap_or(id).to_owned());
+    field("Run", run.id.clone());
     field(
         "Template",
-        format!(
-            "{} (revision {})",
-            run["template"].as_str().unwrap_or_default(),
-            run["revision"]
-        ),
+        format!("{} (revision {})", run.template, run.revision),
     );
-    field(
-        "Status",
-        styled_status(run["status"].as_str().unwrap_or_default()),
-    );
-    let running: Vec<&str> = run["progress"]["running"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    field("Status", styled_status(run.status.as_str()));
     let mut p = format!("{} steps done", progress(&run));
-    if !running.is_empty() {
-        p.push_str(&format!(", running: {}", running.join(", ")));
+    if !run.progress.running.is_empty() {
+        p.push_str(&format!(", running: {}", run.progress.running.join(", ")));
     }
     field("Progress", p);
-    let created = run["createdAt"].as_str().unwrap_or_default();
-    field("Created", format!("{created} ({})", output::age(created)));
+    field(
+        "Created",
+        format!("{} ({})", run.created_at, output::age(&run.created_at)),
+    );
     field(
         "Duration",
-        output::span(run["startedAt"].as_str(), run["endedAt"].as_str()),
+        output::span(run.started_at.as_deref(), run.ended_at.as_deref()),
     );
-    field("Inputs", output::compact(&run["inputs"], 200));
-    if let Some(err) = run.get("error").filter(|e| !e.is_null()) {
-        field("Error", output::error_text(err));
+    field("Inputs", output::compact(&run.inputs, 200));
+    if let Some(err) = &run.error {
+        field("Error", output::failure_text(err));
     }
-    if let Some(outputs) = run.get("outputs").filter(|o| !o.is_null()) {
+    if let Some(outputs) = run.outputs.as_ref().filter(|o| !o.is_null()) {
         let pretty = serde_json::to_string_pretty(outputs).unwrap_or_default();
         field("Outputs", pretty.replace('\n', "\n          "));
     }
     outln!();
     let mut t = output::table(&["STEP", "STATUS", "ATTEMPTS", "DURATION", "DETAIL"]);
     let mut waiting = Vec::new();
-    for s in steps.as_array().into_iter().flatten() {
-        let status = s["status"].as_str().unwrap_or_default();
-        let first_start = s["startedAt"].as_str();
-        let detail = match status {
-            "FAILED" | "RETRYING" | "CANCELLED" => s
-                .get("error")
-                .filter(|e| !e.is_null())
-                .or_else(|| s.get("lastAttempt").map(|a| &a["error"]))
-                .filter(|e| !e.is_null())
-                .map(output::error_text)
+    for s in &steps {
+        let detail = match s.status {
+            StepStatus::Failed | StepStatus::Retrying | StepStatus::Cancelled => s
+                .error
+                .as_ref()
+                .or_else(|| s.last_attempt.as_ref().and_then(|a| a.error.as_ref()))
+                .map(output::failure_text)
                 .unwrap_or_default(),
-            "AWAITING_INPUT" => {
-                waiting.push((s["id"].as_str().unwrap_or_default(), &s["inputRequest"]));
-                s["inputRequest"]["prompt"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned()
-            }
-            "SUCCESS" => output::compact(s.get("output").unwrap_or(&Value::Null), 60),
+            StepStatus::AwaitingInput => match &s.input_request {
+                Some(request) => {
+                    waiting.push((s.id.as_str(), request));
+                    request.prompt.clone()
+                }
+                None => String::new(),
+            },
+            StepStatus::Success => output::compact(s.output.as_ref().unwrap_or(&Value::Null), 60),
             _ => String::new(),
         };
         t.add_row(vec![
-            s["id"].as_str().unwrap_or_default().into(),
-            status_cell(status),
-            s["attempt"].to_string().into(),
-            output::span(first_start, s["endedAt"].as_str()).into(),
+            s.id.as_str().into(),
+            status_cell(s.status.as_str()),
+            s.attempt.to_string().into(),
+            output::span(s.started_at.as_deref(), s.ended_at.as_deref()).into(),
             detail.into(),
         ]);
     }
@@ -231,8 +226,8 @@ async fn logs(
             .get_all(&["workflow-runs", id, "steps"])
             .await?
             .iter()
-            .filter_map(|s| s["id"].as_str().map(str::to_owned))
-            .collect(),
+            .map(|s| decode::<StepView>(s).map(|s| s.id))
+            .collect::<Result<_>>()?,
     };
     let console = Console::plain();
     for s in &steps {
@@ -244,21 +239,21 @@ async fn logs(
 }
 
 async fn control(client: &Client, id: &str, action: &str, json: bool) -> Result<i32> {
-    let run = client.post(&["workflow-runs", id, action], None).await?;
+    let raw = client.post(&["workflow-runs", id, action], None).await?;
     if json {
-        print_json(&run);
+        print_json(&raw);
         return Ok(0);
     }
+    let run: RunView = decode(&raw)?;
     // The engine applies commands asynchronously: the reply may still show
     // the status from before, so only a status that already changed is
     // reported as done.
-    let status = run["status"].as_str().unwrap_or_default();
-    let done = match (action, status) {
-        ("cancel", "CANCELLED") => "cancelled",
+    let done = match (action, run.status) {
+        ("cancel", RunStatus::Cancelled) => "cancelled",
         ("cancel", _) => "cancellation requested (running steps are being stopped)",
-        ("pause", "PAUSED") => "paused",
+        ("pause", RunStatus::Paused) => "paused",
         ("pause", _) => "pause requested (running steps finish first)",
-        (_, "PAUSED") => "resume requested",
+        (_, RunStatus::Paused) => "resume requested",
         _ => "resumed",
     };
     outln!("run {id}: {done}");
@@ -287,12 +282,18 @@ async fn answer(
         let schema = client
             .get(&["workflow-runs", id, "steps", &step], &[])
             .await
-            .map(|s| s["inputRequest"]["schema"].clone())
+            .and_then(|s| decode::<StepView>(&s))
+            .ok()
+            .and_then(|s| s.input_request)
+            .map(|r| r.schema)
             .unwrap_or_default();
         object_with_pairs(base, pairs, |k| declares_string(&schema, k))?
     };
     let req = client.request(Method::POST, client.url(&["workflow-runs", id, "input"]));
-    let body = json!({"stepId": step, "values": values});
+    let body = serde_json::to_value(AnswerBody {
+        step_id: step.clone(),
+        values,
+    })?;
     let run = client.send(with_json(req, &body)?).await?.data();
     if json {
         print_json(&run);
@@ -306,11 +307,16 @@ async fn answer(
 
 /// The one step of a run that waits for input.
 async fn waiting_step(client: &Client, id: &str) -> Result<String> {
-    let steps = client.get_all(&["workflow-runs", id, "steps"]).await?;
+    let steps = client
+        .get_all(&["workflow-runs", id, "steps"])
+        .await?
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<StepView>>>()?;
     let waiting: Vec<&str> = steps
         .iter()
-        .filter(|s| s["status"] == "AWAITING_INPUT")
-        .filter_map(|s| s["id"].as_str())
+        .filter(|s| s.status == StepStatus::AwaitingInput)
+        .map(|s| s.id.as_str())
         .collect();
     match waiting.as_slice() {
         [one] => Ok((*one).to_owned()),
@@ -337,24 +343,22 @@ pub fn input_request_lines(
     client: &Client,
     run_id: &str,
     step: &str,
-    request: &Value,
+    request: &InputRequest,
 ) -> Vec<String> {
-    let prompt = request["prompt"].as_str().unwrap_or("(no prompt)");
-    let schema = &request["schema"];
+    let prompt = if request.prompt.is_empty() {
+        "(no prompt)"
+    } else {
+        &request.prompt
+    };
+    let schema = &request.schema;
     let mut lines = vec![format!("⏸ {step} is waiting for input: {prompt}")];
     if !schema.is_null() {
         lines.push(format!("  answer schema: {}", output::compact(schema, 300)));
     }
-    let secret: Vec<&str> = request["secretFields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !secret.is_empty() {
+    if !request.secret_fields.is_empty() {
         lines.push(format!(
             "  secret fields: {} (held in memory only, never stored)",
-            secret.join(", ")
+            request.secret_fields.join(", ")
         ));
     }
     let server = if client.server() == DEFAULT_SERVER {

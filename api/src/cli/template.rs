@@ -2,13 +2,16 @@
 //! `kubectl apply`: it creates the template, or — when the name exists —
 //! writes a new revision guarded by `If-Match`, or nothing when unchanged.
 
-use super::client::{Client, api_error};
+use super::client::{Client, api_error, decode};
 use super::output::{self, print_json};
 use super::{TemplateCommand, parse_object, read_source};
 use anyhow::{Context, Result};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, IF_MATCH};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use weft_api_types::TemplateView;
+use weft_model::WorkflowTemplate;
 
 /// A template file as read: its bytes go to the server unchanged (so the
 /// server parses the YAML itself), the parsed value tells us its name.
@@ -64,7 +67,11 @@ async fn apply(client: &Client, file: &str, json: bool) -> Result<i32> {
         Ok(reply) => ("created", reply.data()),
         Err(e) => {
             let exists = api_error(&e).is_some_and(|a| a.status == 409);
-            let name = src.value["name"].as_str().map(str::to_owned);
+            let name = src
+                .value
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             match (exists, name) {
                 (true, Some(name)) => update(client, &src, &name).await?,
                 _ => return Err(e),
@@ -74,11 +81,8 @@ async fn apply(client: &Client, file: &str, json: bool) -> Result<i32> {
     if json {
         print_json(&data);
     } else {
-        outln!(
-            "template {} {action} (revision {})",
-            data["name"].as_str().unwrap_or("?"),
-            data["revision"]
-        );
+        let t: TemplateView = decode(&data)?;
+        outln!("template {} {action} (revision {})", t.name, t.revision);
     }
     Ok(0)
 }
@@ -93,10 +97,11 @@ async fn update(client: &Client, src: &Source, name: &str) -> Result<(&'static s
             .await?;
         let etag = current.header("etag").map(str::to_owned);
         let data = current.data();
-        if data["body"] == src.value {
+        let head: TemplateView = decode(&data)?;
+        if head.body == src.value {
             return Ok(("unchanged", data));
         }
-        let etag = etag.unwrap_or_else(|| format!("\"{}\"", data["revision"]));
+        let etag = etag.unwrap_or_else(|| format!("\"{}\"", head.revision));
         let put = client
             .request(Method::PUT, url.clone())
             .header(CONTENT_TYPE, src.content_type())
@@ -165,14 +170,16 @@ async fn list(client: &Client, json: bool) -> Result<i32> {
     }
     let mut t = output::table(&["NAME", "REVISION", "STEPS", "UPDATED", "DESCRIPTION"]);
     for tpl in &data {
-        let steps = tpl["body"]["steps"].as_array().map_or(0, Vec::len);
+        let tpl: TemplateView = decode(tpl)?;
+        // The server validated the body; an older or newer shape still lists.
+        let spec = WorkflowTemplate::deserialize(&tpl.body).ok();
         t.add_row(vec![
-            tpl["name"].as_str().unwrap_or_default().to_owned(),
-            tpl["revision"].to_string(),
-            steps.to_string(),
-            output::age(tpl["updatedAt"].as_str().unwrap_or_default()),
-            tpl["body"]["description"]
-                .as_str()
+            tpl.name.clone(),
+            tpl.revision.to_string(),
+            spec.as_ref()
+                .map_or_else(|| "?".to_owned(), |s| s.steps.len().to_string()),
+            output::age(&tpl.updated_at),
+            spec.and_then(|s| s.description)
                 .map(|d| output::compact(&Value::from(d), 60))
                 .unwrap_or_default(),
         ]);
@@ -190,13 +197,14 @@ async fn show(client: &Client, template: &str, json: bool) -> Result<i32> {
         print_json(&data);
         return Ok(0);
     }
+    let t: TemplateView = decode(&data)?;
     outln!(
         "# {} revision {}, updated {}",
-        data["name"].as_str().unwrap_or(template),
-        data["revision"],
-        data["updatedAt"].as_str().unwrap_or("?")
+        t.name,
+        t.revision,
+        t.updated_at
     );
-    let yaml = serde_yaml_ng::to_string(&data["body"]).context("cannot render the body as YAML")?;
+    let yaml = serde_yaml_ng::to_string(&t.body).context("cannot render the body as YAML")?;
     outln!("{}", yaml.trim_end());
     Ok(0)
 }

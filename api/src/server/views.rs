@@ -32,8 +32,8 @@ pub fn plugin_view(e: PluginEntry) -> PluginView {
             .iter()
             .map(|s| s.name.clone())
             .collect(),
-        requested: serde_json::to_value(&e.manifest.requested).unwrap_or_default(),
-        grants: serde_json::to_value(&e.grants).unwrap_or_default(),
+        requested: (&e.manifest.requested).into(),
+        grants: (&e.grants).into(),
         installed_at: rfc3339_ms(e.installed_at),
     }
 }

@@ -14,8 +14,9 @@ pub mod views;
 pub use envelope::{Envelope, ErrorBody, ErrorDetail, Meta, Pagination, ValidationError};
 pub use requests::{AnswerBody, EnablePluginRequest, StartRunBody};
 pub use views::{
-    ArtifactView, AttemptView, EventView, LogView, PluginHealthView, PluginView, ProgressView,
-    RunView, StepTypeView, StepView, TemplateRevisionView, TemplateView, ValidationView,
+    ArtifactView, AttemptView, CapabilitiesView, EventView, LogView, PluginHealthView, PluginView,
+    ProgressView, RunView, StepTypeView, StepView, TemplateRevisionView, TemplateView,
+    ValidationView,
 };
 
 /// Formats Unix milliseconds as RFC 3339 with milliseconds, UTC.

@@ -4,12 +4,13 @@ use crate::rfc3339_ms;
 use poem_openapi::Object;
 use serde_json::Value;
 use weft_model::{
-    EventKind, Failure, LogLevel, LogLine, LogSource, RunEvent, RunStatus, RunStep, StepAttempt,
-    StepStatus, TemplateHead, TemplateRevision, WorkflowRun,
+    CapabilityGrants, EventKind, Failure, InputRequest, LogLevel, LogLine, LogSource,
+    RequestedCapabilities, RunEvent, RunStatus, RunStep, StepAttempt, StepStatus, TemplateHead,
+    TemplateRevision, WorkflowRun,
 };
 
 /// An installed plugin.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct PluginView {
@@ -28,15 +29,60 @@ pub struct PluginView {
     /// Step type names.
     pub step_types: Vec<String>,
     /// Requested capabilities.
-    pub requested: Value,
+    pub requested: CapabilitiesView,
     /// Granted capabilities.
-    pub grants: Value,
+    pub grants: CapabilitiesView,
     /// When it was installed.
     pub installed_at: String,
 }
 
+/// Capabilities a plugin requests, or an admin granted it.
+#[derive(Object, Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilitiesView {
+    /// Hosts it may reach (`example.com`, `*.example.com`, `host:port`).
+    #[oai(default)]
+    #[serde(default)]
+    pub outbound_hosts: Vec<String>,
+    /// Directories in its sandbox, by the path the plugin sees.
+    #[oai(default)]
+    #[serde(default)]
+    pub directories: Vec<String>,
+    /// Environment variable names passed through.
+    #[oai(default)]
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Secret names it may read.
+    #[oai(default)]
+    #[serde(default)]
+    pub secrets: Vec<String>,
+}
+
+impl From<&RequestedCapabilities> for CapabilitiesView {
+    fn from(r: &RequestedCapabilities) -> Self {
+        Self {
+            outbound_hosts: r.outbound_hosts.iter().map(ToString::to_string).collect(),
+            directories: r.directories.clone(),
+            env: r.env.clone(),
+            secrets: r.secrets.clone(),
+        }
+    }
+}
+
+impl From<&CapabilityGrants> for CapabilitiesView {
+    fn from(g: &CapabilityGrants) -> Self {
+        Self {
+            outbound_hosts: g.outbound_hosts.iter().map(ToString::to_string).collect(),
+            directories: g.directories.iter().map(|d| d.guest_path.clone()).collect(),
+            env: g.env.clone(),
+            secrets: g.secrets.clone(),
+        }
+    }
+}
+
 /// A step type offered by an installed plugin.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct StepTypeView {
@@ -61,7 +107,7 @@ pub struct StepTypeView {
 }
 
 /// A workflow template (its latest revision).
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateView {
@@ -93,7 +139,7 @@ impl From<TemplateHead> for TemplateView {
 }
 
 /// One revision of a template.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRevisionView {
@@ -116,7 +162,7 @@ impl From<TemplateRevision> for TemplateRevisionView {
 }
 
 /// Progress of a run.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct ProgressView {
@@ -129,7 +175,7 @@ pub struct ProgressView {
 }
 
 /// A workflow run.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct RunView {
@@ -191,7 +237,7 @@ impl From<WorkflowRun> for RunView {
 }
 
 /// One attempt of a step.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptView {
@@ -212,7 +258,7 @@ pub struct AttemptView {
 }
 
 /// A step (or `forEach` item) of a run.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct StepView {
@@ -237,7 +283,7 @@ pub struct StepView {
     /// Pending input request.
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input_request: Option<Value>,
+    pub input_request: Option<InputRequest>,
     /// The latest attempt (earlier ones: `GET …/steps/{stepId}/attempts`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,7 +328,7 @@ impl From<StepAttempt> for AttemptView {
 }
 
 /// A log line.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct LogView {
@@ -319,7 +365,7 @@ impl From<LogLine> for LogView {
 }
 
 /// A run event.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
@@ -350,7 +396,7 @@ impl From<RunEvent> for EventView {
 }
 
 /// An artifact a step emitted.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[oai(rename_all = "camelCase")]
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactView {
@@ -371,14 +417,14 @@ pub struct ArtifactView {
 }
 
 /// Plugin health.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PluginHealthView {
     /// `OK` when loaded and enabled, `DISABLED` otherwise.
     pub status: String,
 }
 
 /// The result of validating a template.
-#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Object, Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ValidationView {
     /// True when there are no problems.
     pub valid: bool,

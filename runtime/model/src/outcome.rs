@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 /// A request for human (or API) input that pauses a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(poem_openapi::Object))]
+#[cfg_attr(feature = "openapi", oai(rename_all = "camelCase"))]
 #[serde(rename_all = "camelCase")]
 pub struct InputRequest {
     /// What the person is asked.
@@ -13,6 +15,7 @@ pub struct InputRequest {
     pub schema: serde_json::Value,
     /// Answer fields that are secret: held in memory only.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", oai(default))]
     pub secret_fields: Vec<String>,
 }
 

@@ -1,6 +1,7 @@
 //! The steps of a run and their attempts.
 
 use crate::failure::Failure;
+use crate::outcome::InputRequest;
 use crate::run::StepStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,7 +45,7 @@ pub struct RunStep {
     /// Error once failed.
     pub error: Option<Failure>,
     /// Pending input request.
-    pub input_request: Option<Value>,
+    pub input_request: Option<InputRequest>,
     /// The non-secret part of an answer received but not yet consumed.
     pub answer: Option<Value>,
     /// An answer carried secret fields that only live in memory.

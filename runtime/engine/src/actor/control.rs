@@ -218,8 +218,10 @@ impl RunActor {
                 st.status
             )));
         }
-        let request = st.input_request.clone().unwrap_or(Value::Null);
-        let schema = request.get("schema").cloned().unwrap_or(Value::Bool(true));
+        let (schema, secret) = match &st.input_request {
+            Some(r) => (r.schema.clone(), r.secret_fields.clone()),
+            None => (Value::Bool(true), Vec::new()),
+        };
         let validator = jsonschema::validator_for(&schema)
             .map_err(|e| EngineError::Internal(format!("stored input schema: {e}")))?;
         let problems: Vec<String> = validator
@@ -229,15 +231,6 @@ impl RunActor {
         if !problems.is_empty() {
             return Err(EngineError::InvalidAnswer(problems));
         }
-        let secret: Vec<String> = request
-            .get("secretFields")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
         let mut public = values.clone();
         let mut has_secrets = false;
         if let Some(obj) = public.as_object_mut() {

@@ -149,7 +149,7 @@ impl RunActor {
             Ok(StepOutcome::AwaitingInput(req)) => {
                 self.set_status(key, StepStatus::AwaitingInput);
                 let st = self.step_mut(key);
-                st.input_request = serde_json::to_value(&req).ok();
+                st.input_request = Some(req.clone());
                 if let Some(a) = st.last_attempt.as_mut() {
                     a.ended_at = Some(now_ms());
                     a.status = StepStatus::AwaitingInput;

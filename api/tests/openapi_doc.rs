@@ -52,6 +52,24 @@ async fn the_api_document_matches_the_committed_copy() {
     assert!(enum_of(&doc, "LogView", "level").contains(&"progress"));
     assert!(enum_of(&doc, "LogView", "source").contains(&"engine"));
     assert!(enum_of(&doc, "Failure", "code").contains(&"RUN_TIMEOUT"));
+    // Every operation is named (generated clients name their methods so),
+    // and creating things links to reading them, so a client or a
+    // stateful tester can follow real ids.
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            assert!(
+                op["operationId"].is_string(),
+                "{method} {path} has no operationId"
+            );
+        }
+    }
+    let created = &doc["paths"]["/workflow-templates"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        created["getTemplate"]["parameters"]["id"],
+        "$response.body#/data/id"
+    );
+    let started = &doc["paths"]["/workflow-runs"]["post"]["responses"]["201"]["links"];
+    assert_eq!(started["cancelRun"]["operationId"], "cancelRun");
 
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");

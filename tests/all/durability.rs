@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use weft_engine::PageRequest;
-use weft_model::{LogSource, RunStatus, RunStep, StepStatus};
-use weft_tests::admin;
+use weft_model::{LogSource, RunId, RunStatus, RunStep, StepStatus};
+use weft_tests::{admin, key};
 
 fn step<'a>(steps: &'a [RunStep], key: &str) -> &'a RunStep {
     steps
@@ -18,12 +18,12 @@ fn step<'a>(steps: &'a [RunStep], key: &str) -> &'a RunStep {
         .unwrap_or_else(|| panic!("no step {key} in {steps:?}"))
 }
 
-fn ids(runs: &Value, name: &str) -> Vec<String> {
+fn ids(runs: &Value, name: &str) -> Vec<RunId> {
     runs[name]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|v| v.as_str().map(str::to_owned))
+        .filter_map(|v| v.as_str()?.parse().ok())
         .collect()
 }
 
@@ -75,7 +75,7 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
             )
             .await?;
         engine
-            .answer(admin(), &id, "ask", json!({"approved": true}))
+            .answer(admin(), &id, &key("ask"), json!({"approved": true}))
             .await?;
     }
     let wait = Duration::from_secs(60);
@@ -97,7 +97,7 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
             run.outputs.as_ref().map(|o| o["c"].clone()),
             Some(json!({"slept": 3000}))
         );
-        let logs = engine.step_logs(admin(), &id, "b", 0, 100).await?;
+        let logs = engine.step_logs(admin(), &id, &key("b"), 0, 100).await?;
         assert!(
             logs.iter()
                 .any(|l| l.source == LogSource::Engine
@@ -130,7 +130,7 @@ async fn sigkill_with_50_runs_in_flight_then_recover() -> anyhow::Result<()> {
         let f = step(&steps, "f");
         assert_eq!(f.output, Some(json!({"attempt": 3})));
         let attempts = engine
-            .list_step_attempts(admin(), &id, "f", PageRequest::new(1, 100))
+            .list_step_attempts(admin(), &id, &key("f"), PageRequest::new(1, 100))
             .await?;
         assert_eq!(
             attempts.items.iter().map(|a| a.attempt).collect::<Vec<_>>(),

@@ -5,13 +5,13 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use weft_engine::{Engine, EngineError, PageRequest, StartRunRequest};
 use weft_model::template::TemplateProblemCode;
-use weft_model::{EventData, EventKind, LogSource, RunStatus, StepStatus};
-use weft_tests::admin;
+use weft_model::{EventData, EventKind, LogSource, RunId, RunStatus, StepStatus};
 use weft_tests::engine_with;
+use weft_tests::{admin, key};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn start(engine: &Engine, template: &Value, inputs: Value) -> anyhow::Result<String> {
+async fn start(engine: &Engine, template: &Value, inputs: Value) -> anyhow::Result<RunId> {
     let name = template["name"].as_str().unwrap_or_default().to_owned();
     if engine.template(admin(), &name).await.is_err() {
         engine.create_template(admin(), template).await?;
@@ -29,7 +29,7 @@ async fn start(engine: &Engine, template: &Value, inputs: Value) -> anyhow::Resu
         .run_id)
 }
 
-async fn step_status(engine: &Engine, run: &str, key: &str) -> anyhow::Result<StepStatus> {
+async fn step_status(engine: &Engine, run: &RunId, key: &str) -> anyhow::Result<StepStatus> {
     Ok(engine
         .steps(admin(), run)
         .await?
@@ -125,19 +125,19 @@ async fn approval_waits_validates_the_answer_and_resumes() -> anyhow::Result<()>
         .await?;
     assert!(matches!(
         engine
-            .answer(admin(), &run, "ask", json!({"approved": "yes"}))
+            .answer(admin(), &run, &key("ask"), json!({"approved": "yes"}))
             .await,
         Err(EngineError::InvalidAnswer(_))
     ));
     assert!(matches!(
-        engine.answer(admin(), &run, "after", json!({})).await,
+        engine.answer(admin(), &run, &key("after"), json!({})).await,
         Err(EngineError::Conflict(_))
     ));
     engine
         .answer(
             admin(),
             &run,
-            "ask",
+            &key("ask"),
             json!({"approved": true, "otp": "123456"}),
         )
         .await?;
@@ -157,7 +157,7 @@ async fn approval_waits_validates_the_answer_and_resumes() -> anyhow::Result<()>
     assert_eq!(ask.answer, Some(json!({"approved": true})));
     assert!(matches!(
         engine
-            .answer(admin(), &run, "ask", json!({"approved": true}))
+            .answer(admin(), &run, &key("ask"), json!({"approved": true}))
             .await,
         Err(EngineError::Conflict(_))
     ));
@@ -191,7 +191,7 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
         .expect("app");
     assert_eq!(app.attempt, 3);
     let attempts = engine
-        .list_step_attempts(admin(), &run, "app", PageRequest::new(1, 100))
+        .list_step_attempts(admin(), &run, &key("app"), PageRequest::new(1, 100))
         .await?;
     assert_eq!(
         attempts
@@ -220,7 +220,7 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
         .filter(|e| e.kind == EventKind::StepCompensated)
         .map(|e| {
             (
-                e.step.clone().unwrap_or_default(),
+                e.step.clone().map(String::from).unwrap_or_default(),
                 match e.data.clone() {
                     Some(EventData::Output(v)) => v,
                     other => json!(format!("{other:?}")),
@@ -235,7 +235,7 @@ async fn retries_then_compensates_in_reverse_order() -> anyhow::Result<()> {
             ("vpc".to_owned(), json!({"undo": "vpc"}))
         ]
     );
-    let logs = engine.step_logs(admin(), &run, "app", 0, 100).await?;
+    let logs = engine.step_logs(admin(), &run, &key("app"), 0, 100).await?;
     assert!(
         logs.iter()
             .any(|l| l.source == LogSource::Engine && l.message.contains("retrying")),

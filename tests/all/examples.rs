@@ -5,7 +5,7 @@ use std::time::Duration;
 use weft_engine::StartRunRequest;
 use weft_model::template::WorkflowTemplate;
 use weft_model::{EventKind, RunStatus};
-use weft_tests::admin;
+use weft_tests::{admin, key};
 
 fn example(name: &str) -> anyhow::Result<serde_json::Value> {
     let path = format!("{}/../examples/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
@@ -63,7 +63,7 @@ async fn the_examples_run() -> anyhow::Result<()> {
         .answer(
             admin(),
             &run.run_id,
-            "approve",
+            &key("approve"),
             json!({"approved": true, "comment": "go"}),
         )
         .await?;

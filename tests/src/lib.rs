@@ -216,3 +216,15 @@ pub fn assert_dense_sequence(events: &[weft_model::RunEvent], what: &str) {
         "{what}: {events:?}"
     );
 }
+
+/// `s` as a step key (tests name steps with literals).
+pub fn key(s: &str) -> weft_model::StepKey {
+    s.parse()
+        .unwrap_or_else(|e| panic!("{s:?} is not a step key: {e}"))
+}
+
+/// `s` as a run id (tests name runs with literals).
+pub fn run_id(s: &str) -> weft_model::RunId {
+    s.parse()
+        .unwrap_or_else(|e| panic!("{s:?} is not a run id: {e}"))
+}

@@ -4,13 +4,14 @@
 //! `artifact_blob`; this module only reads them.
 
 use super::auth::BearerAuth;
-use super::envelope::{ApiResult, ok};
+use super::envelope::{ApiResult, ok, path_id};
 use super::views::artifact_view;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 use weft_api_types::{ArtifactView, Envelope};
 use weft_engine::{Artifact, Engine};
+use weft_model::{RunId, StepKey};
 
 #[derive(Tags)]
 enum Tag {
@@ -52,7 +53,8 @@ impl ArtifactsApi {
     #[oai(
         path = "/workflow-runs/:id/steps/:step_id/artifacts",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "listStepArtifacts"
     )]
     async fn list(
         &self,
@@ -60,6 +62,8 @@ impl ArtifactsApi {
         id: Path<String>,
         step_id: Path<String>,
     ) -> ApiResult<Json<Envelope<Vec<ArtifactView>>>> {
+        let id: RunId = path_id(&id, "run")?;
+        let step_id: StepKey = path_id(&step_id, "step")?;
         let entries = self.engine.artifacts(&auth.0, &id, &step_id).await?;
         Ok(ok(entries.into_iter().map(artifact_view).collect()))
     }
@@ -70,7 +74,8 @@ impl ArtifactsApi {
     #[oai(
         path = "/workflow-runs/:id/steps/:step_id/artifacts/:name",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "downloadArtifact"
     )]
     async fn download(
         &self,
@@ -80,6 +85,8 @@ impl ArtifactsApi {
         name: Path<String>,
         #[oai(validator(minimum(value = "1")))] attempt: Query<Option<u32>>,
     ) -> ApiResult<Download> {
+        let id: RunId = path_id(&id, "run")?;
+        let step_id: StepKey = path_id(&step_id, "step")?;
         let Artifact { entry, data } = self
             .engine
             .artifact(&auth.0, &id, &step_id, &name, attempt.0)

@@ -125,6 +125,13 @@ pub enum ApiError {
     Unavailable(Json<ErrorBody>),
 }
 
+/// A path parameter as a typed id. Text that cannot be an id names
+/// nothing that exists, so it answers 404 like an unknown id would.
+pub fn path_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("{what} {raw:?} not found")))
+}
+
 impl ApiError {
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -250,8 +257,8 @@ impl From<weft_engine::EngineError> for ApiError {
 
 /// 409 naming the runs that pin a plugin (the first ten in the message,
 /// up to a hundred in `details.activeRuns`, all of them counted).
-fn plugin_in_use(plugin: &str, runs: &[String]) -> ApiError {
-    let shown: Vec<&str> = runs.iter().take(10).map(String::as_str).collect();
+fn plugin_in_use(plugin: &str, runs: &[weft_model::RunId]) -> ApiError {
+    let shown: Vec<&str> = runs.iter().take(10).map(|r| r.as_str()).collect();
     let more = if runs.len() > shown.len() {
         ", …"
     } else {

@@ -51,7 +51,12 @@ fn digest(id: &str) -> ApiResult<PluginDigest> {
 #[OpenApi]
 impl PluginsApi {
     /// Installs a plugin: the body is the component's `.wasm` bytes.
-    #[oai(path = "/plugins", method = "post", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins",
+        method = "post",
+        tag = "Tag::Plugins",
+        operation_id = "installPlugin"
+    )]
     async fn install(&self, auth: BearerAuth, body: Binary<Vec<u8>>) -> ApiResult<Created> {
         let entry = self.engine.install_plugin(&auth.0, &body.0, true).await?;
         let location = format!("/api/v1/plugins/{}", entry.digest);
@@ -59,7 +64,12 @@ impl PluginsApi {
     }
 
     /// Lists installed plugins by name and version, a page at a time.
-    #[oai(path = "/plugins", method = "get", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins",
+        method = "get",
+        tag = "Tag::Plugins",
+        operation_id = "listPlugins"
+    )]
     async fn list(
         &self,
         auth: BearerAuth,
@@ -77,7 +87,12 @@ impl PluginsApi {
     }
 
     /// One plugin by id (`sha256:…`).
-    #[oai(path = "/plugins/:id", method = "get", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins/:id",
+        method = "get",
+        tag = "Tag::Plugins",
+        operation_id = "getPlugin"
+    )]
     async fn get(
         &self,
         auth: BearerAuth,
@@ -92,7 +107,12 @@ impl PluginsApi {
     /// unfinished run (PENDING, RUNNING, PAUSED, AWAITING_INPUT) pinned it;
     /// the error's `details.activeRuns` lists them. Templates that use it
     /// are kept and fail validation (unknown step type) at their next run.
-    #[oai(path = "/plugins/:id", method = "delete", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins/:id",
+        method = "delete",
+        tag = "Tag::Plugins",
+        operation_id = "deletePlugin"
+    )]
     async fn delete(
         &self,
         auth: BearerAuth,
@@ -105,7 +125,12 @@ impl PluginsApi {
     }
 
     /// Enables a plugin with the given capability grants.
-    #[oai(path = "/plugins/:id/enable", method = "post", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins/:id/enable",
+        method = "post",
+        tag = "Tag::Plugins",
+        operation_id = "enablePlugin"
+    )]
     async fn enable(
         &self,
         auth: BearerAuth,
@@ -145,7 +170,12 @@ impl PluginsApi {
     }
 
     /// Disables a plugin: new runs cannot use it; running ones finish.
-    #[oai(path = "/plugins/:id/disable", method = "post", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins/:id/disable",
+        method = "post",
+        tag = "Tag::Plugins",
+        operation_id = "disablePlugin"
+    )]
     async fn disable(
         &self,
         auth: BearerAuth,
@@ -160,7 +190,12 @@ impl PluginsApi {
     }
 
     /// Whether a plugin is loaded and enabled.
-    #[oai(path = "/plugins/:id/health", method = "get", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins/:id/health",
+        method = "get",
+        tag = "Tag::Plugins",
+        operation_id = "getPluginHealth"
+    )]
     async fn health(
         &self,
         auth: BearerAuth,
@@ -174,7 +209,12 @@ impl PluginsApi {
 
     /// Lists step types of installed plugins (by plugin name and version,
     /// then as each plugin declares them), a page at a time.
-    #[oai(path = "/step-types", method = "get", tag = "Tag::StepTypes")]
+    #[oai(
+        path = "/step-types",
+        method = "get",
+        tag = "Tag::StepTypes",
+        operation_id = "listStepTypes"
+    )]
     async fn step_types(
         &self,
         auth: BearerAuth,
@@ -192,7 +232,12 @@ impl PluginsApi {
     }
 
     /// One step type, e.g. `core/fibo` (URL-encode the slash as `%2F`) or `core.fibo`.
-    #[oai(path = "/step-types/:ty", method = "get", tag = "Tag::StepTypes")]
+    #[oai(
+        path = "/step-types/:ty",
+        method = "get",
+        tag = "Tag::StepTypes",
+        operation_id = "getStepType"
+    )]
     async fn step_type(
         &self,
         auth: BearerAuth,

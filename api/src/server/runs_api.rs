@@ -6,7 +6,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use super::auth::BearerAuth;
-use super::envelope::{self, ApiError, ApiResult, ok};
+use super::envelope::{self, ApiError, ApiResult, ok, path_id};
 use futures::StreamExt;
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{EventStream, Json};
@@ -16,7 +16,7 @@ use weft_api_types::{
 };
 use weft_engine::{Engine, PageRequest, StartRunRequest};
 use weft_engine::{FeedSpec, Logs};
-use weft_model::RunStatus;
+use weft_model::{RunId, RunStatus, StepKey};
 use weft_store::RunFilter;
 
 #[derive(Tags)]
@@ -53,7 +53,12 @@ impl RunsApi {
     /// Starts a run of a template. The same `Idempotency-Key` returns the
     /// same run; a key is 1 to 255 printable ASCII characters (else 400
     /// `INVALID_IDEMPOTENCY_KEY`).
-    #[oai(path = "/workflow-runs", method = "post", tag = "Tag::WorkflowRuns")]
+    #[oai(
+        path = "/workflow-runs",
+        method = "post",
+        tag = "Tag::WorkflowRuns",
+        operation_id = "startRun"
+    )]
     async fn start(
         &self,
         auth: BearerAuth,
@@ -74,7 +79,12 @@ impl RunsApi {
     }
 
     /// Lists runs, newest first, filtered by status, template and creation time.
-    #[oai(path = "/workflow-runs", method = "get", tag = "Tag::WorkflowRuns")]
+    #[oai(
+        path = "/workflow-runs",
+        method = "get",
+        tag = "Tag::WorkflowRuns",
+        operation_id = "listRuns"
+    )]
     async fn list(
         &self,
         auth: BearerAuth,
@@ -112,8 +122,14 @@ impl RunsApi {
     }
 
     /// One run.
-    #[oai(path = "/workflow-runs/:id", method = "get", tag = "Tag::WorkflowRuns")]
+    #[oai(
+        path = "/workflow-runs/:id",
+        method = "get",
+        tag = "Tag::WorkflowRuns",
+        operation_id = "getRun"
+    )]
     async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<Json<Envelope<RunView>>> {
+        let id: RunId = path_id(&id, "run")?;
         Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
 
@@ -121,13 +137,15 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/pause",
         method = "post",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "pauseRun"
     )]
     async fn pause(
         &self,
         auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
+        let id: RunId = path_id(&id, "run")?;
         self.engine.pause_run(&auth.0, &id).await?;
         Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
@@ -136,13 +154,15 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/resume",
         method = "post",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "resumeRun"
     )]
     async fn resume(
         &self,
         auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
+        let id: RunId = path_id(&id, "run")?;
         self.engine.resume_run(&auth.0, &id).await?;
         Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
@@ -151,13 +171,15 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/cancel",
         method = "post",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "cancelRun"
     )]
     async fn cancel(
         &self,
         auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
+        let id: RunId = path_id(&id, "run")?;
         self.engine.cancel_run(&auth.0, &id).await?;
         Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
@@ -166,7 +188,8 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/input",
         method = "post",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "answerRunInput"
     )]
     async fn input(
         &self,
@@ -174,8 +197,10 @@ impl RunsApi {
         id: Path<String>,
         body: Json<AnswerBody>,
     ) -> ApiResult<Json<Envelope<RunView>>> {
+        let id: RunId = path_id(&id, "run")?;
+        let step: StepKey = path_id(&body.0.step_id, "step")?;
         self.engine
-            .answer(&auth.0, &id, &body.0.step_id, body.0.values)
+            .answer(&auth.0, &id, &step, body.0.values)
             .await?;
         Ok(ok(self.engine.run(&auth.0, &id).await?.into()))
     }
@@ -184,7 +209,8 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/steps",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "listRunSteps"
     )]
     async fn steps(
         &self,
@@ -198,6 +224,7 @@ impl RunsApi {
         )]
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<StepView>>>> {
+        let id: RunId = path_id(&id, "run")?;
         let req = PageRequest::new(page.0, page_size.0);
         let p = self.engine.list_steps(&auth.0, &id, req).await?;
         Ok(envelope::paged(p, req, Into::into))
@@ -207,7 +234,8 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/steps/:step_id",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "getRunStep"
     )]
     async fn step(
         &self,
@@ -215,6 +243,8 @@ impl RunsApi {
         id: Path<String>,
         step_id: Path<String>,
     ) -> ApiResult<Json<Envelope<StepView>>> {
+        let id: RunId = path_id(&id, "run")?;
+        let step_id: StepKey = path_id(&step_id, "step")?;
         Ok(ok(self.engine.step(&auth.0, &id, &step_id).await?.into()))
     }
 
@@ -222,7 +252,8 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/steps/:step_id/attempts",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "listStepAttempts"
     )]
     async fn attempts(
         &self,
@@ -237,6 +268,8 @@ impl RunsApi {
         )]
         page_size: Query<u32>,
     ) -> ApiResult<Json<Envelope<Vec<AttemptView>>>> {
+        let id: RunId = path_id(&id, "run")?;
+        let step_id: StepKey = path_id(&step_id, "step")?;
         let req = PageRequest::new(page.0, page_size.0);
         let p = self
             .engine
@@ -250,7 +283,8 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/steps/:step_id/logs",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "getStepLogs"
     )]
     async fn logs(
         &self,
@@ -266,6 +300,8 @@ impl RunsApi {
         #[oai(name = "Accept")] accept: Header<Option<String>>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> ApiResult<LogsResponse> {
+        let id: RunId = path_id(&id, "run")?;
+        let step_id: StepKey = path_id(&step_id, "step")?;
         if !accept
             .0
             .as_deref()
@@ -285,10 +321,10 @@ impl RunsApi {
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(after.0);
         let spec = FeedSpec {
-            run_id: id.0,
+            run_id: id,
             events_after: None,
             logs: Logs::Step {
-                key: step_id.0,
+                key: step_id,
                 after: start,
             },
         };
@@ -311,7 +347,8 @@ impl RunsApi {
     #[oai(
         path = "/workflow-runs/:id/events",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "listRunEvents"
     )]
     async fn events(
         &self,
@@ -319,12 +356,13 @@ impl RunsApi {
         id: Path<String>,
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> ApiResult<EventStream<futures::stream::BoxStream<'static, EventView>>> {
+        let id: RunId = path_id(&id, "run")?;
         let start = last_event_id
             .0
             .and_then(|s| s.parse::<u64>().ok())
             .unwrap_or(0);
         let spec = FeedSpec {
-            run_id: id.0,
+            run_id: id,
             events_after: Some(start),
             logs: Logs::None,
         };

@@ -15,7 +15,7 @@
 //! 20 s keep idle connections open through proxies.
 
 use super::auth::{StreamAuth, WS_PROTOCOL};
-use super::envelope::ApiResult;
+use super::envelope::{ApiResult, path_id};
 use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 use poem::web::websocket::{BoxWebSocketUpgraded, CloseCode, Message, WebSocket, WebSocketStream};
@@ -25,7 +25,7 @@ use std::time::Duration;
 use weft_api_types::{EventView, LogView, RunView};
 use weft_engine::Engine;
 use weft_engine::{FeedItem, FeedSpec, Logs};
-use weft_model::Principal;
+use weft_model::{Principal, RunId};
 
 /// How often an idle socket is pinged.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -54,7 +54,8 @@ impl StreamApi {
     #[oai(
         path = "/workflow-runs/:id/stream",
         method = "get",
-        tag = "Tag::WorkflowRuns"
+        tag = "Tag::WorkflowRuns",
+        operation_id = "streamRun"
     )]
     async fn stream(
         &self,
@@ -68,11 +69,12 @@ impl StreamApi {
         logs: Query<bool>,
         ws: WebSocket,
     ) -> ApiResult<BoxWebSocketUpgraded> {
+        let id: RunId = path_id(&id, "run")?;
         let caller = auth.principal();
         let run = self.engine.run(caller, &id).await?;
-        tracing::debug!(run = %id.0, by = %auth.principal().name, "run stream opened");
+        tracing::debug!(run = %id, by = %auth.principal().name, "run stream opened");
         let spec = FeedSpec {
-            run_id: id.0,
+            run_id: id,
             events_after: Some(after.0),
             logs: if logs.0 {
                 Logs::All {
@@ -109,7 +111,7 @@ struct Gone;
 
 /// A run's feed and what is needed to read the run again when it ends.
 struct Feed {
-    run_id: String,
+    run_id: RunId,
     items: BoxStream<'static, FeedItem>,
     engine: Engine,
     caller: Principal,

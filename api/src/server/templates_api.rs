@@ -73,7 +73,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates",
         method = "post",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "createTemplate"
     )]
     async fn create(&self, auth: BearerAuth, body: TemplateBody) -> ApiResult<Created> {
         let t = self
@@ -91,7 +92,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates",
         method = "get",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "listTemplates"
     )]
     async fn list(
         &self,
@@ -113,7 +115,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates/validate",
         method = "post",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "validateTemplate"
     )]
     async fn validate_body(
         &self,
@@ -129,7 +132,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates/:id",
         method = "get",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "getTemplate"
     )]
     async fn get(&self, auth: BearerAuth, id: Path<String>) -> ApiResult<WithEtag> {
         let t = self.engine.template(&auth.0, &id).await?;
@@ -141,7 +145,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates/:id",
         method = "put",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "updateTemplate"
     )]
     async fn update(
         &self,
@@ -183,7 +188,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates/:id",
         method = "delete",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "deleteTemplate"
     )]
     async fn delete(
         &self,
@@ -197,7 +203,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates/:id/revisions",
         method = "get",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "listTemplateRevisions"
     )]
     async fn revisions(
         &self,
@@ -223,7 +230,8 @@ impl TemplatesApi {
     #[oai(
         path = "/workflow-templates/:id/validate",
         method = "post",
-        tag = "Tag::WorkflowTemplates"
+        tag = "Tag::WorkflowTemplates",
+        operation_id = "validateStoredTemplate"
     )]
     async fn validate_stored(
         &self,

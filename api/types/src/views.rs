@@ -128,7 +128,7 @@ pub struct TemplateView {
 impl From<TemplateHead> for TemplateView {
     fn from(t: TemplateHead) -> Self {
         Self {
-            id: t.template_id,
+            id: t.template_id.to_string(),
             name: t.name,
             revision: t.revision,
             body: t.body,
@@ -216,10 +216,10 @@ pub struct RunView {
 impl From<WorkflowRun> for RunView {
     fn from(r: WorkflowRun) -> Self {
         Self {
-            id: r.run_id,
+            id: r.run_id.to_string(),
             status: r.status,
             template: r.template_name,
-            template_id: r.template_id,
+            template_id: r.template_id.to_string(),
             revision: r.revision,
             inputs: r.inputs,
             outputs: r.outputs,
@@ -227,7 +227,7 @@ impl From<WorkflowRun> for RunView {
             progress: ProgressView {
                 completed: r.progress.completed,
                 total: r.progress.total,
-                running: r.progress.running,
+                running: r.progress.running.into_iter().map(String::from).collect(),
             },
             created_at: rfc3339_ms(r.created_at),
             started_at: r.started_at.map(rfc3339_ms),
@@ -301,7 +301,7 @@ pub struct StepView {
 impl From<RunStep> for StepView {
     fn from(s: RunStep) -> Self {
         Self {
-            id: s.key,
+            id: s.key.to_string(),
             status: s.status,
             attempt: s.attempt,
             input: s.input,
@@ -389,7 +389,7 @@ impl From<RunEvent> for EventView {
             seq: e.seq,
             at: rfc3339_ms(e.at),
             kind: e.kind,
-            step: e.step,
+            step: e.step.map(String::from),
             message: e.message,
         }
     }

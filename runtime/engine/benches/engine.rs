@@ -102,7 +102,7 @@ fn verdict(ok: bool) -> &'static str {
 /// event to the engine's load.
 async fn wait_run(
     engine: &Engine,
-    run_id: &str,
+    run_id: &RunId,
     statuses: &[RunStatus],
     timeout: Duration,
 ) -> Result<WorkflowRun> {
@@ -159,7 +159,7 @@ fn status_of(kind: EventKind, message: &str) -> Option<RunStatus> {
 
 /// A description of a run that did not end as expected: its status, error
 /// and a per-status count of its steps with the unfinished ones listed.
-async fn diagnose(engine: &Engine, run_id: &str) -> String {
+async fn diagnose(engine: &Engine, run_id: &RunId) -> String {
     let run = match engine.run(Principal::bootstrap_admin(), run_id).await {
         Ok(r) => r,
         Err(e) => return format!("run {run_id}: cannot read: {e}"),
@@ -256,7 +256,7 @@ async fn many_runs(
     in_flight: usize,
     statuses: &'static [RunStatus],
     want: RunStatus,
-) -> Result<(Duration, Vec<String>)> {
+) -> Result<(Duration, Vec<RunId>)> {
     let slots = Arc::new(Semaphore::new(in_flight));
     let t = Instant::now();
     let mut tasks = Vec::with_capacity(n);
@@ -363,8 +363,8 @@ fn main() -> Result<()> {
             invoke.push(t.elapsed());
         }
         let mut record = WorkflowRun {
-            run_id: "bench-commit".into(),
-            template_id: "bench".into(),
+            run_id: RunId::generate(),
+            template_id: "bench".parse()?,
             template_name: "bench".into(),
             revision: 1,
             status: RunStatus::Success,

@@ -19,7 +19,7 @@ pub enum EngineError {
         /// `name@version` of the plugin.
         plugin: String,
         /// Ids of the unfinished runs that pinned it, oldest first.
-        runs: Vec<String>,
+        runs: Vec<weft_model::RunId>,
     },
     /// A template is invalid; every problem with its JSON pointer.
     #[error("invalid template: {} problem(s)", .0.len())]

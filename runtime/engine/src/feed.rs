@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 use weft_model::Principal;
-use weft_model::{LogLine, RunEvent};
+use weft_model::{LogLine, RunEvent, RunId, StepKey};
 use weft_store::{Store, StoreError};
 
 /// Page size of backlog reads.
@@ -65,7 +65,7 @@ pub enum Logs {
     /// One step's lines with a sequence number above `after`.
     Step {
         /// Step key (`id` or `id[i]`).
-        key: String,
+        key: StepKey,
         /// Resume point.
         after: u64,
     },
@@ -82,7 +82,7 @@ pub enum Logs {
 #[derive(Debug, Clone)]
 pub struct FeedSpec {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Run events with a sequence number above this; `None` for no events.
     pub events_after: Option<u64>,
     /// Log lines.
@@ -135,7 +135,7 @@ struct Producer {
     /// Highest event sequence number sent.
     events_sent: u64,
     /// Highest log sequence number sent, per step.
-    log_sent: HashMap<String, u64>,
+    log_sent: HashMap<StepKey, u64>,
     finished: bool,
 }
 
@@ -215,7 +215,7 @@ impl Producer {
                 items.extend(page.into_iter().map(FeedItem::Event));
             }
         }
-        let keys: Vec<String> = match &self.spec.logs {
+        let keys: Vec<StepKey> = match &self.spec.logs {
             Logs::None => Vec::new(),
             Logs::Step { key, .. } => vec![key.clone()],
             Logs::All { .. } => self

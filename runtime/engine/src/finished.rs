@@ -12,7 +12,7 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use serde_json::Value;
 use std::sync::Arc;
-use weft_model::WorkflowRun;
+use weft_model::{RunId, WorkflowRun};
 
 /// A finished run's record and its estimated size.
 #[derive(Debug)]
@@ -26,8 +26,8 @@ struct Entry {
 #[derive(Clone)]
 struct BySize;
 
-impl Weighter<String, Arc<Entry>> for BySize {
-    fn weight(&self, key: &String, entry: &Arc<Entry>) -> u64 {
+impl Weighter<RunId, Arc<Entry>> for BySize {
+    fn weight(&self, key: &RunId, entry: &Arc<Entry>) -> u64 {
         key.len() as u64 + entry.bytes
     }
 }
@@ -35,7 +35,7 @@ impl Weighter<String, Arc<Entry>> for BySize {
 /// Records of finished runs, by run id.
 pub(crate) struct FinishedRuns {
     /// `None` when turned off.
-    cache: Option<Cache<String, Arc<Entry>, BySize>>,
+    cache: Option<Cache<RunId, Arc<Entry>, BySize>>,
 }
 
 /// Fixed cost of a record besides its JSON values (ids, names, times).
@@ -52,7 +52,7 @@ impl FinishedRuns {
     }
 
     /// The record of a finished run, if cached.
-    pub(crate) fn get(&self, run_id: &str) -> Option<WorkflowRun> {
+    pub(crate) fn get(&self, run_id: &RunId) -> Option<WorkflowRun> {
         self.cache.as_ref()?.get(run_id).map(|e| e.record.clone())
     }
 
@@ -107,7 +107,7 @@ fn json_size(v: &Value) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::run_record;
+    use crate::test_support::{rid, run_record};
     use weft_model::RunStatus;
 
     #[test]
@@ -115,26 +115,29 @@ mod tests {
         let cache = FinishedRuns::new(64 * 1024);
         let running = run_record("running", RunStatus::Running);
         cache.remember(&running);
-        assert!(cache.get("running").is_none(), "a running run can change");
+        assert!(
+            cache.get(&rid("running")).is_none(),
+            "a running run can change"
+        );
         let mut done = run_record("done", RunStatus::Success);
         done.outputs = Some(serde_json::json!({"a": {"value": 55}}));
         cache.remember(&done);
-        assert_eq!(cache.get("done"), Some(done));
+        assert_eq!(cache.get(&rid("done")), Some(done));
         // A record larger than the whole cache is not kept, and many
         // records do not grow it past its bound.
         let mut huge = run_record("huge", RunStatus::Failed);
         huge.inputs = Value::String("x".repeat(128 * 1024));
         cache.remember(&huge);
-        assert!(cache.get("huge").is_none());
+        assert!(cache.get(&rid("huge")).is_none());
         for i in 0..1_000 {
             cache.remember(&run_record(&format!("r{i}"), RunStatus::Cancelled));
         }
         let kept = (0..1_000)
-            .filter(|i| cache.get(&format!("r{i}")).is_some())
+            .filter(|i| cache.get(&rid(&format!("r{i}"))).is_some())
             .count();
         assert!(kept > 0 && kept < 1_000, "kept {kept}");
         let off = FinishedRuns::new(0);
         off.remember(&run_record("done", RunStatus::Success));
-        assert!(off.get("done").is_none());
+        assert!(off.get(&rid("done")).is_none());
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::{Engine, EngineError, Operation};
 use weft_model::Principal;
-use weft_model::{LogLine, RunEvent};
+use weft_model::{LogLine, RunEvent, RunId, StepKey};
 use weft_store::ArtifactEntry;
 
 /// An artifact's metadata and bytes.
@@ -20,7 +20,7 @@ impl Engine {
     pub async fn run_events(
         &self,
         caller: &Principal,
-        run_id: &str,
+        run_id: &RunId,
         after: u64,
         limit: u32,
     ) -> Result<Vec<RunEvent>, EngineError> {
@@ -34,8 +34,8 @@ impl Engine {
     pub async fn step_logs(
         &self,
         caller: &Principal,
-        run_id: &str,
-        step_key: &str,
+        run_id: &RunId,
+        step_key: &StepKey,
         after: u64,
         limit: u32,
     ) -> Result<Vec<LogLine>, EngineError> {
@@ -52,8 +52,8 @@ impl Engine {
     pub async fn artifacts(
         &self,
         caller: &Principal,
-        run_id: &str,
-        step_key: &str,
+        run_id: &RunId,
+        step_key: &StepKey,
     ) -> Result<Vec<ArtifactEntry>, EngineError> {
         self.step(caller, run_id, step_key).await?;
         Ok(self.shared.store.artifact_entries(run_id, step_key).await?)
@@ -64,8 +64,8 @@ impl Engine {
     pub async fn artifact(
         &self,
         caller: &Principal,
-        run_id: &str,
-        step_key: &str,
+        run_id: &RunId,
+        step_key: &StepKey,
         name: &str,
         attempt: Option<u32>,
     ) -> Result<Artifact, EngineError> {

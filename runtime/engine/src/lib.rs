@@ -153,8 +153,3 @@ impl Engine {
         Ok(self.shared.store.count_runs_by_status().await?)
     }
 }
-
-/// A run id: time-ordered so ids sort by creation.
-pub(crate) fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
-use weft_model::{LogLine, RunEvent};
+use weft_model::{LogLine, RunEvent, RunId};
 
 /// Something that happened in a run, already durable. Shared, not owned:
 /// every subscriber's receive clones the value, and a small value keeps
@@ -30,7 +30,7 @@ pub(crate) struct LiveHub {
 
 #[derive(Default)]
 struct Channels {
-    by_run: HashMap<String, broadcast::Sender<LiveEvent>>,
+    by_run: HashMap<RunId, broadcast::Sender<LiveEvent>>,
     /// Size at which channels without receivers are swept.
     sweep_at: usize,
 }
@@ -39,7 +39,7 @@ struct Channels {
 const SWEEP_MIN: usize = 64;
 
 impl LiveHub {
-    pub(crate) fn subscribe(&self, run_id: &str) -> broadcast::Receiver<LiveEvent> {
+    pub(crate) fn subscribe(&self, run_id: &RunId) -> broadcast::Receiver<LiveEvent> {
         let mut guard = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         let c = &mut *guard;
         // A subscriber that left a run which then published nothing more
@@ -51,18 +51,18 @@ impl LiveHub {
             c.sweep_at = (c.by_run.len() * 2).max(SWEEP_MIN);
         }
         c.by_run
-            .entry(run_id.to_owned())
+            .entry(run_id.clone())
             .or_insert_with(|| broadcast::channel(CAPACITY).0)
             .subscribe()
     }
 
     /// Whether anybody listens to `run_id` (publishing can be skipped).
-    pub(crate) fn has_subscribers(&self, run_id: &str) -> bool {
+    pub(crate) fn has_subscribers(&self, run_id: &RunId) -> bool {
         let c = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         c.by_run.contains_key(run_id)
     }
 
-    pub(crate) fn publish(&self, run_id: &str, e: LiveEvent) {
+    pub(crate) fn publish(&self, run_id: &RunId, e: LiveEvent) {
         let mut c = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = c.by_run.get(run_id)
             && tx.send(e).is_err()
@@ -73,7 +73,7 @@ impl LiveHub {
     }
 
     /// Drops a finished run's channel once nobody listens.
-    pub(crate) fn close(&self, run_id: &str) {
+    pub(crate) fn close(&self, run_id: &RunId) {
         let mut c = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if c.by_run
             .get(run_id)
@@ -94,16 +94,17 @@ impl LiveHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::rid;
 
     #[test]
     fn channels_left_by_subscribers_are_swept() {
         let hub = LiveHub::default();
-        let kept = hub.subscribe("watched");
+        let kept = hub.subscribe(&rid("watched"));
         for i in 0..10 * SWEEP_MIN {
-            drop(hub.subscribe(&format!("run-{i}")));
+            drop(hub.subscribe(&rid(&format!("run-{i}"))));
         }
         assert!(hub.len() <= SWEEP_MIN + 1, "{} channels held", hub.len());
-        assert!(hub.has_subscribers("watched"));
+        assert!(hub.has_subscribers(&rid("watched")));
         drop(kept);
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use weft_model::template::{ExprContext, ExprError, RetryOn, ValidatedTemplate};
-use weft_model::{FailureCode, PluginDigest};
+use weft_model::{FailureCode, PluginDigest, StepId};
 
 /// Why a step's expressions gave no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +52,9 @@ fn settle<T>(what: &str, out: Option<Result<T, ExprError>>) -> Result<T, ExprFai
 pub(crate) struct RunPlan {
     pub(crate) validated: ValidatedTemplate,
     /// Topological position of each step id.
-    position: HashMap<String, usize>,
+    position: HashMap<StepId, usize>,
     /// Steps that list each step in their `needs`.
-    dependents: HashMap<String, Vec<String>>,
+    dependents: HashMap<String, Vec<StepId>>,
     /// Pinned plugin digests by `plugin@version`.
     pinned: BTreeMap<String, String>,
     /// Evaluates the plan's expressions under the engine's budgets.
@@ -86,14 +86,15 @@ impl RunPlan {
             .enumerate()
             .map(|(i, id)| (id.clone(), i))
             .collect();
-        let mut dependents: HashMap<String, Vec<String>> = HashMap::new();
+        let mut dependents: HashMap<String, Vec<StepId>> = HashMap::new();
         let mut pinned = BTreeMap::new();
-        for step in validated.steps() {
+        for (id, step) in validated
+            .order()
+            .iter()
+            .filter_map(|id| Some((id, validated.step(id)?)))
+        {
             for need in &step.spec.needs {
-                dependents
-                    .entry(need.clone())
-                    .or_default()
-                    .push(step.spec.id.clone());
+                dependents.entry(need.clone()).or_default().push(id.clone());
             }
             // By plugin, not by step: a 400-step run pins one digest.
             pinned.insert(
@@ -112,7 +113,7 @@ impl RunPlan {
     }
 
     /// Step ids in topological order.
-    pub(crate) fn order(&self) -> &[String] {
+    pub(crate) fn order(&self) -> &[StepId] {
         self.validated.order()
     }
 
@@ -122,7 +123,7 @@ impl RunPlan {
     }
 
     /// The steps that need `id`.
-    pub(crate) fn dependents(&self, id: &str) -> &[String] {
+    pub(crate) fn dependents(&self, id: &str) -> &[StepId] {
         self.dependents.get(id).map_or(&[], Vec::as_slice)
     }
 

@@ -43,11 +43,7 @@ impl Engine {
             .registry
             .get(digest)
             .ok_or_else(|| EngineError::NotFound(format!("plugin {digest}")))?;
-        let runs = self
-            .shared
-            .store
-            .active_runs_pinning(digest.as_str())
-            .await?;
+        let runs = self.shared.store.active_runs_pinning(digest).await?;
         if !runs.is_empty() {
             return Err(EngineError::PluginInUse {
                 plugin: format!("{}@{}", entry.manifest.name, entry.manifest.version),

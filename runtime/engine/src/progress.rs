@@ -8,33 +8,33 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use weft_model::RunStatus;
-use weft_model::{RunProgress, WorkflowRun};
+use weft_model::{RunId, RunProgress, WorkflowRun};
 
 /// Current progress of RUNNING runs whose stored record is behind.
 #[derive(Default)]
 pub(crate) struct LiveProgress {
-    runs: Mutex<HashMap<String, RunProgress>>,
+    runs: Mutex<HashMap<RunId, RunProgress>>,
 }
 
 impl LiveProgress {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunProgress>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, RunProgress>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records a run's progress after a commit that did not write its
     /// record (every step of a running run: its entry is reused).
-    pub(crate) fn set(&self, run_id: &str, progress: &RunProgress) {
+    pub(crate) fn set(&self, run_id: &RunId, progress: &RunProgress) {
         let mut runs = self.lock();
         match runs.get_mut(run_id) {
             Some(p) => p.clone_from(progress),
             None => {
-                runs.insert(run_id.to_owned(), progress.clone());
+                runs.insert(run_id.clone(), progress.clone());
             }
         }
     }
 
     /// Forgets a run: its stored record is current again.
-    pub(crate) fn forget(&self, run_id: &str) {
+    pub(crate) fn forget(&self, run_id: &RunId) {
         self.lock().remove(run_id);
     }
 
@@ -63,9 +63,10 @@ mod tests {
         let p = RunProgress {
             completed: 3,
             total: 5,
-            running: vec!["d".into()],
+            running: vec![crate::test_support::key("d")],
         };
-        live.set("r", &p);
+        let id = crate::test_support::rid("r");
+        live.set(&id, &p);
         let mut running = run(RunStatus::Running);
         live.overlay(&mut running);
         assert_eq!(running.progress, p);
@@ -73,7 +74,7 @@ mod tests {
         let mut done = run(RunStatus::Success);
         live.overlay(&mut done);
         assert_eq!(done.progress, RunProgress::default());
-        live.forget("r");
+        live.forget(&id);
         let mut again = run(RunStatus::Running);
         live.overlay(&mut again);
         assert_eq!(again.progress, RunProgress::default());

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use weft_model::PluginDigest;
-use weft_model::WorkflowRun;
 use weft_model::template::validate_template_with;
+use weft_model::{RunId, WorkflowRun};
 use weft_store::StoreError;
 
 impl Engine {
@@ -49,7 +49,7 @@ impl Engine {
     }
 
     /// Loads one unfinished run and starts its actor.
-    async fn recover_run(&self, id: &str) -> Result<(), EngineError> {
+    async fn recover_run(&self, id: &RunId) -> Result<(), EngineError> {
         let run = self.shared.store.get_run(id).await?;
         let (run, steps) = self.shared.load_run(run).await?;
         let plan = self.plan_for(&run).await?;

@@ -129,7 +129,7 @@ impl Registry {
             installed_at: weft_store::now_ms(),
         };
         let rec = PluginRecord {
-            digest: digest.as_str().to_owned(),
+            digest: digest.clone(),
             name: entry.manifest.name.clone(),
             version: entry.manifest.version.to_string(),
             manifest: serde_json::to_value(&entry.manifest)
@@ -154,7 +154,7 @@ impl Registry {
             .get(digest)
             .ok_or_else(|| EngineError::NotFound(format!("plugin {digest}")))?;
         self.store
-            .set_plugin_state(digest.as_str(), enabled, &grants)
+            .set_plugin_state(digest, enabled, &grants)
             .await?;
         self.host.set_grants(digest, &grants)?;
         entry.enabled = enabled;
@@ -167,7 +167,7 @@ impl Registry {
     /// (in-flight invocations finish). The on-disk compile cache is kept:
     /// it is keyed by digest, so reinstalling the same bytes is fast.
     pub(crate) async fn remove(&self, digest: &PluginDigest) -> Result<(), EngineError> {
-        self.store.delete_plugin(digest.as_str()).await?;
+        self.store.delete_plugin(digest).await?;
         self.entries
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -6,14 +6,14 @@ use crate::config::VALUE_LIMITS;
 use crate::plan::RunPlan;
 use crate::shared::RunSlot;
 use crate::templates::parse_template;
-use crate::{Engine, EngineError, LiveEvent, Operation, Page, PageRequest, new_id};
+use crate::{Engine, EngineError, LiveEvent, Operation, Page, PageRequest};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use weft_model::template::validate_template_with;
 use weft_model::{EventKind, Principal, RunStatus, check_json};
-use weft_model::{RunStep, StepAttempt, WorkflowRun};
+use weft_model::{RunId, RunStep, StepAttempt, StepKey, WorkflowRun};
 use weft_store::{RunFilter, RunPage, now_ms};
 
 /// What starts a run.
@@ -70,7 +70,7 @@ impl Engine {
         plan.validated
             .validate_run_inputs(&req.inputs)
             .map_err(EngineError::InvalidInputs)?;
-        let run_id = new_id();
+        let run_id = RunId::generate();
         let created_at = now_ms();
         let run = WorkflowRun {
             run_id: run_id.clone(),
@@ -128,7 +128,7 @@ impl Engine {
     /// actor, so the actor cannot park again before seeing it. If the run
     /// stopped being parked meanwhile, `first` is dropped (its reply
     /// channel closes and the caller retries).
-    async fn unpark(&self, run_id: &str, first: RunCommand) -> Result<(), EngineError> {
+    async fn unpark(&self, run_id: &RunId, first: RunCommand) -> Result<(), EngineError> {
         let run = self.shared.store.get_run(run_id).await?;
         let (run, steps) = self.shared.load_run(run).await?;
         let plan = self.plan_for(&run).await?;
@@ -138,7 +138,7 @@ impl Engine {
         let actor = RunActor::new(self.shared.clone(), plan, run, steps, rx);
         let mut runs = self.shared.lock_runs();
         if matches!(runs.get(run_id), Some(RunSlot::Parked)) {
-            runs.insert(run_id.to_owned(), RunSlot::Active(tx));
+            runs.insert(run_id.clone(), RunSlot::Active(tx));
             tokio::spawn(actor.run());
         }
         Ok(())
@@ -146,7 +146,7 @@ impl Engine {
 
     async fn command(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         make: impl Fn(oneshot::Sender<Result<(), EngineError>>) -> RunCommand,
     ) -> Result<(), EngineError> {
         // A run may park or finish between looking it up and sending; then
@@ -179,7 +179,7 @@ impl Engine {
     }
 
     /// Cancels a run: in-flight plugin code is stopped, the run ends CANCELLED.
-    pub async fn cancel_run(&self, caller: &Principal, run_id: &str) -> Result<(), EngineError> {
+    pub async fn cancel_run(&self, caller: &Principal, run_id: &RunId) -> Result<(), EngineError> {
         self.authorize(caller, Operation::ControlRun)?;
         self.command(run_id, |reply| RunCommand::Cancel {
             by: caller.name.clone(),
@@ -189,7 +189,7 @@ impl Engine {
     }
 
     /// Pauses a run: no new steps start; in-flight ones finish.
-    pub async fn pause_run(&self, caller: &Principal, run_id: &str) -> Result<(), EngineError> {
+    pub async fn pause_run(&self, caller: &Principal, run_id: &RunId) -> Result<(), EngineError> {
         self.authorize(caller, Operation::ControlRun)?;
         self.command(run_id, |reply| RunCommand::Pause {
             by: caller.name.clone(),
@@ -199,7 +199,7 @@ impl Engine {
     }
 
     /// Resumes a paused run.
-    pub async fn resume_run(&self, caller: &Principal, run_id: &str) -> Result<(), EngineError> {
+    pub async fn resume_run(&self, caller: &Principal, run_id: &RunId) -> Result<(), EngineError> {
         self.authorize(caller, Operation::ControlRun)?;
         self.command(run_id, |reply| RunCommand::Resume {
             by: caller.name.clone(),
@@ -213,8 +213,8 @@ impl Engine {
     pub async fn answer(
         &self,
         caller: &Principal,
-        run_id: &str,
-        step: &str,
+        run_id: &RunId,
+        step: &StepKey,
         values: Value,
     ) -> Result<(), EngineError> {
         self.authorize(caller, Operation::AnswerRun)?;
@@ -223,7 +223,7 @@ impl Engine {
             error,
         })?;
         self.command(run_id, |reply| RunCommand::Answer {
-            step: step.to_owned(),
+            step: step.clone(),
             values: values.clone(),
             by: caller.name.clone(),
             reply,
@@ -232,7 +232,11 @@ impl Engine {
     }
 
     /// A run's current state.
-    pub async fn run(&self, caller: &Principal, run_id: &str) -> Result<WorkflowRun, EngineError> {
+    pub async fn run(
+        &self,
+        caller: &Principal,
+        run_id: &RunId,
+    ) -> Result<WorkflowRun, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         if let Some(run) = self.shared.finished_runs.get(run_id) {
             return Ok(run);
@@ -261,7 +265,7 @@ impl Engine {
     pub async fn steps(
         &self,
         caller: &Principal,
-        run_id: &str,
+        run_id: &RunId,
     ) -> Result<Vec<RunStep>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         Ok(self.shared.store.steps(run_id).await?)
@@ -271,7 +275,7 @@ impl Engine {
     pub fn subscribe(
         &self,
         caller: &Principal,
-        run_id: &str,
+        run_id: &RunId,
     ) -> Result<broadcast::Receiver<LiveEvent>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         Ok(self.shared.live.subscribe(run_id))
@@ -282,7 +286,7 @@ impl Engine {
     pub async fn wait_for(
         &self,
         caller: &Principal,
-        run_id: &str,
+        run_id: &RunId,
         statuses: &[RunStatus],
         timeout: Duration,
     ) -> Result<WorkflowRun, EngineError> {
@@ -318,7 +322,7 @@ impl Engine {
     pub async fn list_steps(
         &self,
         caller: &Principal,
-        run_id: &str,
+        run_id: &RunId,
         page: PageRequest,
     ) -> Result<Page<RunStep>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
@@ -330,8 +334,8 @@ impl Engine {
     pub async fn step(
         &self,
         caller: &Principal,
-        run_id: &str,
-        key: &str,
+        run_id: &RunId,
+        key: &StepKey,
     ) -> Result<RunStep, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;
         self.run(caller, run_id).await?;
@@ -340,7 +344,7 @@ impl Engine {
             .steps(run_id)
             .await?
             .into_iter()
-            .find(|s| s.key == key)
+            .find(|s| s.key == *key)
             .ok_or_else(|| EngineError::NotFound(format!("step {key} of run {run_id}")))
     }
 
@@ -348,8 +352,8 @@ impl Engine {
     pub async fn list_step_attempts(
         &self,
         caller: &Principal,
-        run_id: &str,
-        key: &str,
+        run_id: &RunId,
+        key: &StepKey,
         page: PageRequest,
     ) -> Result<Page<StepAttempt>, EngineError> {
         self.authorize(caller, Operation::ReadRuns)?;

@@ -11,6 +11,7 @@ use crate::{Engine, StartRunRequest};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
+use weft_model::TemplateId;
 use weft_model::template::WorkflowTemplate;
 
 /// How often templates are re-read to notice new or changed schedules.
@@ -19,7 +20,7 @@ const RESCAN: Duration = Duration::from_secs(1);
 pub(crate) fn spawn(engine: Engine) {
     tokio::spawn(async move {
         // Per template: the instant up to which firings were handled.
-        let mut handled: HashMap<String, DateTime<Utc>> = HashMap::new();
+        let mut handled: HashMap<TemplateId, DateTime<Utc>> = HashMap::new();
         while !engine.shared.is_stopping() {
             let now = Utc::now();
             let mut wake = now + chrono::Duration::from_std(RESCAN).unwrap_or_default();
@@ -58,7 +59,7 @@ pub(crate) fn spawn(engine: Engine) {
     });
 }
 
-async fn fire(engine: &Engine, template_id: &str, at: DateTime<Utc>) {
+async fn fire(engine: &Engine, template_id: &TemplateId, at: DateTime<Utc>) {
     let ms = at.timestamp_millis();
     match engine
         .shared
@@ -69,17 +70,19 @@ async fn fire(engine: &Engine, template_id: &str, at: DateTime<Utc>) {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {
-            tracing::error!(template_id, "cannot claim schedule firing: {e}");
+            tracing::error!(template_id = %template_id, "cannot claim schedule firing: {e}");
             return;
         }
     }
     let req = StartRunRequest {
-        template: template_id.to_owned(),
+        template: template_id.to_string(),
         inputs: serde_json::json!({}),
         idempotency_key: Some(format!("schedule:{template_id}:{ms}")),
     };
     match engine.start_run(weft_model::Principal::system(), req).await {
-        Ok(run) => tracing::info!(template_id, run = %run.run_id, "scheduled run started"),
-        Err(e) => tracing::error!(template_id, "scheduled run could not start: {e}"),
+        Ok(run) => {
+            tracing::info!(template_id = %template_id, run = %run.run_id, "scheduled run started")
+        }
+        Err(e) => tracing::error!(template_id = %template_id, "scheduled run could not start: {e}"),
     }
 }

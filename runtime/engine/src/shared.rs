@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc, watch};
 use weft_host::PluginHost;
-use weft_model::{RunStep, WorkflowRun};
+use weft_model::{RunId, RunStep, TemplateId, WorkflowRun};
 use weft_store::Store;
 
 /// State shared by the engine and its run actors.
@@ -29,7 +29,7 @@ pub(crate) struct Shared {
     pub(crate) stopping: AtomicBool,
     /// Steps invoked and not yet committed as finished, all runs together.
     pub(crate) running_steps: watch::Sender<usize>,
-    pub(crate) runs: Mutex<HashMap<String, RunSlot>>,
+    pub(crate) runs: Mutex<HashMap<RunId, RunSlot>>,
     /// Progress of RUNNING runs whose record in the store is behind: a
     /// transition that changes only steps leaves the run record alone
     /// (one record fewer per step), so readers take progress from here.
@@ -45,7 +45,7 @@ pub(crate) struct Shared {
 }
 
 /// A template revision: (template id, revision).
-pub(crate) type PlanKey = (String, u32);
+pub(crate) type PlanKey = (TemplateId, u32);
 
 /// Where an unfinished run lives in this process.
 pub(crate) enum RunSlot {
@@ -65,7 +65,7 @@ impl Shared {
         self.stopping.load(Ordering::Acquire)
     }
 
-    pub(crate) fn finish_run(&self, run_id: &str) {
+    pub(crate) fn finish_run(&self, run_id: &RunId) {
         self.lock_runs().remove(run_id);
         self.live_progress.forget(run_id);
         self.live.close(run_id);
@@ -85,7 +85,7 @@ impl Shared {
         Ok((run, steps))
     }
 
-    pub(crate) fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunSlot>> {
+    pub(crate) fn lock_runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, RunSlot>> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 

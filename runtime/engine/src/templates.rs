@@ -1,13 +1,13 @@
 //! Templates: validation against the installed plugins, revisions, and
 //! their lists.
 
-use crate::{Engine, EngineError, Operation, Page, PageRequest, new_id};
+use crate::{Engine, EngineError, Operation, Page, PageRequest};
 use serde_json::Value;
-use weft_model::Principal;
 use weft_model::TemplateHead;
 use weft_model::template::{
     TemplateProblem, ValidatedTemplate, WorkflowTemplate, validate_template_with,
 };
+use weft_model::{Principal, TemplateId};
 
 impl Engine {
     /// Validates a template body against the installed plugins.
@@ -31,7 +31,7 @@ impl Engine {
         self.authorize(caller, Operation::ManageTemplates)?;
         let validated = self.validate_template(caller, body)?;
         let name = validated.template().name.clone();
-        let id = new_id();
+        let id = TemplateId::generate();
         Ok(self.shared.store.create_template(&id, &name, body).await?)
     }
 

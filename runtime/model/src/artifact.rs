@@ -1,5 +1,6 @@
 //! Artifacts: files a step attempt emitted (their bytes are stored apart).
 
+use crate::ids::{RunId, StepKey};
 use serde::{Deserialize, Serialize};
 
 /// An artifact's metadata (its bytes live in `artifact_blob`).
@@ -7,9 +8,9 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct ArtifactInfo {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step key.
-    pub step_key: String,
+    pub step_key: StepKey,
     /// Attempt.
     pub attempt: u32,
     /// Name.

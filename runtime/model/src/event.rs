@@ -2,6 +2,7 @@
 //! order, numbered densely from 1.
 
 use crate::failure::Failure;
+use crate::ids::{RunId, StepKey};
 use crate::run::RunStatus;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -132,7 +133,7 @@ pub enum EventData {
 #[serde(rename_all = "camelCase", from = "StoredRunEvent")]
 pub struct RunEvent {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Dense sequence number within the run, from 1.
     pub seq: u64,
     /// When (Unix milliseconds).
@@ -140,7 +141,7 @@ pub struct RunEvent {
     /// What happened.
     pub kind: EventKind,
     /// Step key, for step events.
-    pub step: Option<String>,
+    pub step: Option<StepKey>,
     /// Attempt, for step events.
     pub attempt: Option<u32>,
     /// Human-readable.
@@ -153,11 +154,11 @@ pub struct RunEvent {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct StoredRunEvent {
-    run_id: String,
+    run_id: RunId,
     seq: u64,
     at: i64,
     kind: EventKind,
-    step: Option<String>,
+    step: Option<StepKey>,
     attempt: Option<u32>,
     message: String,
     #[serde(default)]
@@ -192,6 +193,7 @@ impl From<StoredRunEvent> for RunEvent {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -234,7 +236,7 @@ mod tests {
         );
         assert_eq!(stored("step.started", serde_json::Value::Null), Ok(None));
         let written = RunEvent {
-            run_id: "r".into(),
+            run_id: RunId::new("r").expect("a run id"),
             seq: 2,
             at: 5,
             kind: EventKind::StepCompensated,

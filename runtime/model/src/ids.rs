@@ -89,8 +89,24 @@ fn valid_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// A step id, optionally followed by `[digits]`.
+fn valid_step_key(s: &str) -> bool {
+    match s.split_once('[') {
+        None => valid_id(s),
+        Some((id, rest)) => {
+            valid_id(id)
+                && rest.strip_suffix(']').is_some_and(|n| {
+                    !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit())
+                })
+        }
+    }
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        string_id!($(#[$doc])* $name, $kind, valid_id);
+    };
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $valid:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -100,7 +116,7 @@ macro_rules! string_id {
             /// Validates and wraps an id.
             pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
                 let s = s.into();
-                if valid_id(&s) {
+                if $valid(&s) {
                     Ok(Self(s))
                 } else {
                     Err(IdError::BadId { kind: $kind, value: s })
@@ -126,9 +142,48 @@ macro_rules! string_id {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::new(s)
+            }
+        }
+
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
+            }
+        }
+
+        // Reading an id as text is always fine; only making one is checked.
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
             }
         }
     };
@@ -144,9 +199,74 @@ string_id!(
     StepId,
     "step"
 );
+string_id!(
+    /// Identifies a workflow template (its name is separate and may change).
+    TemplateId,
+    "template"
+);
+string_id!(
+    /// Identifies one step instance of a run: the step id, or `id[i]` for
+    /// item `i` of a `forEach` step.
+    StepKey,
+    "step key",
+    valid_step_key
+);
+
+impl RunId {
+    /// A new run id: a UUIDv7, so ids sort by creation time.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl TemplateId {
+    /// A new template id: a UUIDv7, so ids sort by creation time.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// `unknown`: stands in for a template id that cannot be read back.
+    pub fn unknown() -> Self {
+        Self("unknown".to_owned())
+    }
+}
+
+impl StepKey {
+    /// The key of a step, or of item `item` of a `forEach` step.
+    pub fn of(step: &StepId, item: Option<u32>) -> Self {
+        match item {
+            None => Self(step.as_str().to_owned()),
+            Some(i) => Self(format!("{step}[{i}]")),
+        }
+    }
+
+    /// The step id part of the key (before any `[i]`).
+    pub fn step_id(&self) -> &str {
+        self.0.split_once('[').map_or(&self.0, |(id, _)| id)
+    }
+
+    /// The step the key belongs to.
+    pub fn step(&self) -> StepId {
+        // A key is a valid step id with an optional `[i]` after it.
+        StepId(self.step_id().to_owned())
+    }
+
+    /// The item index of a `forEach` item's key.
+    pub fn item(&self) -> Option<u32> {
+        let (_, rest) = self.0.split_once('[')?;
+        rest.strip_suffix(']')?.parse().ok()
+    }
+}
+
+impl From<StepId> for StepKey {
+    fn from(id: StepId) -> Self {
+        Self(id.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     #[test]
@@ -169,5 +289,29 @@ mod tests {
         assert!(StepId::new("").is_err());
         assert!(StepId::new("a b").is_err());
         assert!(StepId::new("x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn step_keys_are_a_step_id_and_an_optional_item() {
+        let id = StepId::new("fetch").expect("a step id");
+        let item = StepKey::of(&id, Some(7));
+        assert_eq!(item, "fetch[7]");
+        assert_eq!((item.step_id(), item.item()), ("fetch", Some(7)));
+        let whole = StepKey::of(&id, None);
+        assert_eq!((whole.step_id(), whole.item()), ("fetch", None));
+        assert_eq!(StepKey::new("fetch[7]").ok(), Some(item));
+        for bad in [
+            "fetch[",
+            "fetch[]",
+            "fetch[x]",
+            "[1]",
+            "fetch[1]x",
+            "a b[1]",
+        ] {
+            assert!(StepKey::new(bad).is_err(), "{bad:?}");
+        }
+        let json = serde_json::to_string(&whole).unwrap();
+        assert_eq!(json, "\"fetch\"");
+        assert!(serde_json::from_str::<StepKey>("\"a[b]\"").is_err());
     }
 }

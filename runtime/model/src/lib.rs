@@ -33,7 +33,7 @@ pub use capabilities::{
 pub use error::{PluginError, PluginErrorKind};
 pub use event::{EventData, EventKind, RunEvent};
 pub use failure::{Failure, FailureCode};
-pub use ids::{IdError, PluginDigest, RunId, StepId};
+pub use ids::{IdError, PluginDigest, RunId, StepId, StepKey, TemplateId};
 pub use json_limits::{JsonLimitError, JsonLimits, MAX_JSON_DEPTH, check_json, parse_json};
 pub use limits::InvocationLimits;
 pub use log::{LogLevel, LogLine, LogSource};

@@ -1,5 +1,6 @@
 //! Log lines of step attempts: what plugins and the engine wrote.
 
+use crate::ids::{RunId, StepKey};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -82,9 +83,9 @@ impl fmt::Display for LogSource {
 #[serde(rename_all = "camelCase")]
 pub struct LogLine {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step key.
-    pub step_key: String,
+    pub step_key: StepKey,
     /// Attempt.
     pub attempt: u32,
     /// Sequence within the run, from 1.

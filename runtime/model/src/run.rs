@@ -2,6 +2,7 @@
 //! runs and steps.
 
 use crate::failure::Failure;
+use crate::ids::{RunId, TemplateId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -119,7 +120,7 @@ pub struct RunProgress {
     /// Steps (or items) known so far.
     pub total: u32,
     /// Keys of steps running now.
-    pub running: Vec<String>,
+    pub running: Vec<crate::ids::StepKey>,
 }
 
 /// A run's current state.
@@ -127,9 +128,9 @@ pub struct RunProgress {
 #[serde(rename_all = "camelCase")]
 pub struct WorkflowRun {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Template id.
-    pub template_id: String,
+    pub template_id: TemplateId,
     /// Template name at start.
     pub template_name: String,
     /// Pinned template revision.

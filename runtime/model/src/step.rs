@@ -1,6 +1,7 @@
 //! The steps of a run and their attempts.
 
 use crate::failure::Failure;
+use crate::ids::{RunId, StepId, StepKey};
 use crate::outcome::InputRequest;
 use crate::run::StepStatus;
 use serde::{Deserialize, Serialize};
@@ -27,11 +28,11 @@ pub struct StepAttempt {
 #[serde(rename_all = "camelCase")]
 pub struct RunStep {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step id, or `id[i]` for a `forEach` item.
-    pub key: String,
+    pub key: StepKey,
     /// Step id from the template.
-    pub step_id: String,
+    pub step_id: StepId,
     /// Item index for `forEach` items.
     pub item: Option<u32>,
     /// Status.

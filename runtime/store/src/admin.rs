@@ -7,8 +7,8 @@ use crate::runs::rows;
 use crate::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weft_model::ArtifactInfo;
 use weft_model::RunStatus;
+use weft_model::{ArtifactInfo, PluginDigest, RunId, StepKey};
 
 /// The statuses of a run that has not finished, as stored.
 const ACTIVE: &str = "['PENDING', 'RUNNING', 'PAUSED', 'AWAITING_INPUT']";
@@ -53,7 +53,10 @@ impl Store {
 
     /// Ids of unfinished runs (PENDING, RUNNING, PAUSED, AWAITING_INPUT)
     /// that pinned the plugin with this digest, oldest first.
-    pub async fn active_runs_pinning(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn active_runs_pinning(
+        &self,
+        digest: &PluginDigest,
+    ) -> Result<Vec<RunId>, StoreError> {
         let sql = format!(
             "SELECT runId, createdAt FROM run WHERE status IN {ACTIVE} \
              AND $d IN object::values(pinnedPlugins) ORDER BY createdAt;"
@@ -62,7 +65,7 @@ impl Store {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Row {
-            run_id: String,
+            run_id: RunId,
         }
         Ok(rows::<Row>(&mut res, 0)?
             .into_iter()
@@ -73,8 +76,8 @@ impl Store {
     /// A step's artifacts with their digests, by attempt then name.
     pub async fn artifact_entries(
         &self,
-        run_id: &str,
-        step_key: &str,
+        run_id: &RunId,
+        step_key: &StepKey,
     ) -> Result<Vec<ArtifactEntry>, StoreError> {
         let mut res = self
             .run(
@@ -89,8 +92,8 @@ impl Store {
     /// of the latest attempt that emitted that name.
     pub async fn artifact_entry(
         &self,
-        run_id: &str,
-        step_key: &str,
+        run_id: &RunId,
+        step_key: &StepKey,
         name: &str,
         attempt: Option<u32>,
     ) -> Result<ArtifactEntry, StoreError> {

@@ -66,11 +66,18 @@ mod tests {
             )
             .await?;
         apply(&store).await?;
-        let events = store.events("r", 0, 10).await?;
+        let run = weft_model::RunId::new("r")?;
+        let events = store.events(&run, 0, 10).await?;
         let messages: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
         assert_eq!(messages, ["first", "second"]);
-        assert_eq!(store.logs("r", "a", 0, 10).await?[0].message, "hi");
-        let next = store.next_sequences("r").await?;
+        assert_eq!(
+            store
+                .logs(&run, &weft_model::StepKey::new("a")?, 0, 10)
+                .await?[0]
+                .message,
+            "hi"
+        );
+        let next = store.next_sequences(&run).await?;
         assert_eq!((next.event, next.log, next.journal), (3, 2, 1));
         Ok(())
     }

@@ -6,7 +6,7 @@ use crate::runs::{rows, to_json};
 use crate::{Store, StoreError};
 use base64::Engine as _;
 use serde_json::json;
-use weft_model::CapabilityGrants;
+use weft_model::{CapabilityGrants, PluginDigest};
 
 pub(crate) fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
@@ -44,8 +44,7 @@ impl Store {
     }
 
     /// A plugin by digest.
-    pub async fn plugin(&self, digest: &str) -> Result<PluginRecord, StoreError> {
-        crate::check_key("plugin", digest)?;
+    pub async fn plugin(&self, digest: &PluginDigest) -> Result<PluginRecord, StoreError> {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM type::record('plugin', $d);",
@@ -55,11 +54,11 @@ impl Store {
         rows(&mut res, 0)?
             .into_iter()
             .next()
-            .ok_or_else(|| StoreError::NotFound(format!("plugin {digest}")))
+            .ok_or_else(|| StoreError::NotFound(format!("plugin {}", digest.as_str())))
     }
 
     /// A plugin's component bytes.
-    pub async fn plugin_bytes(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+    pub async fn plugin_bytes(&self, digest: &PluginDigest) -> Result<Vec<u8>, StoreError> {
         let mut res = self
             .run(
                 "SELECT VALUE data FROM type::record('plugin_blob', $d);",
@@ -76,7 +75,7 @@ impl Store {
     /// Enables or disables a plugin and replaces its grants.
     pub async fn set_plugin_state(
         &self,
-        digest: &str,
+        digest: &PluginDigest,
         enabled: bool,
         grants: &CapabilityGrants,
     ) -> Result<(), StoreError> {
@@ -88,13 +87,13 @@ impl Store {
             .await?;
         let updated: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
         if updated.is_empty() {
-            return Err(StoreError::NotFound(format!("plugin {digest}")));
+            return Err(StoreError::NotFound(format!("plugin {}", digest.as_str())));
         }
         Ok(())
     }
 
     /// Deletes a plugin and its bytes.
-    pub async fn delete_plugin(&self, digest: &str) -> Result<(), StoreError> {
+    pub async fn delete_plugin(&self, digest: &PluginDigest) -> Result<(), StoreError> {
         self.run(
             "BEGIN TRANSACTION; DELETE type::record('plugin', $d); DELETE type::record('plugin_blob', $d); COMMIT TRANSACTION;",
             json!({"d": digest}),

@@ -10,12 +10,12 @@ use crate::runs::rows;
 use crate::{Store, StoreError, now_ms};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use weft_model::{Failure, FailureCode, RunProgress, RunStatus, WorkflowRun};
+use weft_model::{Failure, FailureCode, RunId, RunProgress, RunStatus, TemplateId, WorkflowRun};
 
 impl Store {
     /// Ids of the runs that have not finished. Only ids are read, so a run
     /// whose record cannot be decoded does not hide the others.
-    pub async fn unfinished_run_ids(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn unfinished_run_ids(&self) -> Result<Vec<RunId>, StoreError> {
         let mut res = self
             .run(
                 "SELECT VALUE record::id(id) FROM run \
@@ -26,7 +26,7 @@ impl Store {
         let ids: Vec<Value> = rows(&mut res, 0)?;
         Ok(ids
             .into_iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
+            .filter_map(|v| v.as_str().and_then(|s| RunId::new(s).ok()))
             .collect())
     }
 
@@ -34,12 +34,11 @@ impl Store {
     /// error says why (code `RUN_UNREADABLE`), keeping its identity where
     /// that can still be read, and saves what was stored to
     /// `run_quarantine:<id>` as JSON text.
-    pub async fn quarantine_run(&self, run_id: &str, reason: &str) -> Result<(), StoreError> {
-        crate::check_key("run", run_id)?;
+    pub async fn quarantine_run(&self, run_id: &RunId, reason: &str) -> Result<(), StoreError> {
         // Whatever still reads, field by field: the record as a whole may not.
         let raw: Option<Value> = self
             .db
-            .select(surrealdb::types::RecordId::new("run", run_id))
+            .select(surrealdb::types::RecordId::new("run", run_id.as_str()))
             .await
             .ok()
             .flatten();
@@ -47,8 +46,11 @@ impl Store {
         let text = |name: &str| field(name).and_then(|v| v.as_str().map(str::to_owned));
         let now = now_ms();
         let record = WorkflowRun {
-            run_id: run_id.to_owned(),
-            template_id: text("templateId").unwrap_or_default(),
+            run_id: run_id.clone(),
+            // A placeholder keeps the record readable when its own is not.
+            template_id: text("templateId")
+                .and_then(|t| TemplateId::new(t).ok())
+                .unwrap_or_else(TemplateId::unknown),
             template_name: text("templateName").unwrap_or_default(),
             revision: field("revision")
                 .and_then(|v| v.as_u64())

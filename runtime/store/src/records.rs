@@ -8,16 +8,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weft_model::{
-    CapabilityGrants, LogLine, RunEvent, RunStatus, RunStep, StepAttempt, TemplateHead,
-    TemplateRevision, WorkflowRun,
+    CapabilityGrants, LogLine, PluginDigest, RunEvent, RunId, RunStatus, RunStep, StepAttempt,
+    StepKey, TemplateHead, TemplateId, TemplateRevision, WorkflowRun,
 };
 
 /// An installed plugin (bytes live in `plugin_blob`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginRecord {
-    /// sha256 hex of the component bytes.
-    pub digest: String,
+    /// sha256 of the component bytes.
+    pub digest: PluginDigest,
     /// Plugin name from the manifest.
     pub name: String,
     /// Plugin version from the manifest.
@@ -55,9 +55,9 @@ pub struct RevisionPage {
 #[serde(rename_all = "camelCase")]
 pub struct StepAttemptRecord {
     /// Run id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// Step key.
-    pub step_key: String,
+    pub step_key: StepKey,
     /// The attempt.
     #[serde(flatten)]
     pub attempt: StepAttempt,
@@ -106,7 +106,7 @@ pub struct RunFilter {
     /// Only runs in this status.
     pub status: Option<RunStatus>,
     /// Only runs of this template id.
-    pub template_id: Option<String>,
+    pub template_id: Option<TemplateId>,
     /// Created at or after (ms).
     pub created_after: Option<i64>,
     /// Created before (ms).

@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use weft_model::{ArtifactInfo, LogLine, RunEvent, RunStep, StepAttempt, WorkflowRun};
+use weft_model::{
+    ArtifactInfo, LogLine, RunEvent, RunId, RunStep, StepAttempt, StepKey, TemplateId, WorkflowRun,
+};
 
 /// The next sequence numbers of a run, recovered from what it stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,8 +289,11 @@ impl Store {
             )
             .await?;
         let existing: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
-        match existing.first() {
-            Some(id) => Ok(Some(self.get_run(id).await?)),
+        match existing.into_iter().next() {
+            Some(id) => Ok(Some(
+                self.get_run(&RunId::new(id).map_err(|e| StoreError::Codec(e.to_string()))?)
+                    .await?,
+            )),
             None => Ok(None),
         }
     }
@@ -309,11 +314,10 @@ impl Store {
     /// A run by id. Read with the SDK's `select`, not a query: the hottest
     /// read the API serves skips SurrealQL parsing (72 against 52 µs per
     /// read on surrealkv).
-    pub async fn get_run(&self, run_id: &str) -> Result<WorkflowRun, StoreError> {
-        crate::check_key("run", run_id)?;
+    pub async fn get_run(&self, run_id: &RunId) -> Result<WorkflowRun, StoreError> {
         let record: Option<Value> = self
             .db
-            .select(surrealdb::types::RecordId::new("run", run_id))
+            .select(surrealdb::types::RecordId::new("run", run_id.as_str()))
             .await
             .map_err(StoreError::db)?;
         let mut record = record.ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
@@ -358,7 +362,7 @@ impl Store {
 
     /// A run's steps, in key order: the journal's states laid over each
     /// other in order (over any step records schema version 2 wrote).
-    pub async fn steps(&self, run_id: &str) -> Result<Vec<RunStep>, StoreError> {
+    pub async fn steps(&self, run_id: &RunId) -> Result<Vec<RunStep>, StoreError> {
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM step:[$id, NONE]..[$id, {}];\
@@ -370,7 +374,7 @@ impl Store {
         let mut journal: Vec<JournalSteps> = rows(&mut res, 1)?;
         // Commit order is `seq` order (the key leads with the event cursor).
         journal.sort_by_key(|j| j.seq);
-        let mut steps: BTreeMap<String, RunStep> =
+        let mut steps: BTreeMap<StepKey, RunStep> =
             created.into_iter().map(|s| (s.key.clone(), s)).collect();
         for j in journal {
             for s in from_text::<RunStep>(&j.steps)? {
@@ -443,7 +447,7 @@ impl Store {
     /// and any event records schema version 2 wrote.
     pub async fn events(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<RunEvent>, StoreError> {
@@ -471,7 +475,7 @@ impl Store {
     /// The next event, log and journal sequence numbers of a run, from
     /// what it has stored: a RUNNING run's record is not rewritten for
     /// every transition, so the counters it holds may be behind.
-    pub async fn next_sequences(&self, run_id: &str) -> Result<NextSequences, StoreError> {
+    pub async fn next_sequences(&self, run_id: &RunId) -> Result<NextSequences, StoreError> {
         let mut res = self
             .run(
                 "math::max(SELECT VALUE seq FROM run_event:[$id, NONE]..[$id, {}]) ?? 0;\
@@ -502,8 +506,8 @@ impl Store {
     /// A step's log lines after `after_seq`, in order.
     pub async fn logs(
         &self,
-        run_id: &str,
-        step_key: &str,
+        run_id: &RunId,
+        step_key: &StepKey,
         after_seq: u64,
         limit: u32,
     ) -> Result<Vec<LogLine>, StoreError> {
@@ -539,8 +543,8 @@ impl Store {
     /// A step's artifacts (metadata).
     pub async fn artifacts(
         &self,
-        run_id: &str,
-        step_key: &str,
+        run_id: &RunId,
+        step_key: &StepKey,
     ) -> Result<Vec<ArtifactInfo>, StoreError> {
         let mut res = self
             .run("SELECT * OMIT id FROM artifact WHERE runId = $id AND stepKey = $step ORDER BY attempt, name;", json!({"id": run_id, "step": step_key}))
@@ -566,7 +570,7 @@ impl Store {
     /// Claims one firing of a schedule cluster-wide; true for exactly one caller.
     pub async fn claim_schedule_fire(
         &self,
-        template_id: &str,
+        template_id: &TemplateId,
         fire_at_ms: i64,
     ) -> Result<bool, StoreError> {
         match self

@@ -4,19 +4,19 @@ use crate::records::{RevisionPage, TemplatePage};
 use crate::runs::{rows, to_json};
 use crate::{DbErrorKind, Store, StoreError, now_ms};
 use serde_json::{Value, json};
-use weft_model::{TemplateHead, TemplateRevision};
+use weft_model::{TemplateHead, TemplateId, TemplateRevision};
 
 impl Store {
     /// Creates a template at revision 1. Names are unique.
     pub async fn create_template(
         &self,
-        template_id: &str,
+        template_id: &TemplateId,
         name: &str,
         body: &Value,
     ) -> Result<TemplateHead, StoreError> {
         let now = now_ms();
         let rec = TemplateHead {
-            template_id: template_id.into(),
+            template_id: template_id.clone(),
             name: name.into(),
             revision: 1,
             body: body.clone(),
@@ -24,7 +24,7 @@ impl Store {
             updated_at: now,
         };
         let rev = TemplateRevision {
-            template_id: template_id.into(),
+            template_id: template_id.clone(),
             revision: 1,
             body: body.clone(),
             created_at: now,
@@ -50,11 +50,11 @@ impl Store {
     /// Writes a new revision if the head is still `expected_revision`.
     pub async fn update_template(
         &self,
-        template_id: &str,
+        template_id: &TemplateId,
         body: &Value,
         expected_revision: u32,
     ) -> Result<TemplateHead, StoreError> {
-        let current = self.template(template_id).await?;
+        let current = self.template(template_id.as_str()).await?;
         if current.revision != expected_revision {
             return Err(StoreError::Conflict(format!(
                 "template is at revision {}, not {expected_revision}",
@@ -69,7 +69,7 @@ impl Store {
             ..current
         };
         let rev = TemplateRevision {
-            template_id: template_id.into(),
+            template_id: template_id.clone(),
             revision: next.revision,
             body: body.clone(),
             created_at: now,
@@ -114,10 +114,9 @@ impl Store {
     /// One revision of a template.
     pub async fn template_revision(
         &self,
-        template_id: &str,
+        template_id: &TemplateId,
         revision: u32,
     ) -> Result<TemplateRevision, StoreError> {
-        crate::check_key("template", template_id)?;
         let mut res = self
             .run(
                 "SELECT * OMIT id FROM type::record('template_revision', [$t, $r]);",
@@ -164,7 +163,7 @@ impl Store {
     /// A template's revisions, oldest first.
     pub async fn template_revisions(
         &self,
-        template_id: &str,
+        template_id: &TemplateId,
     ) -> Result<Vec<TemplateRevision>, StoreError> {
         let mut res = self
             .run(
@@ -179,7 +178,7 @@ impl Store {
     /// `page_size` clamped to 1..=100), with the total count.
     pub async fn list_template_revisions(
         &self,
-        template_id: &str,
+        template_id: &TemplateId,
         page: u32,
         page_size: u32,
     ) -> Result<RevisionPage, StoreError> {
@@ -200,7 +199,7 @@ impl Store {
     }
 
     /// Deletes a template and its revisions (runs keep their pinned copies).
-    pub async fn delete_template(&self, template_id: &str) -> Result<(), StoreError> {
+    pub async fn delete_template(&self, template_id: &TemplateId) -> Result<(), StoreError> {
         self.run(
             "BEGIN TRANSACTION; DELETE type::record('template', $t); DELETE template_revision WHERE templateId = $t; COMMIT TRANSACTION;",
             json!({"t": template_id}),

@@ -3,16 +3,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use serde_json::json;
-use weft_model::{ArtifactInfo, LogLine, RunEvent, RunStep, StepAttempt, WorkflowRun};
+use weft_model::{
+    ArtifactInfo, LogLine, PluginDigest, RunEvent, RunStep, StepAttempt, WorkflowRun,
+};
 use weft_model::{EventKind, Failure, FailureCode, LogLevel, LogSource, RunStatus, StepStatus};
 use weft_store::{
     CreateRunOutcome, NextSequences, RunFilter, StepAttemptRecord, Store, StoreError, Transition,
 };
 
+fn digest(byte: u8) -> PluginDigest {
+    PluginDigest::from_sha256([byte; 32])
+}
+
 fn run(id: &str, key: Option<&str>, created: i64) -> WorkflowRun {
     WorkflowRun {
-        run_id: id.into(),
-        template_id: "t1".into(),
+        run_id: id.parse().unwrap(),
+        template_id: "t1".parse().unwrap(),
         template_name: "hello".into(),
         revision: 1,
         status: RunStatus::Pending,
@@ -33,9 +39,9 @@ fn run(id: &str, key: Option<&str>, created: i64) -> WorkflowRun {
 
 fn step(run: &str, key: &str, status: StepStatus) -> RunStep {
     RunStep {
-        run_id: run.into(),
-        key: key.into(),
-        step_id: key.into(),
+        run_id: run.parse().unwrap(),
+        key: key.parse().unwrap(),
+        step_id: key.parse().unwrap(),
         item: None,
         status,
         attempt: 0,
@@ -56,7 +62,7 @@ fn step(run: &str, key: &str, status: StepStatus) -> RunStep {
 
 fn event(run: &str, seq: u64) -> RunEvent {
     RunEvent {
-        run_id: run.into(),
+        run_id: run.parse().unwrap(),
         seq,
         at: seq as i64,
         kind: EventKind::StepStarted,
@@ -90,7 +96,7 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         other => panic!("expected the existing run, got {other:?}"),
     }
     assert!(matches!(
-        store.get_run("r2").await,
+        store.get_run(&"r2".parse().unwrap()).await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -103,8 +109,8 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
     let mut s = step("r1", "a", StepStatus::Success);
     s.output = Some(json!({"value": 55}));
     let log = LogLine {
-        run_id: "r1".into(),
-        step_key: "a".into(),
+        run_id: "r1".parse().unwrap(),
+        step_key: "a".parse().unwrap(),
         attempt: 1,
         seq: 1,
         at: 1,
@@ -125,26 +131,32 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             events_through: 2,
         }])
         .await?;
-    let stored = store.get_run("r1").await?;
+    let stored = store.get_run(&"r1".parse().unwrap()).await?;
     assert_eq!(stored.status, RunStatus::Success);
     assert_eq!(stored.outputs, Some(json!({"a": 1})));
     assert_eq!(stored.inputs, json!({"n": 1}));
     assert_eq!(stored.created_at, 10);
     assert_eq!(
-        store.steps("r1").await?[0].output,
+        store.steps(&"r1".parse().unwrap()).await?[0].output,
         Some(json!({"value": 55}))
     );
     assert_eq!(
         store
-            .events("r1", 0, 10)
+            .events(&"r1".parse().unwrap(), 0, 10)
             .await?
             .iter()
             .map(|e| e.seq)
             .collect::<Vec<_>>(),
         [1, 2]
     );
-    assert_eq!(store.events("r1", 1, 10).await?.len(), 1);
-    assert_eq!(store.logs("r1", "a", 0, 10).await?[0].message, "hi");
+    assert_eq!(store.events(&"r1".parse().unwrap(), 1, 10).await?.len(), 1);
+    assert_eq!(
+        store
+            .logs(&"r1".parse().unwrap(), &"a".parse().unwrap(), 0, 10)
+            .await?[0]
+            .message,
+        "hi"
+    );
     // Steps are written whole: a field cleared by a later transition goes.
     let mut b = step("r1", "b", StepStatus::Retrying);
     b.error = Some(Failure::new(FailureCode::Timeout, "slow", true));
@@ -161,18 +173,28 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
             }])
             .await?;
     }
-    let stored_b = store.steps("r1").await?;
+    let stored_b = store.steps(&"r1".parse().unwrap()).await?;
     assert_eq!(
         stored_b.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(),
         ["a", "b"]
     );
     assert_eq!(stored_b[1], b);
     // Cursors past the end (hostile Last-Event-ID values too) read nothing.
-    assert!(store.events("r1", u64::MAX, 10).await?.is_empty());
-    assert!(store.logs("r1", "a", u64::MAX, 10).await?.is_empty());
     assert!(
         store
-            .events("r1", i64::MAX as u64 + 1, 10)
+            .events(&"r1".parse().unwrap(), u64::MAX, 10)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        store
+            .logs(&"r1".parse().unwrap(), &"a".parse().unwrap(), u64::MAX, 10)
+            .await?
+            .is_empty()
+    );
+    assert!(
+        store
+            .events(&"r1".parse().unwrap(), i64::MAX as u64 + 1, 10)
             .await?
             .is_empty()
     );
@@ -182,8 +204,16 @@ async fn runs_transitions_and_idempotency() -> anyhow::Result<()> {
         log,
         journal,
     };
-    assert_eq!(store.next_sequences("r1").await?, next(3, 2, 5));
-    assert_eq!(store.next_sequences("no-such-run").await?, next(1, 1, 1));
+    assert_eq!(
+        store.next_sequences(&"r1".parse().unwrap()).await?,
+        next(3, 2, 5)
+    );
+    assert_eq!(
+        store
+            .next_sequences(&("no-such-run").parse().unwrap())
+            .await?,
+        next(1, 1, 1)
+    );
     // A later transition without a journal position is refused, not lost.
     let unplaced = Transition {
         steps: vec![b.clone()],
@@ -262,7 +292,7 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
         let mut seen = Vec::new();
         let mut after = 0;
         loop {
-            let got = store.events("j", after, page).await?;
+            let got = store.events(&"j".parse().unwrap(), after, page).await?;
             assert!(got.len() <= page as usize);
             let Some(e) = got.last() else { break };
             after = e.seq;
@@ -270,10 +300,10 @@ async fn journal_events_page_in_order_and_later_steps_win() -> anyhow::Result<()
         }
         assert_eq!(seen, (1..=last).collect::<Vec<_>>(), "page size {page}");
     }
-    let steps = store.steps("j").await?;
+    let steps = store.steps(&"j".parse().unwrap()).await?;
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].attempt, 20);
-    let next = store.next_sequences("j").await?;
+    let next = store.next_sequences(&"j".parse().unwrap()).await?;
     assert_eq!((next.event, next.journal), (last + 1, 22));
     Ok(())
 }
@@ -323,8 +353,8 @@ async fn attempts_are_records_of_their_own_and_page() -> anyhow::Result<()> {
                         false,
                     ));
                     StepAttemptRecord {
-                        run_id: "ra".into(),
-                        step_key: "s".into(),
+                        run_id: "ra".parse().unwrap(),
+                        step_key: "s".parse().unwrap(),
                         attempt: a,
                     }
                 })
@@ -339,7 +369,7 @@ async fn attempts_are_records_of_their_own_and_page() -> anyhow::Result<()> {
         }
         t.steps.clear();
     }
-    let stored = store.steps("ra").await?;
+    let stored = store.steps(&"ra".parse().unwrap()).await?;
     assert_eq!(stored.len(), 1);
     let s = &stored[0];
     assert_eq!(s.last_attempt, Some(attempt(N, StepStatus::Running)));
@@ -372,19 +402,27 @@ async fn attempts_are_records_of_their_own_and_page() -> anyhow::Result<()> {
 async fn templates_revisions_and_schedule_claims() -> anyhow::Result<()> {
     let store = Store::connect("mem://").await?;
     let t = store
-        .create_template("t1", "hello", &json!({"name": "hello", "steps": []}))
+        .create_template(
+            &"t1".parse().unwrap(),
+            "hello",
+            &json!({"name": "hello", "steps": []}),
+        )
         .await?;
     assert_eq!(t.revision, 1);
     assert!(matches!(
-        store.create_template("t2", "hello", &json!({})).await,
+        store
+            .create_template(&"t2".parse().unwrap(), "hello", &json!({}))
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let t2 = store
-        .update_template("t1", &json!({"name": "hello", "v": 2}), 1)
+        .update_template(&"t1".parse().unwrap(), &json!({"name": "hello", "v": 2}), 1)
         .await?;
     assert_eq!(t2.revision, 2);
     assert!(matches!(
-        store.update_template("t1", &json!({}), 1).await,
+        store
+            .update_template(&"t1".parse().unwrap(), &json!({}), 1)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.template("hello").await?.revision, 2);
@@ -394,21 +432,46 @@ async fn templates_revisions_and_schedule_claims() -> anyhow::Result<()> {
         store.template("nope").await,
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(store.template_revisions("t1").await?.len(), 2);
-    let page = store.list_template_revisions("t1", 2, 1).await?;
+    assert_eq!(
+        store
+            .template_revisions(&"t1".parse().unwrap())
+            .await?
+            .len(),
+        2
+    );
+    let page = store
+        .list_template_revisions(&"t1".parse().unwrap(), 2, 1)
+        .await?;
     assert_eq!(page.total, 2);
     assert_eq!(page.revisions.len(), 1);
     assert_eq!(
         page.revisions[0].revision, 2,
         "oldest first: page 2 is revision 2"
     );
-    assert_eq!(store.list_template_revisions("nope", 1, 20).await?.total, 0);
     assert_eq!(
-        store.template_revision("t1", 1).await?.body["steps"],
+        store
+            .list_template_revisions(&"nope".parse().unwrap(), 1, 20)
+            .await?
+            .total,
+        0
+    );
+    assert_eq!(
+        store
+            .template_revision(&"t1".parse().unwrap(), 1)
+            .await?
+            .body["steps"],
         json!([])
     );
-    assert!(store.claim_schedule_fire("t1", 1000).await?);
-    assert!(!store.claim_schedule_fire("t1", 1000).await?);
+    assert!(
+        store
+            .claim_schedule_fire(&"t1".parse().unwrap(), 1000)
+            .await?
+    );
+    assert!(
+        !store
+            .claim_schedule_fire(&"t1".parse().unwrap(), 1000)
+            .await?
+    );
     Ok(())
 }
 
@@ -423,7 +486,7 @@ async fn templates_list_in_pages_by_name() -> anyhow::Result<()> {
         ("e", "delta"),
     ] {
         store
-            .create_template(id, name, &json!({"name": name}))
+            .create_template(&id.parse().unwrap(), name, &json!({"name": name}))
             .await?;
     }
     let names = |p: &weft_store::TemplatePage| {
@@ -475,7 +538,7 @@ async fn surrealkv_persists_across_reopen() -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     };
-    assert_eq!(store.get_run("r1").await?.run_id, "r1");
+    assert_eq!(store.get_run(&"r1".parse().unwrap()).await?.run_id, "r1");
     Ok(())
 }
 
@@ -484,12 +547,12 @@ async fn counts_by_status_pinned_runs_and_artifacts() -> anyhow::Result<()> {
     let store = Store::connect("mem://").await?;
     let mut pinned = run("a1", None, 1);
     pinned.status = RunStatus::AwaitingInput;
-    pinned.pinned_plugins = [("approve".to_owned(), "sha256:aa".to_owned())].into();
+    pinned.pinned_plugins = [("approve".to_owned(), "aa".repeat(32))].into();
     let mut done = run("d1", None, 2);
     done.status = RunStatus::Success;
-    done.pinned_plugins = [("x".to_owned(), "sha256:aa".to_owned())].into();
+    done.pinned_plugins = [("x".to_owned(), "aa".repeat(32))].into();
     let mut other = run("o1", None, 3);
-    other.pinned_plugins = [("y".to_owned(), "sha256:bb".to_owned())].into();
+    other.pinned_plugins = [("y".to_owned(), "bb".repeat(32))].into();
     for r in [pinned, done, other] {
         store
             .create_run(&Transition {
@@ -508,13 +571,13 @@ async fn counts_by_status_pinned_runs_and_artifacts() -> anyhow::Result<()> {
             (RunStatus::Success, 1)
         ]
     );
-    assert_eq!(store.active_runs_pinning("sha256:aa").await?, ["a1"]);
-    assert_eq!(store.active_runs_pinning("sha256:bb").await?, ["o1"]);
-    assert!(store.active_runs_pinning("sha256:cc").await?.is_empty());
+    assert_eq!(store.active_runs_pinning(&digest(0xaa)).await?, ["a1"]);
+    assert_eq!(store.active_runs_pinning(&digest(0xbb)).await?, ["o1"]);
+    assert!(store.active_runs_pinning(&digest(0xcc)).await?.is_empty());
 
     let meta = |attempt: u32| ArtifactInfo {
-        run_id: "a1".into(),
-        step_key: "s".into(),
+        run_id: "a1".parse().unwrap(),
+        step_key: "s".parse().unwrap(),
         attempt,
         name: "report.txt".into(),
         media_type: "text/plain".into(),
@@ -523,22 +586,38 @@ async fn counts_by_status_pinned_runs_and_artifacts() -> anyhow::Result<()> {
     };
     store.put_artifact(&meta(1), b"v1").await?;
     store.put_artifact(&meta(2), b"v2").await?;
-    let listed = store.artifact_entries("a1", "s").await?;
+    let listed = store
+        .artifact_entries(&"a1".parse().unwrap(), &"s".parse().unwrap())
+        .await?;
     assert_eq!(listed.len(), 2);
     assert_eq!(
         listed[0].sha256.as_deref(),
         // sha256("v1")
         Some("3bfc269594ef649228e9a74bab00f042efc91d5acc6fbee31a382e80d42388fe")
     );
-    let latest = store.artifact_entry("a1", "s", "report.txt", None).await?;
+    let latest = store
+        .artifact_entry(
+            &"a1".parse().unwrap(),
+            &"s".parse().unwrap(),
+            "report.txt",
+            None,
+        )
+        .await?;
     assert_eq!(latest.record.attempt, 2);
     assert_eq!(store.artifact_data(&latest.record).await?, b"v2");
     let first = store
-        .artifact_entry("a1", "s", "report.txt", Some(1))
+        .artifact_entry(
+            &"a1".parse().unwrap(),
+            &"s".parse().unwrap(),
+            "report.txt",
+            Some(1),
+        )
         .await?;
     assert_eq!(store.artifact_data(&first.record).await?, b"v1");
     assert!(matches!(
-        store.artifact_entry("a1", "s", "nope", None).await,
+        store
+            .artifact_entry(&"a1".parse().unwrap(), &"s".parse().unwrap(), "nope", None)
+            .await,
         Err(StoreError::NotFound(_))
     ));
     Ok(())

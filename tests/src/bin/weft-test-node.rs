@@ -83,10 +83,10 @@ async fn wait_until_mid_flight(engine: &Engine, runs: &serde_json::Value) -> Res
             .as_array()
             .into_iter()
             .flatten()
-            .filter_map(|v| v.as_str())
+            .filter_map(|v| v.as_str()?.parse::<weft_model::RunId>().ok())
         {
             loop {
-                let steps = engine.steps(admin(), id).await?;
+                let steps = engine.steps(admin(), &id).await?;
                 if steps.iter().any(|s| s.key == step && s.status == status) {
                     break;
                 }

@@ -3,11 +3,11 @@
 //! O(steps in the run): a 400-step chain must not rescan 400 steps per step.
 
 use std::collections::{BTreeSet, HashMap};
-use weft_model::StepStatus;
+use weft_model::{StepId, StepKey, StepStatus};
 
 /// A step waiting for a slot: ordered by template (topological) position,
 /// then `forEach` item, so earlier steps and items start first.
-pub(super) type ReadyEntry = (usize, u32, String);
+pub(super) type ReadyEntry = (usize, u32, StepKey);
 
 /// Scheduling bookkeeping of one run.
 #[derive(Default)]
@@ -18,11 +18,11 @@ pub(super) struct Agenda {
     /// Steps (or items) whose `needs` are met, waiting for a slot.
     pub(super) ready: BTreeSet<ReadyEntry>,
     /// RETRYING steps by the time their next attempt is due (ms).
-    pub(super) retries: BTreeSet<(i64, String)>,
+    pub(super) retries: BTreeSet<(i64, StepKey)>,
     /// Unfinished items per fan-out parent.
-    pub(super) items_left: HashMap<String, usize>,
+    pub(super) items_left: HashMap<StepId, usize>,
     /// Fan-out parents whose items all finished.
-    pub(super) parents_done: BTreeSet<String>,
+    pub(super) parents_done: BTreeSet<StepId>,
     /// Counts over every step record.
     pub(super) tally: Tally,
 }
@@ -43,7 +43,7 @@ pub(super) struct Tally {
     /// Terminal records that are not fan-out parents.
     pub(super) countable_terminal: usize,
     /// RUNNING records that are not fan-out parents.
-    pub(super) running: BTreeSet<String>,
+    pub(super) running: BTreeSet<StepKey>,
 }
 
 fn is_active(s: StepStatus) -> bool {
@@ -57,7 +57,7 @@ impl Tally {
     /// Accounts a record moving from `from` (`None`: new record) to `to`.
     pub(super) fn change(
         &mut self,
-        key: &str,
+        key: &StepKey,
         parent: bool,
         from: Option<StepStatus>,
         to: StepStatus,
@@ -74,7 +74,7 @@ impl Tally {
         self.count(key, parent, to, true);
     }
 
-    fn count(&mut self, key: &str, parent: bool, s: StepStatus, add: bool) {
+    fn count(&mut self, key: &StepKey, parent: bool, s: StepStatus, add: bool) {
         let bump = |n: &mut usize| {
             if add {
                 *n += 1;
@@ -96,7 +96,7 @@ impl Tally {
         }
         if s == StepStatus::Running && !parent {
             if add {
-                self.running.insert(key.to_owned());
+                self.running.insert(key.clone());
             } else {
                 self.running.remove(key);
             }
@@ -112,20 +112,22 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::key;
 
     #[test]
     fn tally_follows_changes() {
+        let (a, p) = (key("a"), key("p"));
         let mut t = Tally::default();
-        t.change("a", false, None, StepStatus::Pending);
-        t.change("p", true, None, StepStatus::Pending);
-        t.change("a", false, Some(StepStatus::Pending), StepStatus::Running);
-        t.change("p", true, Some(StepStatus::Pending), StepStatus::Running);
+        t.change(&a, false, None, StepStatus::Pending);
+        t.change(&p, true, None, StepStatus::Pending);
+        t.change(&a, false, Some(StepStatus::Pending), StepStatus::Running);
+        t.change(&p, true, Some(StepStatus::Pending), StepStatus::Running);
         assert_eq!((t.all, t.countable, t.active), (2, 1, 2));
         assert_eq!(t.running.iter().collect::<Vec<_>>(), ["a"]);
-        t.change("a", false, Some(StepStatus::Running), StepStatus::Success);
+        t.change(&a, false, Some(StepStatus::Running), StepStatus::Success);
         assert!(!t.all_done());
         assert_eq!((t.countable_terminal, t.active), (1, 1));
-        t.change("p", true, Some(StepStatus::Running), StepStatus::Success);
+        t.change(&p, true, Some(StepStatus::Running), StepStatus::Success);
         assert!(t.all_done());
         assert!(t.running.is_empty());
     }

@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use weft_model::ArtifactInfo;
+use weft_model::{ArtifactInfo, RunId, StepKey};
 use weft_model::{PluginError, PluginErrorKind, StepOutcome};
 use weft_store::{Store, StoreError, now_ms};
 
@@ -21,7 +21,7 @@ type Write = JoinHandle<Result<(), (String, StoreError)>>;
 /// number are the observer's, passed in).
 pub(super) struct ArtifactWrites {
     store: Store,
-    run_id: String,
+    run_id: RunId,
     pending: Mutex<Vec<Write>>,
 }
 
@@ -33,7 +33,7 @@ pub(super) struct Artifact {
 }
 
 impl ArtifactWrites {
-    pub(super) fn new(store: Store, run_id: String) -> Self {
+    pub(super) fn new(store: Store, run_id: RunId) -> Self {
         Self {
             store,
             run_id,
@@ -43,7 +43,7 @@ impl ArtifactWrites {
 
     /// Starts writing attempt `attempt` of step `key`'s artifact; returns
     /// its metadata.
-    pub(super) fn write(&self, key: &str, attempt: u32, artifact: Artifact) -> ArtifactInfo {
+    pub(super) fn write(&self, key: &StepKey, attempt: u32, artifact: Artifact) -> ArtifactInfo {
         let Artifact {
             name,
             media_type,
@@ -51,7 +51,7 @@ impl ArtifactWrites {
         } = artifact;
         let meta = ArtifactInfo {
             run_id: self.run_id.clone(),
-            step_key: key.to_owned(),
+            step_key: key.clone(),
             attempt,
             name,
             media_type,
@@ -86,7 +86,7 @@ impl ArtifactWrites {
     /// turns the attempt's outcome into a transient (retryable) failure.
     pub(super) async fn settle<E>(
         &self,
-        key: &str,
+        key: &StepKey,
         result: Result<StepOutcome, E>,
     ) -> Result<StepOutcome, E> {
         let tasks = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));

@@ -7,8 +7,8 @@ use crate::Shared;
 use crate::live::LiveEvent;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_model::RunStatus;
 use weft_model::RunStep;
+use weft_model::{RunId, RunStatus};
 use weft_store::Transition;
 
 impl RunActor {
@@ -103,7 +103,7 @@ impl RunActor {
 
 impl Shared {
     /// Publishes a committed transition's events and logs to live subscribers.
-    pub(crate) fn publish(&self, run_id: &str, t: &Transition) {
+    pub(crate) fn publish(&self, run_id: &RunId, t: &Transition) {
         if !self.live.has_subscribers(run_id) {
             return;
         }

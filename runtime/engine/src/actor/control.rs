@@ -7,14 +7,14 @@ use serde_json::Value;
 use tokio::time::Instant;
 use weft_model::EventKind;
 use weft_model::{Failure, FailureCode};
-use weft_model::{RunStatus, StepStatus};
+use weft_model::{RunStatus, StepKey, StepStatus};
 use weft_store::now_ms;
 
 impl RunActor {
     /// Prepares a recovered run: interrupted attempts are re-queued, and
     /// answers whose secret fields died with the old process are asked again.
     pub(crate) fn recover(&mut self) {
-        let interrupted: Vec<String> = self
+        let interrupted: Vec<StepKey> = self
             .steps
             .values()
             .filter(|s| s.status == StepStatus::Running && !self.is_fan_out_parent(s))
@@ -91,7 +91,7 @@ impl RunActor {
         for token in self.running.values() {
             token.cancel();
         }
-        let keys: Vec<String> = self
+        let keys: Vec<StepKey> = self
             .steps
             .values()
             .filter(|s| {
@@ -113,7 +113,7 @@ impl RunActor {
         if self.run.status.is_terminal() || !self.running.is_empty() {
             return;
         }
-        let parents: Vec<String> = self
+        let parents: Vec<StepKey> = self
             .steps
             .values()
             .filter(|s| !s.status.is_terminal())
@@ -207,7 +207,7 @@ impl RunActor {
         }
     }
 
-    fn answer(&mut self, key: &str, values: Value, by: &str) -> Result<(), EngineError> {
+    fn answer(&mut self, key: &StepKey, values: Value, by: &str) -> Result<(), EngineError> {
         let st = self
             .steps
             .get(key)
@@ -239,7 +239,7 @@ impl RunActor {
             }
         }
         let attempt = st.attempt;
-        self.answers.insert(key.to_owned(), values);
+        self.answers.insert(key.clone(), values);
         self.set_status(key, StepStatus::Ready);
         self.enqueue(key);
         let st = self.step_mut(key);

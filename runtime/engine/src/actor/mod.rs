@@ -34,7 +34,7 @@ use weft_model::template::{ExprContext, StepResultView};
 use weft_model::{
     EventData, EventKind, Failure, LogLevel, LogSource, RunStatus, StepOutcome, StepStatus,
 };
-use weft_model::{LogLine, RunEvent, RunStep, WorkflowRun};
+use weft_model::{LogLine, RunEvent, RunId, RunStep, StepId, StepKey, WorkflowRun};
 use weft_store::{StepAttemptRecord, Transition, now_ms};
 
 /// Where a command's result goes.
@@ -55,7 +55,7 @@ pub(crate) enum RunCommand {
         reply: Reply,
     },
     Answer {
-        step: String,
+        step: StepKey,
         values: Value,
         by: String,
         reply: Reply,
@@ -64,18 +64,18 @@ pub(crate) enum RunCommand {
 
 enum Msg {
     Done {
-        key: String,
+        key: StepKey,
         attempt: u32,
         result: Result<StepOutcome, InvokeError>,
     },
     Plugin {
-        key: String,
+        key: StepKey,
         attempt: u32,
         event: PluginEvent,
     },
     /// An artifact is being written (its bytes went straight to the store).
     Artifact {
-        key: String,
+        key: StepKey,
         attempt: u32,
         name: String,
         size: u64,
@@ -84,7 +84,7 @@ enum Msg {
 
 struct ToActor {
     tx: mpsc::UnboundedSender<Msg>,
-    key: String,
+    key: StepKey,
     attempt: u32,
     artifacts: artifacts::ArtifactWrites,
 }
@@ -134,7 +134,7 @@ pub(crate) struct RunActor {
     shared: Arc<Shared>,
     plan: Arc<RunPlan>,
     run: WorkflowRun,
-    steps: BTreeMap<String, RunStep>,
+    steps: BTreeMap<StepKey, RunStep>,
     agenda: Agenda,
     /// What expressions see, updated as top-level steps finish.
     ctx: ExprContext,
@@ -145,16 +145,16 @@ pub(crate) struct RunActor {
     /// Steps to examine again once `inline_only` is lifted (positions).
     deferred_examine: Vec<usize>,
     /// Steps to start again once `inline_only` is lifted (keys).
-    deferred_start: Vec<String>,
-    dirty_steps: BTreeSet<String>,
+    deferred_start: Vec<StepKey>,
+    dirty_steps: BTreeSet<StepKey>,
     events: Vec<RunEvent>,
     logs: Vec<LogLine>,
     /// Attempts superseded by a new attempt since the last transition.
     earlier_attempts: Vec<StepAttemptRecord>,
-    to_start: Vec<String>,
-    running: HashMap<String, CancellationToken>,
+    to_start: Vec<StepKey>,
+    running: HashMap<StepKey, CancellationToken>,
     /// Full answers including secret fields: memory only.
-    answers: HashMap<String, Value>,
+    answers: HashMap<StepKey, Value>,
     completion_seq: u64,
     /// Accepted commands, answered once their transition is committed.
     acks: Vec<Reply>,
@@ -172,11 +172,11 @@ pub(crate) struct RunActor {
     commands: mpsc::Receiver<RunCommand>,
 }
 
-fn step_record(run_id: &str, key: &str, step_id: &str, item: Option<u32>) -> RunStep {
+fn step_record(run_id: &RunId, step_id: &StepId, item: Option<u32>) -> RunStep {
     RunStep {
-        run_id: run_id.to_owned(),
-        key: key.to_owned(),
-        step_id: step_id.to_owned(),
+        run_id: run_id.clone(),
+        key: StepKey::of(step_id, item),
+        step_id: step_id.clone(),
         item,
         status: StepStatus::Pending,
         attempt: 0,
@@ -196,10 +196,10 @@ fn step_record(run_id: &str, key: &str, step_id: &str, item: Option<u32>) -> Run
 }
 
 /// The initial step records of a new run.
-pub(crate) fn initial_steps(plan: &RunPlan, run_id: &str) -> Vec<RunStep> {
+pub(crate) fn initial_steps(plan: &RunPlan, run_id: &RunId) -> Vec<RunStep> {
     plan.order()
         .iter()
-        .map(|id| step_record(run_id, id, id, None))
+        .map(|id| step_record(run_id, id, None))
         .collect()
 }
 
@@ -298,7 +298,7 @@ impl RunActor {
         for s in steps {
             actor.adopt(s);
         }
-        let parents: Vec<String> = actor.agenda.items_left.keys().cloned().collect();
+        let parents: Vec<StepId> = actor.agenda.items_left.keys().cloned().collect();
         for p in parents {
             if actor.agenda.items_left.get(&p) == Some(&0) {
                 actor.agenda.parents_done.insert(p);
@@ -334,7 +334,7 @@ impl RunActor {
         }
         if s.item.is_none() && s.status.is_terminal() {
             self.ctx.steps.insert(
-                s.step_id.clone(),
+                s.step_id.to_string(),
                 StepResultView {
                     output: s.output.clone().unwrap_or(Value::Null),
                     status: s.status.as_str().to_owned(),
@@ -348,11 +348,16 @@ impl RunActor {
     }
 
     /// Marks a step changed, to be written with the next transition.
-    fn step_mut(&mut self, key: &str) -> &mut RunStep {
-        self.dirty_steps.insert(key.to_owned());
-        self.steps
-            .entry(key.to_owned())
-            .or_insert_with(|| step_record("", key, key, None))
+    fn step_mut(&mut self, key: &StepKey) -> &mut RunStep {
+        self.dirty_steps.insert(key.clone());
+        let run_id = &self.run.run_id;
+        self.steps.entry(key.clone()).or_insert_with(|| {
+            // Every key the actor uses is one of its steps' (their records
+            // are loaded or created first); this only keeps it total.
+            let mut step = step_record(run_id, &key.step(), key.item());
+            step.key = key.clone();
+            step
+        })
     }
 
     fn is_fan_out_parent(&self, s: &RunStep) -> bool {
@@ -362,7 +367,7 @@ impl RunActor {
     fn event(
         &mut self,
         kind: EventKind,
-        step: Option<&str>,
+        step: Option<&StepKey>,
         attempt: Option<u32>,
         message: &str,
         data: Option<EventData>,
@@ -374,7 +379,7 @@ impl RunActor {
             seq,
             at: now_ms(),
             kind,
-            step: step.map(str::to_owned),
+            step: step.cloned(),
             attempt,
             message: message.to_owned(),
             data,
@@ -386,7 +391,7 @@ impl RunActor {
         self.run.next_log_seq = seq + 1;
         self.logs.push(LogLine {
             run_id: self.run.run_id.clone(),
-            step_key: line.key.to_owned(),
+            step_key: line.key.clone(),
             attempt: line.attempt,
             seq,
             at: now_ms(),
@@ -398,7 +403,7 @@ impl RunActor {
         self.first_log_at.get_or_insert_with(Instant::now);
     }
 
-    fn engine_log(&mut self, key: &str, attempt: u32, message: &str) {
+    fn engine_log(&mut self, key: &StepKey, attempt: u32, message: &str) {
         self.push_log(NewLogLine {
             key,
             attempt,
@@ -541,7 +546,7 @@ impl RunActor {
 
 /// One log line of a step attempt.
 struct NewLogLine<'a> {
-    key: &'a str,
+    key: &'a StepKey,
     attempt: u32,
     level: LogLevel,
     message: String,

@@ -8,13 +8,13 @@ use weft_host::{InvokeError, InvokeStepRequest, LogLevel, LogSource, PluginEvent
 use weft_model::EventKind;
 use weft_model::template::{RetryOn, StepResultView};
 use weft_model::{EventData, Failure, FailureCode};
-use weft_model::{PluginErrorKind, RunId, RunStatus, StepId, StepOutcome, StepStatus};
+use weft_model::{PluginErrorKind, RunStatus, StepId, StepKey, StepOutcome, StepStatus};
 use weft_store::now_ms;
 
 impl RunActor {
     /// Changes a step's status, keeping the bookkeeping in step: a step that
     /// became terminal wakes its dependents (or its fan-out parent).
-    pub(super) fn set_status(&mut self, key: &str, to: StepStatus) {
+    pub(super) fn set_status(&mut self, key: &StepKey, to: StepStatus) {
         let Some(s) = self.steps.get(key) else {
             return;
         };
@@ -47,7 +47,7 @@ impl RunActor {
 
     pub(super) fn finish_step(
         &mut self,
-        key: &str,
+        key: &StepKey,
         status: StepStatus,
         output: Option<Value>,
         error: Option<Failure>,
@@ -59,7 +59,7 @@ impl RunActor {
             && s.item.is_none()
         {
             self.ctx.steps.insert(
-                s.step_id.clone(),
+                s.step_id.to_string(),
                 StepResultView {
                     output: output.clone().unwrap_or(Value::Null),
                     status: status.as_str().to_owned(),
@@ -82,13 +82,13 @@ impl RunActor {
         }
     }
 
-    pub(super) fn fail_step(&mut self, key: &str, attempt: u32, error: Failure) {
+    pub(super) fn fail_step(&mut self, key: &StepKey, attempt: u32, error: Failure) {
         let msg = error.message.clone();
         self.finish_step(key, StepStatus::Failed, None, Some(error));
         self.event(EventKind::StepFailed, Some(key), Some(attempt), &msg, None);
     }
 
-    pub(super) fn plugin_event(&mut self, key: &str, attempt: u32, event: PluginEvent) {
+    pub(super) fn plugin_event(&mut self, key: &StepKey, attempt: u32, event: PluginEvent) {
         match event {
             PluginEvent::Log {
                 level,
@@ -126,7 +126,7 @@ impl RunActor {
 
     pub(super) fn completed(
         &mut self,
-        key: &str,
+        key: &StepKey,
         attempt: u32,
         result: Result<StepOutcome, InvokeError>,
     ) {
@@ -199,18 +199,13 @@ impl RunActor {
 
     fn fail_or_retry(
         &mut self,
-        key: &str,
+        key: &StepKey,
         attempt: u32,
         on: RetryOn,
         error: Failure,
         min_delay: Option<Duration>,
     ) {
-        let step_id = self
-            .steps
-            .get(key)
-            .map(|s| s.step_id.clone())
-            .unwrap_or_default();
-        let delay = self.plan.retry_delay(&step_id, on, attempt, rand01());
+        let delay = self.plan.retry_delay(key.step_id(), on, attempt, rand01());
         let Some(delay) = delay.map(|d| min_delay.map_or(d, |m| d.max(m))) else {
             self.fail_step(key, attempt, error);
             return;
@@ -221,7 +216,7 @@ impl RunActor {
         );
         let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
         self.set_status(key, StepStatus::Retrying);
-        self.agenda.retries.insert((at, key.to_owned()));
+        self.agenda.retries.insert((at, key.clone()));
         let st = self.step_mut(key);
         st.next_attempt_at = Some(at);
         if let Some(a) = st.last_attempt.as_mut() {
@@ -279,7 +274,12 @@ impl RunActor {
                     .steps
                     .values()
                     .filter(|s| s.item.is_none() && s.status == StepStatus::Success)
-                    .map(|s| (s.step_id.clone(), s.output.clone().unwrap_or(Value::Null)))
+                    .map(|s| {
+                        (
+                            s.step_id.to_string(),
+                            s.output.clone().unwrap_or(Value::Null),
+                        )
+                    })
                     .collect();
                 self.run.outputs = Some(Value::Object(outputs));
                 self.set_terminal(RunStatus::Success, "run succeeded");
@@ -292,7 +292,7 @@ impl RunActor {
                             format!("step {first} failed"),
                             false,
                         )
-                        .caused_by(Some(first), cause),
+                        .caused_by(Some(first.to_string()), cause),
                     );
                 }
                 self.needs_compensation = true;
@@ -306,7 +306,7 @@ impl RunActor {
     /// (at-least-once, like steps).
     pub(super) async fn compensate(&mut self) {
         self.needs_compensation = false;
-        let mut done: Vec<(u64, String, String)> = self
+        let mut done: Vec<(u64, StepKey, StepId)> = self
             .steps
             .values()
             .filter(|s| s.item.is_none() && s.status == StepStatus::Success)
@@ -341,13 +341,8 @@ impl RunActor {
                 None,
             );
             self.flush().await;
-            let (Ok(run_id), Ok(sid)) = (
-                RunId::new(self.run.run_id.clone()),
-                StepId::new(step_id.clone()),
-            ) else {
-                continue;
-            };
-            let mut req = InvokeStepRequest::new(digest, step_type, input, run_id, sid);
+            let mut req =
+                InvokeStepRequest::new(digest, step_type, input, self.run.run_id.clone(), step_id);
             req.limits = Some(self.shared.config.step_limits.clone());
             req.secrets = self.shared.secrets.clone();
             let result = self.shared.host.invoke_step(req).await;

@@ -12,7 +12,7 @@ use weft_host::{InvokeError, InvokeStepRequest};
 use weft_model::EventKind;
 use weft_model::StepAttempt;
 use weft_model::{Failure, FailureCode};
-use weft_model::{RunId, RunStatus, StepId, StepStatus};
+use weft_model::{RunStatus, StepId, StepKey, StepStatus};
 use weft_store::{StepAttemptRecord, now_ms};
 
 impl RunActor {
@@ -69,17 +69,17 @@ impl RunActor {
         }
     }
 
-    fn ready_entry(&self, key: &str) -> Option<ReadyEntry> {
+    fn ready_entry(&self, key: &StepKey) -> Option<ReadyEntry> {
         let s = self.steps.get(key)?;
         Some((
             self.plan.position(&s.step_id),
             s.item.map_or(0, |i| i + 1),
-            key.to_owned(),
+            key.clone(),
         ))
     }
 
     /// Queues a step whose `needs` are met for a slot.
-    pub(super) fn enqueue(&mut self, key: &str) {
+    pub(super) fn enqueue(&mut self, key: &StepKey) {
         if let Some(e) = self.ready_entry(key) {
             self.agenda.ready.insert(e);
         }
@@ -90,7 +90,8 @@ impl RunActor {
         let Some(id) = self.plan.order().get(position).cloned() else {
             return;
         };
-        if self.steps.get(&id).map(|s| s.status) != Some(StepStatus::Pending) {
+        let key = StepKey::from(id.clone());
+        if self.steps.get(&key).map(|s| s.status) != Some(StepStatus::Pending) {
             return;
         }
         let Some(step) = self.plan.step(&id) else {
@@ -98,20 +99,21 @@ impl RunActor {
         };
         let fan_out = step.for_each;
         let needs = step.needs;
-        if !needs
-            .iter()
-            .all(|n| self.steps.get(n).is_some_and(|s| s.status.is_terminal()))
-        {
+        if !needs.iter().all(|n| {
+            self.steps
+                .get(n.as_str())
+                .is_some_and(|s| s.status.is_terminal())
+        }) {
             return;
         }
         if let Some(bad) = needs.iter().find(|n| {
             self.steps
-                .get(*n)
+                .get(n.as_str())
                 .is_some_and(|s| s.status != StepStatus::Success)
         }) {
             let msg = format!("skipped: upstream step {bad} did not succeed");
-            self.finish_step(&id, StepStatus::Skipped, None, None);
-            self.event(EventKind::StepSkipped, Some(&id), None, &msg, None);
+            self.finish_step(&key, StepStatus::Skipped, None, None);
+            self.event(EventKind::StepSkipped, Some(&key), None, &msg, None);
             return;
         }
         match self.plan.condition(&id, &self.ctx, self.inline_only) {
@@ -120,10 +122,10 @@ impl RunActor {
                 return;
             }
             Ok(false) => {
-                self.finish_step(&id, StepStatus::Skipped, None, None);
+                self.finish_step(&key, StepStatus::Skipped, None, None);
                 self.event(
                     EventKind::StepSkipped,
-                    Some(&id),
+                    Some(&key),
                     None,
                     "skipped: `if` is false",
                     None,
@@ -131,7 +133,7 @@ impl RunActor {
                 return;
             }
             Err(ExprFailure::Failed(e)) => {
-                self.fail_step(&id, 0, Failure::new(e.code, e.message, false));
+                self.fail_step(&key, 0, Failure::new(e.code, e.message, false));
                 return;
             }
             Ok(true) => {}
@@ -141,42 +143,41 @@ impl RunActor {
                 self.deferred_examine.push(position);
             }
         } else {
-            self.enqueue(&id);
+            self.enqueue(&key);
         }
     }
 
     /// Creates one step record per `forEach` item and queues them; `true`
     /// when its evaluation was deferred and nothing was done.
-    fn fan_out(&mut self, id: &str) -> bool {
+    fn fan_out(&mut self, id: &StepId) -> bool {
+        let parent = StepKey::from(id.clone());
         let items = match self.plan.for_each(id, &self.ctx, self.inline_only) {
             Ok(items) => items,
             Err(ExprFailure::Deferred) => return true,
             Err(ExprFailure::Failed(e)) => {
-                self.fail_step(id, 0, Failure::new(e.code, e.message, false));
+                self.fail_step(&parent, 0, Failure::new(e.code, e.message, false));
                 return false;
             }
         };
         let n = items.len();
         for i in 0..n {
-            let key = format!("{id}[{i}]");
             let rec = step_record(
                 &self.run.run_id,
-                &key,
                 id,
                 Some(u32::try_from(i).unwrap_or(u32::MAX)),
             );
-            self.dirty_steps.insert(key);
+            self.dirty_steps.insert(rec.key.clone());
             self.adopt(rec);
         }
-        self.agenda.items_left.entry(id.to_owned()).or_insert(0);
+        self.agenda.items_left.entry(id.clone()).or_insert(0);
         if n == 0 {
-            self.agenda.parents_done.insert(id.to_owned());
+            self.agenda.parents_done.insert(id.clone());
         }
-        self.set_status(id, StepStatus::Running);
-        self.step_mut(id).input = Some(Value::Array(items));
+        self.set_status(&parent, StepStatus::Running);
+        self.step_mut(&parent).input = Some(Value::Array(items));
         self.event(
             EventKind::StepFannedOut,
-            Some(id),
+            Some(&parent),
             None,
             &format!("fanned out over {n} items"),
             None,
@@ -186,8 +187,9 @@ impl RunActor {
 
     /// Ends a fan-out parent once its items finished: the outputs in item
     /// order, or the first failed item's error.
-    fn finish_fan_out(&mut self, id: &str) {
-        let Some(parent) = self.steps.get(id) else {
+    fn finish_fan_out(&mut self, id: &StepId) {
+        let parent_key = StepKey::from(id.clone());
+        let Some(parent) = self.steps.get(&parent_key) else {
             return;
         };
         if parent.status != StepStatus::Running {
@@ -201,7 +203,7 @@ impl RunActor {
         let mut outputs = Vec::with_capacity(n);
         let mut failed = None;
         for i in 0..n {
-            let key = format!("{id}[{i}]");
+            let key = StepKey::of(id, Some(u32::try_from(i).unwrap_or(u32::MAX)));
             match self.steps.get(&key) {
                 Some(s) if s.status == StepStatus::Success => {
                     outputs.push(s.output.clone().unwrap_or(Value::Null));
@@ -218,16 +220,21 @@ impl RunActor {
         }
         if let Some((bad, err)) = failed {
             self.fail_step(
-                id,
+                &parent_key,
                 0,
                 Failure::new(FailureCode::ItemFailed, format!("item {bad} failed"), false)
                     .caused_by(None, err),
             );
         } else {
-            self.finish_step(id, StepStatus::Success, Some(Value::Array(outputs)), None);
+            self.finish_step(
+                &parent_key,
+                StepStatus::Success,
+                Some(Value::Array(outputs)),
+                None,
+            );
             self.event(
                 EventKind::StepSucceeded,
-                Some(id),
+                Some(&parent_key),
                 None,
                 &format!("all {n} items succeeded"),
                 None,
@@ -236,7 +243,7 @@ impl RunActor {
     }
 
     /// Marks a step RUNNING with a new attempt; it is invoked after the commit.
-    fn start(&mut self, key: &str) {
+    fn start(&mut self, key: &StepKey) {
         let Some((step_id, item, attempt)) = self
             .steps
             .get(key)
@@ -247,7 +254,7 @@ impl RunActor {
         if let Some(i) = item {
             let value = self
                 .steps
-                .get(&step_id)
+                .get(step_id.as_str())
                 .and_then(|p| p.input.as_ref())
                 .and_then(|v| v.get(i as usize))
                 .cloned()
@@ -261,7 +268,7 @@ impl RunActor {
         let input = match input {
             Ok(v) => v,
             Err(ExprFailure::Deferred) => {
-                self.deferred_start.push(key.to_owned());
+                self.deferred_start.push(key.clone());
                 return;
             }
             Err(ExprFailure::Failed(e)) => {
@@ -291,7 +298,7 @@ impl RunActor {
         if let Some(earlier) = earlier {
             let record = StepAttemptRecord {
                 run_id: st.run_id.clone(),
-                step_key: key.to_owned(),
+                step_key: key.clone(),
                 attempt: earlier,
             };
             self.earlier_attempts.push(record);
@@ -303,7 +310,7 @@ impl RunActor {
             &format!("attempt {attempt} started"),
             None,
         );
-        self.to_start.push(key.to_owned());
+        self.to_start.push(key.clone());
     }
 
     /// Invokes the steps marked RUNNING by the transition just committed.
@@ -323,12 +330,6 @@ impl RunActor {
                 limits.timeout = t;
                 limits.cpu_time = t;
             }
-            let (Ok(run_id), Ok(step_id)) = (
-                RunId::new(self.run.run_id.clone()),
-                StepId::new(st.step_id.clone()),
-            ) else {
-                continue;
-            };
             let observer = Arc::new(ToActor {
                 tx: self.tx.clone(),
                 key: key.clone(),
@@ -339,8 +340,8 @@ impl RunActor {
                 plugin: step.digest.clone(),
                 step_type: step.step_type.to_owned(),
                 input: st.input.clone().unwrap_or(Value::Null),
-                run_id,
-                step_id,
+                run_id: self.run.run_id.clone(),
+                step_id: st.step_id.clone(),
                 attempt,
                 answer: self.answers.remove(&key).or_else(|| st.answer.clone()),
                 limits: Some(limits),

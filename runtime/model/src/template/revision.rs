@@ -1,6 +1,7 @@
 //! Stored workflow templates: a template's current head and its
 //! immutable revisions.
 
+use crate::ids::TemplateId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,7 +10,7 @@ use serde_json::Value;
 #[serde(rename_all = "camelCase")]
 pub struct TemplateHead {
     /// Template id.
-    pub template_id: String,
+    pub template_id: TemplateId,
     /// Unique name.
     pub name: String,
     /// Latest revision number (from 1).
@@ -27,7 +28,7 @@ pub struct TemplateHead {
 #[serde(rename_all = "camelCase")]
 pub struct TemplateRevision {
     /// Template id.
-    pub template_id: String,
+    pub template_id: TemplateId,
     /// Revision number.
     pub revision: u32,
     /// The body.

@@ -12,6 +12,7 @@ use super::catalog::{
 use super::dag::Dag;
 use super::expr::{CompiledExpr, CompiledValue, ExprSite, VARIABLES, escape_pointer};
 use super::spec::{CompensationSpec, StepSpec, WorkflowTemplate};
+use crate::ids::StepId;
 use crate::json_limits::{JsonLimits, check_json};
 use crate::manifest::StepTypeRef;
 use jsonschema::error::ValidationErrorKind;
@@ -102,6 +103,8 @@ pub struct ValidatedCompensation {
 pub struct ValidatedTemplate {
     template: WorkflowTemplate,
     dag: Dag,
+    /// The dag's order as ids (every id in it passed validation).
+    order: Vec<StepId>,
     steps: BTreeMap<String, ValidatedStep>,
     inputs_schema: Option<Schema>,
 }
@@ -128,8 +131,8 @@ impl ValidatedTemplate {
     }
 
     /// Step ids in topological order.
-    pub fn order(&self) -> &[String] {
-        self.dag.order()
+    pub fn order(&self) -> &[StepId] {
+        &self.order
     }
 
     /// A step by id.
@@ -139,7 +142,9 @@ impl ValidatedTemplate {
 
     /// Every step, in topological order.
     pub fn steps(&self) -> impl Iterator<Item = &ValidatedStep> {
-        self.order().iter().filter_map(|id| self.steps.get(id))
+        self.order()
+            .iter()
+            .filter_map(|id| self.steps.get(id.as_str()))
     }
 
     /// Checks a step's evaluated input against its step type's input
@@ -779,9 +784,16 @@ pub fn validate_template_with(
     }
 
     if p.0.is_empty() {
+        // No id is dropped: an invalid one was a problem above.
+        let order = dag
+            .order()
+            .iter()
+            .filter_map(|id| StepId::new(id.as_str()).ok())
+            .collect();
         Ok(ValidatedTemplate {
             template: t.clone(),
             dag,
+            order,
             steps,
             inputs_schema,
         })

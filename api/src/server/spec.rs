@@ -1,0 +1,295 @@
+//! The API document as served: poem-openapi's, plus the OpenAPI links
+//! it cannot express. A link says which response value feeds which
+//! operation's parameter (the template a create returned, to get, update
+//! or delete it), so generated clients and stateful testers (schemathesis)
+//! can follow real ids instead of guessing them.
+
+use serde_json::{Map, Value, json};
+
+/// One link: from a successful response of `from` to the operation `to`,
+/// each parameter taken from a runtime expression.
+struct Link {
+    from: &'static str,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+}
+
+/// The id of a single created or read object.
+const DATA_ID: &[(&str, &str)] = &[("id", "$response.body#/data/id")];
+/// The id of the first object of a list.
+const FIRST_ID: &[(&str, &str)] = &[("id", "$response.body#/data/0/id")];
+/// The run in the request's path and the first step of the response.
+const FIRST_STEP: &[(&str, &str)] = &[
+    ("id", "$request.path.id"),
+    ("step_id", "$response.body#/data/0/key"),
+];
+/// The template in the request's path and the revision just read.
+const SAME_TEMPLATE_AT_REVISION: &[(&str, &str)] = &[
+    ("id", "$request.path.id"),
+    ("If-Match", "$response.header.ETag"),
+];
+/// The template just created and its first revision.
+const CREATED_TEMPLATE_AT_REVISION: &[(&str, &str)] = &[
+    ("id", "$response.body#/data/id"),
+    ("If-Match", "$response.header.ETag"),
+];
+
+/// Every link of the document. Streams (`streamRun`, `listRunEvents`,
+/// step logs as SSE) are left out: following them from a live run would
+/// hold the connection until the run ends.
+const LINKS: &[Link] = &[
+    // Templates.
+    Link {
+        from: "createTemplate",
+        to: "getTemplate",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "createTemplate",
+        to: "updateTemplate",
+        parameters: CREATED_TEMPLATE_AT_REVISION,
+    },
+    Link {
+        from: "createTemplate",
+        to: "deleteTemplate",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "createTemplate",
+        to: "listTemplateRevisions",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "createTemplate",
+        to: "validateStoredTemplate",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "getTemplate",
+        to: "updateTemplate",
+        parameters: SAME_TEMPLATE_AT_REVISION,
+    },
+    Link {
+        from: "listTemplates",
+        to: "getTemplate",
+        parameters: FIRST_ID,
+    },
+    // Runs.
+    Link {
+        from: "startRun",
+        to: "getRun",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "startRun",
+        to: "cancelRun",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "startRun",
+        to: "pauseRun",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "startRun",
+        to: "resumeRun",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "startRun",
+        to: "listRunSteps",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "startRun",
+        to: "answerRunInput",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "listRuns",
+        to: "getRun",
+        parameters: FIRST_ID,
+    },
+    Link {
+        from: "listRuns",
+        to: "listRunSteps",
+        parameters: FIRST_ID,
+    },
+    Link {
+        from: "listRunSteps",
+        to: "getRunStep",
+        parameters: FIRST_STEP,
+    },
+    Link {
+        from: "listRunSteps",
+        to: "listStepAttempts",
+        parameters: FIRST_STEP,
+    },
+    Link {
+        from: "listRunSteps",
+        to: "listStepArtifacts",
+        parameters: FIRST_STEP,
+    },
+    // Plugins and their step types.
+    Link {
+        from: "installPlugin",
+        to: "getPlugin",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "installPlugin",
+        to: "getPluginHealth",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "installPlugin",
+        to: "disablePlugin",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "installPlugin",
+        to: "enablePlugin",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "installPlugin",
+        to: "deletePlugin",
+        parameters: DATA_ID,
+    },
+    Link {
+        from: "listPlugins",
+        to: "getPlugin",
+        parameters: FIRST_ID,
+    },
+    Link {
+        from: "listPlugins",
+        to: "getPluginHealth",
+        parameters: FIRST_ID,
+    },
+    Link {
+        from: "listStepTypes",
+        to: "getStepType",
+        parameters: &[("ty", "$response.body#/data/0/type")],
+    },
+];
+
+/// `spec` (poem-openapi's JSON document) with [`LINKS`] added to the 2xx
+/// response of each link's source operation.
+///
+/// # Errors
+/// When `spec` is not JSON, or a link names an operation the document
+/// does not have (a renamed handler), so a stale table fails at start-up
+/// and in tests rather than serving a link to nowhere.
+pub fn with_links(spec: &str) -> Result<String, String> {
+    add_links(spec, LINKS)
+}
+
+fn add_links(spec: &str, table: &[Link]) -> Result<String, String> {
+    let mut doc: Value = serde_json::from_str(spec).map_err(|e| format!("API document: {e}"))?;
+    let operations = operation_ids(&doc);
+    for link in table {
+        let Some((_, to_path, to_method)) = operations.iter().find(|(id, _, _)| id == link.to)
+        else {
+            return Err(format!("link target {} is not an operation", link.to));
+        };
+        let target = &doc["paths"][to_path.as_str()][to_method.as_str()];
+        for (name, _) in link.parameters {
+            let known = target["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["name"] == *name);
+            if !known {
+                return Err(format!("{} has no parameter {name}", link.to));
+            }
+        }
+        let Some((_, path, method)) = operations.iter().find(|(id, _, _)| id == link.from) else {
+            return Err(format!("link source {} is not an operation", link.from));
+        };
+        let responses = doc["paths"][path.as_str()][method.as_str()]["responses"]
+            .as_object_mut()
+            .ok_or_else(|| format!("{} has no responses", link.from))?;
+        let (_, success) = responses
+            .iter_mut()
+            .find(|(status, _)| status.starts_with('2'))
+            .ok_or_else(|| format!("{} has no 2xx response", link.from))?;
+        let parameters: Map<String, Value> = link
+            .parameters
+            .iter()
+            .map(|(name, expr)| ((*name).to_owned(), json!(expr)))
+            .collect();
+        let links = success
+            .as_object_mut()
+            .ok_or_else(|| format!("{} has a malformed response", link.from))?
+            .entry("links")
+            .or_insert_with(|| json!({}));
+        links[link.to] = json!({ "operationId": link.to, "parameters": parameters });
+    }
+    serde_json::to_string(&doc).map_err(|e| format!("API document: {e}"))
+}
+
+/// `(operationId, path, method)` of every operation of `doc`.
+fn operation_ids(doc: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            if let Some(id) = op["operationId"].as_str() {
+                out.push((id.to_owned(), path.clone(), method.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use super::*;
+
+    fn doc() -> String {
+        json!({"paths": {
+            "/t": {"post": {"operationId": "createTemplate", "responses": {"201": {}, "400": {}}}},
+            "/t/{id}": {"get": {
+                "operationId": "getTemplate",
+                "parameters": [{"name": "id", "in": "path"}],
+                "responses": {"200": {}}
+            }}
+        }})
+        .to_string()
+    }
+
+    #[test]
+    fn links_land_on_the_success_response_of_their_source() {
+        let table = [Link {
+            from: "createTemplate",
+            to: "getTemplate",
+            parameters: DATA_ID,
+        }];
+        let out: Value =
+            serde_json::from_str(&add_links(&doc(), &table).expect("linked")).expect("JSON");
+        let responses = &out["paths"]["/t"]["post"]["responses"];
+        assert_eq!(
+            responses["201"]["links"]["getTemplate"],
+            json!({"operationId": "getTemplate", "parameters": {"id": "$response.body#/data/id"}})
+        );
+        assert!(responses["400"]["links"].is_null());
+    }
+
+    #[test]
+    fn links_to_unknown_operations_or_parameters_are_errors() {
+        let to_nowhere = [Link {
+            from: "createTemplate",
+            to: "getRun",
+            parameters: DATA_ID,
+        }];
+        let err = add_links(&doc(), &to_nowhere).expect_err("no getRun");
+        assert!(err.contains("is not an operation"), "{err}");
+        let bad_param = [Link {
+            from: "createTemplate",
+            to: "getTemplate",
+            parameters: FIRST_STEP,
+        }];
+        let err = add_links(&doc(), &bad_param).expect_err("no step_id");
+        assert!(err.contains("no parameter step_id"), "{err}");
+    }
+}

@@ -446,3 +446,57 @@ async fn a_step_retried_to_the_cap_pages_its_attempts() {
     assert_eq!(r.status, 400, "{}", r.text());
     hello_still_runs(&s).await;
 }
+
+/// Request bodies are read as the API document describes them: a number
+/// is not a string, `null` is not "left out", inputs and templates are
+/// objects, grant names follow their patterns. Each gets a 400, and
+/// nothing is changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_read_exactly_as_documented() {
+    let s = server().await;
+    let plugins = s.api("GET", "/plugins", None).await.json();
+    let core = plugins["data"][0]["id"].as_str().unwrap().to_owned();
+    let enable = format!("/plugins/{core}/enable");
+    for body in [
+        json!({"env": [1]}),
+        json!({"secrets": null}),
+        json!({"outboundHosts": "example.com"}),
+        json!({"outboundHosts": [true]}),
+        json!({"env": ["NOT A NAME"]}),
+        json!({"secrets": ["../etc"]}),
+        json!({"outboundHosts": [""]}),
+    ] {
+        let r = s.api("POST", &enable, Some(body.clone())).await;
+        assert_error_shape(&r, 400, "BAD_REQUEST");
+    }
+    let grants = s.api("GET", &format!("/plugins/{core}"), None).await.json();
+    assert_eq!(grants["data"]["grants"]["env"], json!([]), "{grants}");
+
+    for body in [
+        json!({"template": 5}),
+        json!({"template": "hello", "inputs": 0}),
+        json!({"template": "hello", "inputs": null}),
+        json!({"template": "hello", "inputs": ["a"]}),
+    ] {
+        let r = s.api("POST", "/workflow-runs", Some(body.clone())).await;
+        assert_error_shape(&r, 400, "BAD_REQUEST");
+    }
+    for body in [json!(null), json!([]), json!("name: x")] {
+        let r = s
+            .api("POST", "/workflow-templates", Some(body.clone()))
+            .await;
+        assert_error_shape(&r, 400, "BAD_REQUEST");
+    }
+    let r = s
+        .api(
+            "POST",
+            "/workflow-runs/r/input",
+            Some(json!({"stepId": 7, "values": {}})),
+        )
+        .await;
+    assert_error_shape(&r, 400, "BAD_REQUEST");
+    // What the document allows still works: grants given, others left out.
+    let r = s.api("POST", &enable, Some(json!({"env": ["HOME"]}))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["grants"]["env"], json!(["HOME"]));
+}

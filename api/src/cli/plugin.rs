@@ -11,7 +11,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
-use weft_api_types::{CapabilitiesView, EnablePluginRequest, PluginView};
+use weft_api_types::{CapabilitiesView, EnablePluginRequest, Maybe, PluginView, Text};
 use weft_host::{HostConfig, PluginHost};
 
 /// Installing compiles the component on the server, which can take a while.
@@ -41,7 +41,7 @@ pub async fn execute(client: &Client, cmd: PluginCommand, json: bool) -> Result<
                         all.push(g);
                     }
                 }
-                all
+                Maybe(Some(all.into_iter().map(Text).collect()))
             };
             let body = serde_json::to_value(EnablePluginRequest {
                 outbound_hosts: merged(&p.grants.outbound_hosts, hosts),

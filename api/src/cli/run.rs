@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
 use std::io::IsTerminal;
-use weft_api_types::{RunView, StartRunBody, TemplateView};
+use weft_api_types::{JsonObject, Maybe, RunView, StartRunBody, TemplateView};
 use weft_model::WorkflowTemplate;
 
 /// Runs `weft run`.
@@ -37,8 +37,11 @@ pub async fn execute(client: &Client, args: RunArgs, json: bool) -> Result<i32> 
         req = req.header("Idempotency-Key", key);
     }
     let body = serde_json::to_value(StartRunBody {
-        template: args.template.clone(),
-        inputs: Some(inputs),
+        template: args.template.clone().into(),
+        inputs: Maybe(Some(JsonObject(match inputs {
+            Value::Object(m) => m,
+            other => anyhow::bail!("inputs must be an object, not {other}"),
+        }))),
     })?;
     let run = client.send(with_json(req, &body)?).await?.data();
     let id = decode::<RunView>(&run)?.id;

@@ -291,7 +291,7 @@ async fn answer(
     };
     let req = client.request(Method::POST, client.url(&["workflow-runs", id, "input"]));
     let body = serde_json::to_value(AnswerBody {
-        step_id: step.clone(),
+        step_id: step.clone().into(),
         values,
     })?;
     let run = client.send(with_json(req, &body)?).await?.data();

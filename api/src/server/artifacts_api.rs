@@ -83,7 +83,9 @@ impl ArtifactsApi {
         id: Path<String>,
         step_id: Path<String>,
         name: Path<String>,
-        #[oai(validator(minimum(value = "1")))] attempt: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "4294967295")))] attempt: Query<
+            Option<u32>,
+        >,
     ) -> ApiResult<Download> {
         let id: RunId = path_id(&id, "run")?;
         let step_id: StepKey = path_id(&step_id, "step")?;

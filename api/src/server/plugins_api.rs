@@ -73,7 +73,11 @@ impl PluginsApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        page: Query<u32>,
         #[oai(
             name = "pageSize",
             default = "default_page_size",
@@ -139,7 +143,8 @@ impl PluginsApi {
     ) -> ApiResult<Json<Envelope<PluginView>>> {
         let mut hosts = Vec::new();
         let mut problems = Vec::new();
-        for (i, h) in body.0.outbound_hosts.iter().enumerate() {
+        let body = body.0;
+        for (i, h) in body.outbound_hosts.0.iter().flatten().enumerate() {
             match weft_model::HostPattern::parse(h) {
                 Ok(p) => hosts.push(p),
                 Err(e) => problems.push(weft_api_types::ValidationError {
@@ -158,8 +163,18 @@ impl PluginsApi {
         }
         let grants = CapabilityGrants {
             outbound_hosts: hosts,
-            env: body.0.env,
-            secrets: body.0.secrets,
+            env: body
+                .env
+                .or_default()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            secrets: body
+                .secrets
+                .or_default()
+                .into_iter()
+                .map(String::from)
+                .collect(),
             directories: Vec::new(),
         };
         let entry = self
@@ -218,7 +233,11 @@ impl PluginsApi {
     async fn step_types(
         &self,
         auth: BearerAuth,
-        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        page: Query<u32>,
         #[oai(
             name = "pageSize",
             default = "default_page_size",

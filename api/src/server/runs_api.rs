@@ -69,8 +69,8 @@ impl RunsApi {
             check_idempotency_key(k)?;
         }
         let req = StartRunRequest {
-            template: body.0.template,
-            inputs: body.0.inputs.unwrap_or_else(|| serde_json::json!({})),
+            template: body.0.template.into(),
+            inputs: body.0.inputs.or_default().into(),
             idempotency_key: key.0,
         };
         let run = self.engine.start_run(&auth.0, req).await?;
@@ -92,7 +92,11 @@ impl RunsApi {
         template: Query<Option<String>>,
         #[oai(name = "createdAfter")] created_after: Query<Option<i64>>,
         #[oai(name = "createdBefore")] created_before: Query<Option<i64>>,
-        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        page: Query<u32>,
         #[oai(
             name = "pageSize",
             default = "default_page_size",
@@ -216,7 +220,11 @@ impl RunsApi {
         &self,
         auth: BearerAuth,
         id: Path<String>,
-        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        page: Query<u32>,
         #[oai(
             name = "pageSize",
             default = "max_page_size",
@@ -260,7 +268,11 @@ impl RunsApi {
         auth: BearerAuth,
         id: Path<String>,
         step_id: Path<String>,
-        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        page: Query<u32>,
         #[oai(
             name = "pageSize",
             default = "max_page_size",
@@ -291,7 +303,11 @@ impl RunsApi {
         auth: BearerAuth,
         id: Path<String>,
         step_id: Path<String>,
-        #[oai(default)] after: Query<u64>,
+        #[oai(
+            default,
+            validator(minimum(value = "0"), maximum(value = "9007199254740991"))
+        )]
+        after: Query<u64>,
         #[oai(
             default = "default_log_limit",
             validator(minimum(value = "1"), maximum(value = "1000"))

@@ -1,5 +1,6 @@
-//! The API document as served: poem-openapi's, plus the OpenAPI links
-//! it cannot express. A link says which response value feeds which
+//! The API document as served: poem-openapi's, plus what it cannot
+//! express: OpenAPI links, and the rules of headers the handlers check
+//! themselves (so their errors keep their own codes). A link says which response value feeds which
 //! operation's parameter (the template a create returned, to get, update
 //! or delete it), so generated clients and stateful testers (schemathesis)
 //! can follow real ids instead of guessing them.
@@ -181,7 +182,33 @@ const LINKS: &[Link] = &[
 /// does not have (a renamed handler), so a stale table fails at start-up
 /// and in tests rather than serving a link to nowhere.
 pub fn with_links(spec: &str) -> Result<String, String> {
-    add_links(spec, LINKS)
+    let mut doc: Value =
+        serde_json::from_str(&add_links(spec, LINKS)?).map_err(|e| format!("API document: {e}"))?;
+    describe_idempotency_key(&mut doc);
+    serde_json::to_string(&doc).map_err(|e| format!("API document: {e}"))
+}
+
+/// `Idempotency-Key` as `check_idempotency_key` accepts it: 1 to 255
+/// printable ASCII characters. Its ends are not spaces, as HTTP trims those.
+fn describe_idempotency_key(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    let params = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|ops| ops.values_mut())
+        .filter_map(|op| op.get_mut("parameters").and_then(Value::as_array_mut))
+        .flatten()
+        .filter(|p| p["name"] == "Idempotency-Key");
+    for p in params {
+        p["schema"] = json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 255,
+            "pattern": "^[!-~]([ -~]*[!-~])?$"
+        });
+    }
 }
 
 fn add_links(spec: &str, table: &[Link]) -> Result<String, String> {

@@ -62,7 +62,10 @@ impl StreamApi {
         auth: StreamAuth,
         id: Path<String>,
         /// Resume after this run event sequence number.
-        #[oai(default)]
+        #[oai(
+            default,
+            validator(minimum(value = "0"), maximum(value = "9007199254740991"))
+        )]
         after: Query<u64>,
         /// Whether to include log lines.
         #[oai(default = "yes")]

@@ -9,7 +9,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiRequest, ApiResponse, OpenApi, Tags};
 use serde_json::Value;
-use weft_api_types::{Envelope, TemplateRevisionView, TemplateView, ValidationView};
+use weft_api_types::{Envelope, JsonObject, TemplateRevisionView, TemplateView, ValidationView};
 use weft_engine::{Engine, PageRequest};
 
 #[derive(Tags)]
@@ -23,7 +23,7 @@ enum Tag {
 pub enum TemplateBody {
     /// JSON.
     #[oai(content_type = "application/json")]
-    Json(Json<Value>),
+    Json(Json<JsonObject>),
     /// YAML.
     #[oai(content_type = "application/yaml")]
     Yaml(Binary<Vec<u8>>),
@@ -32,7 +32,7 @@ pub enum TemplateBody {
 impl TemplateBody {
     fn into_value(self) -> ApiResult<Value> {
         match self {
-            Self::Json(j) => Ok(j.0),
+            Self::Json(j) => Ok(j.0.into()),
             Self::Yaml(b) => serde_yaml_ng::from_slice::<Value>(&b.0)
                 .map_err(|e| ApiError::bad_request(format!("invalid YAML: {e}"))),
         }
@@ -98,7 +98,11 @@ impl TemplatesApi {
     async fn list(
         &self,
         auth: BearerAuth,
-        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        page: Query<u32>,
         #[oai(
             name = "pageSize",
             default = "default_page_size",
@@ -210,7 +214,11 @@ impl TemplatesApi {
         &self,
         auth: BearerAuth,
         id: Path<String>,
-        #[oai(default = "default_page", validator(minimum(value = "1")))] page: Query<u32>,
+        #[oai(
+            default = "default_page",
+            validator(minimum(value = "1"), maximum(value = "4294967295"))
+        )]
+        page: Query<u32>,
         #[oai(
             name = "pageSize",
             default = "default_page_size",

@@ -119,7 +119,7 @@ fn the_server_and_the_cli_see_the_same_json() {
         },
     });
     agree(&EnablePluginRequest {
-        outbound_hosts: vec!["*.example.com".into()],
+        outbound_hosts: Maybe(Some(vec!["*.example.com".into()])),
         ..Default::default()
     });
 }

@@ -9,10 +9,12 @@
 
 pub mod envelope;
 pub mod requests;
+pub mod strict;
 pub mod views;
 
 pub use envelope::{Envelope, ErrorBody, ErrorDetail, Meta, Pagination, ValidationError};
 pub use requests::{AnswerBody, EnablePluginRequest, StartRunBody};
+pub use strict::{JsonObject, Maybe, Text};
 pub use views::{
     ArtifactView, AttemptView, CapabilitiesView, EventView, LogView, PluginHealthView, PluginView,
     ProgressView, RunView, StepTypeView, StepView, TemplateRevisionView, TemplateView,

@@ -1,5 +1,6 @@
 //! What clients send: request bodies.
 
+use crate::strict::{JsonObject, Maybe, Text};
 use poem_openapi::Object;
 use serde_json::Value;
 
@@ -7,11 +8,11 @@ use serde_json::Value;
 #[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StartRunBody {
     /// Template id or name.
-    pub template: String,
-    /// Inputs, validated against the template's `inputs` schema.
-    #[oai(default)]
-    #[serde(default)]
-    pub inputs: Option<Value>,
+    pub template: Text,
+    /// Inputs (an object, `{}` when left out), validated against the
+    /// template's `inputs` schema.
+    #[serde(default, skip_serializing_if = "Maybe::is_none")]
+    pub inputs: Maybe<JsonObject>,
 }
 
 /// Answers a step's input request.
@@ -20,7 +21,7 @@ pub struct StartRunBody {
 #[serde(rename_all = "camelCase")]
 pub struct AnswerBody {
     /// The step waiting for input.
-    pub step_id: String,
+    pub step_id: Text,
     /// The answer, validated against the request's schema.
     pub values: Value,
 }
@@ -31,15 +32,15 @@ pub struct AnswerBody {
 #[serde(rename_all = "camelCase")]
 pub struct EnablePluginRequest {
     /// Hosts the plugin may reach (`example.com`, `*.example.com`, `host:port`).
-    #[oai(default)]
-    #[serde(default)]
-    pub outbound_hosts: Vec<String>,
+    #[oai(validator(min_length = 1, max_length = 260))]
+    #[serde(default, skip_serializing_if = "Maybe::is_none")]
+    pub outbound_hosts: Maybe<Vec<Text>>,
     /// Environment variable names passed through.
-    #[oai(default)]
-    #[serde(default)]
-    pub env: Vec<String>,
+    #[oai(validator(pattern = "^[A-Za-z_][A-Za-z0-9_]{0,127}$"))]
+    #[serde(default, skip_serializing_if = "Maybe::is_none")]
+    pub env: Maybe<Vec<Text>>,
     /// Secret names the plugin may read.
-    #[oai(default)]
-    #[serde(default)]
-    pub secrets: Vec<String>,
+    #[oai(validator(pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
+    #[serde(default, skip_serializing_if = "Maybe::is_none")]
+    pub secrets: Maybe<Vec<Text>>,
 }

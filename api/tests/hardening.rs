@@ -70,9 +70,9 @@ async fn deep_values_are_refused_at_every_door() {
         "name: echo\nsteps:\n  - id: a\n    uses: core/noop\n    with: {v: \"${{ inputs }}\"}\n",
     )
     .await;
-    // Run inputs, two shapes, deeper than the limit but within what serde
-    // parses: refused with a specific code instead of being stored.
-    for inputs in [nested_array(100), nested_object(100)] {
+    // Run inputs (an object), two shapes, deeper than the limit but within
+    // what serde parses: refused with a specific code instead of being stored.
+    for inputs in [json!({"v": nested_array(100)}), nested_object(100)] {
         let r = s
             .api(
                 "POST",
@@ -87,7 +87,7 @@ async fn deep_values_are_refused_at_every_door() {
         .api(
             "POST",
             "/workflow-runs",
-            Some(json!({"template": "echo", "inputs": nested_array(300)})),
+            Some(json!({"template": "echo", "inputs": {"v": nested_array(300)}})),
         )
         .await;
     assert_eq!(r.status, 400, "{}", r.text());

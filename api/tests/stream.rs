@@ -146,6 +146,17 @@ async fn a_run_streams_backlog_then_live_until_a_normal_close() {
         Some("run.success"),
         "{kinds:?}"
     );
+    // Run events that change the status say which, as data.
+    let statuses: Vec<&str> = frames
+        .iter()
+        .filter(|f| f["type"] == "event" && f["data"]["kind"] == "run.status")
+        .filter_map(|f| f["data"]["status"].as_str())
+        .collect();
+    assert!(statuses.contains(&"AWAITING_INPUT"), "{statuses:?}");
+    let ended = frames
+        .iter()
+        .rfind(|f| f["type"] == "event" && f["data"]["kind"] == "run.success");
+    assert_eq!(ended.map(|f| &f["data"]["status"]), Some(&json!("SUCCESS")));
     let seqs: Vec<u64> = frames
         .iter()
         .filter(|f| f["type"] == "event")

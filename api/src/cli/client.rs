@@ -10,24 +10,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
-use weft_api_types::{ErrorBody, Meta};
+use weft_api_types::{ErrorBody, Meta, ValidationError};
 
 /// How long an ordinary request may take; streams have no overall limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One field-level problem from an error envelope (`validationErrors`).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct Problem {
-    /// JSON pointer to the offending value (empty: the whole document).
-    #[serde(default)]
-    pub pointer: String,
-    /// Machine-readable code.
-    #[serde(default)]
-    pub code: String,
-    /// Explanation.
-    #[serde(default)]
-    pub message: String,
-}
 
 /// An error response from the server, decoded from its envelope.
 #[derive(Debug, Clone)]
@@ -39,7 +25,7 @@ pub struct ApiError {
     /// The envelope's `error.message`.
     pub message: String,
     /// The envelope's `error.validationErrors`.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<ValidationError>,
     /// `meta.requestId`, to find the request in the server log.
     pub request_id: Option<String>,
     /// What the user can do about it, when we know.
@@ -310,14 +296,7 @@ impl Client {
             Some(e) => (
                 e.code.clone(),
                 e.message.clone(),
-                e.validation_errors
-                    .iter()
-                    .map(|p| Problem {
-                        pointer: p.pointer.clone(),
-                        code: p.code.clone(),
-                        message: p.message.clone(),
-                    })
-                    .collect(),
+                e.validation_errors.clone(),
                 serde_json::to_value(&e).unwrap_or_default(),
             ),
             None => {

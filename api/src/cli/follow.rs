@@ -398,8 +398,9 @@ impl Follower<'_> {
             EventKind::RunCreated | EventKind::RunStarted => {}
             EventKind::RunStatusChanged => {
                 if self.opts.transitions {
+                    let status = event.status.map_or(message, |s| s.as_str());
                     self.console
-                        .line(&format!("● run is {}", styled_status(message)));
+                        .line(&format!("● run is {}", styled_status(status)));
                 }
                 self.refresh();
             }

@@ -1,12 +1,12 @@
 //! What the CLI prints: `--json` data, tables, coloured statuses, times and
 //! durations. Tables and colours are for people; `--json` is for scripts.
 
-use super::client::Problem;
 use comfy_table::presets::NOTHING;
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
+use weft_api_types::ValidationError;
 use weft_model::Failure;
 
 /// Writes to stdout (see `outln!`): a closed pipe ends the process.
@@ -210,8 +210,8 @@ pub fn failure_text(err: &Failure) -> String {
 
 /// Problems as aligned `<pointer>  <code>  <message>` lines (the empty
 /// pointer, the whole document, shows as `(root)`).
-pub fn problem_lines(problems: &[Problem]) -> Vec<String> {
-    let pointer = |p: &Problem| {
+pub fn problem_lines(problems: &[ValidationError]) -> Vec<String> {
+    let pointer = |p: &ValidationError| {
         if p.pointer.is_empty() {
             "(root)".to_owned()
         } else {

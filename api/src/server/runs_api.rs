@@ -332,10 +332,7 @@ impl RunsApi {
                 .map(Into::into)
                 .collect())));
         }
-        let start = last_event_id
-            .0
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(after.0);
+        let start = resume_after(last_event_id.0, after.0);
         let spec = FeedSpec {
             run_id: id,
             events_after: None,
@@ -373,10 +370,7 @@ impl RunsApi {
         #[oai(name = "Last-Event-ID")] last_event_id: Header<Option<String>>,
     ) -> ApiResult<EventStream<futures::stream::BoxStream<'static, EventView>>> {
         let id: RunId = path_id(&id, "run")?;
-        let start = last_event_id
-            .0
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0);
+        let start = resume_after(last_event_id.0, 0);
         let spec = FeedSpec {
             run_id: id,
             events_after: Some(start),
@@ -413,6 +407,16 @@ fn check_idempotency_key(key: &str) -> ApiResult<()> {
         ))));
     }
     Ok(())
+}
+
+/// Where a resumed SSE stream starts: after the `Last-Event-ID` a
+/// reconnecting client sends back (the sequence number of the last item it
+/// saw), else after `otherwise`. An id that is not a number was not ours,
+/// so it is ignored rather than refused.
+fn resume_after(last_event_id: Option<String>, otherwise: u64) -> u64 {
+    last_event_id
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(otherwise)
 }
 
 /// Page number when none is given.

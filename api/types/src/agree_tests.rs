@@ -83,6 +83,17 @@ fn the_server_and_the_cli_see_the_same_json() {
         at: "x".into(),
         kind: EventKind::StepCompensationFailed,
         step: None,
+        attempt: Some(2),
+        status: None,
+        message: "m".into(),
+    });
+    agree(&EventView {
+        seq: 5,
+        at: "x".into(),
+        kind: EventKind::RunStatusChanged,
+        step: None,
+        attempt: None,
+        status: Some(RunStatus::AwaitingInput),
         message: "m".into(),
     });
     agree(&StepTypeView {

@@ -379,6 +379,14 @@ pub struct EventView {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
+    /// Attempt, for step events.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// The status the run entered, for run events that change it.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<RunStatus>,
     /// Human-readable.
     pub message: String,
 }
@@ -389,7 +397,9 @@ impl From<RunEvent> for EventView {
             seq: e.seq,
             at: rfc3339_ms(e.at),
             kind: e.kind,
+            status: e.run_status(),
             step: e.step.map(String::from),
+            attempt: e.attempt,
             message: e.message,
         }
     }

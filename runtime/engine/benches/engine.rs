@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, broadcast};
 use weft_engine::{Engine, EngineConfig, LiveEvent, StartRunRequest};
 use weft_host::{HostConfig, InvokeStepRequest, PluginHost};
-use weft_model::{EventKind, Principal, RunId, RunStatus, StepId, StepStatus, WorkflowRun};
+use weft_model::{Principal, RunId, RunStatus, StepId, StepStatus, WorkflowRun};
 use weft_store::{Store, Transition};
 
 /// The store commit bench's records: the reference transition is the same.
@@ -125,7 +125,7 @@ async fn wait_run(
             Err(_) => bail!("run {run_id} still {} after {timeout:?}", run.status),
             // Run-level events say the new status; no store read needed.
             Ok(Ok(LiveEvent::Event(e))) if !e.kind.is_step() => {
-                if let Some(status) = status_of(e.kind, &e.message) {
+                if let Some(status) = e.run_status() {
                     run.status = status;
                 }
             }
@@ -138,22 +138,6 @@ async fn wait_run(
                 run = engine.run(Principal::bootstrap_admin(), run_id).await?;
             }
         }
-    }
-}
-
-/// The run status a run-level event announces, if any.
-fn status_of(kind: EventKind, message: &str) -> Option<RunStatus> {
-    match kind {
-        EventKind::RunSucceeded => Some(RunStatus::Success),
-        EventKind::RunFailed => Some(RunStatus::Failed),
-        EventKind::RunCancelled => Some(RunStatus::Cancelled),
-        EventKind::RunPaused => Some(RunStatus::Paused),
-        EventKind::RunStatusChanged => match message {
-            "AWAITING_INPUT" => Some(RunStatus::AwaitingInput),
-            "RUNNING" => Some(RunStatus::Running),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -69,7 +69,7 @@ impl FinishedRuns {
             + record
                 .pinned_plugins
                 .iter()
-                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .map(|(k, v)| (k.len() + v.as_str().len()) as u64)
                 .sum::<u64>();
         cache.insert(
             record.run_id.clone(),

@@ -56,7 +56,7 @@ pub(crate) struct RunPlan {
     /// Steps that list each step in their `needs`.
     dependents: HashMap<String, Vec<StepId>>,
     /// Pinned plugin digests by `plugin@version`.
-    pinned: BTreeMap<String, String>,
+    pinned: BTreeMap<String, PluginDigest>,
     /// Evaluates the plan's expressions under the engine's budgets.
     eval: Arc<Evaluator>,
     /// The shortest wait before a retry.
@@ -99,7 +99,7 @@ impl RunPlan {
             // By plugin, not by step: a 400-step run pins one digest.
             pinned.insert(
                 format!("{}@{}", step.resolved.plugin, step.resolved.version),
-                step.resolved.digest.as_str().to_owned(),
+                step.resolved.digest.clone(),
             );
         }
         Arc::new(Self {
@@ -152,7 +152,7 @@ impl RunPlan {
     }
 
     /// Pinned digests by `plugin@version`.
-    pub(crate) fn pinned(&self) -> BTreeMap<String, String> {
+    pub(crate) fn pinned(&self) -> BTreeMap<String, PluginDigest> {
         self.pinned.clone()
     }
 

@@ -89,7 +89,7 @@ impl Engine {
 /// keeps using exactly the plugins it started with.
 struct PinnedCatalog<'a> {
     registry: &'a Registry,
-    pinned: &'a BTreeMap<String, String>,
+    pinned: &'a BTreeMap<String, PluginDigest>,
 }
 
 impl weft_model::template::StepTypeCatalog for PinnedCatalog<'_> {
@@ -100,8 +100,7 @@ impl weft_model::template::StepTypeCatalog for PinnedCatalog<'_> {
         let mut pinned_for_plugin = self
             .pinned
             .values()
-            .filter_map(|d| PluginDigest::parse(d).ok())
-            .filter_map(|d| self.registry.get(&d))
+            .filter_map(|d| self.registry.get(d))
             .filter(|e| e.manifest.name == r.plugin);
         match pinned_for_plugin.next() {
             Some(e) => e.resolve_step(&r.step_type),

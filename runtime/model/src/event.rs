@@ -126,6 +126,8 @@ pub enum EventData {
     Failure(Failure),
     /// The compensation's output, for `step.compensated`.
     Output(serde_json::Value),
+    /// The status the run entered, for `run.status`.
+    Status(RunStatus),
 }
 
 /// An entry of a run's append-only event journal.
@@ -148,6 +150,21 @@ pub struct RunEvent {
     pub message: String,
     /// What the event carries, for the kinds that carry something.
     pub data: Option<EventData>,
+}
+
+impl RunEvent {
+    /// The status the run entered with this event, for run-level events
+    /// that change it (`run.status`, `run.paused`, and the three endings).
+    pub fn run_status(&self) -> Option<RunStatus> {
+        match (self.kind, &self.data) {
+            (EventKind::RunStatusChanged, Some(EventData::Status(s))) => Some(*s),
+            (EventKind::RunSucceeded, _) => Some(RunStatus::Success),
+            (EventKind::RunFailed, _) => Some(RunStatus::Failed),
+            (EventKind::RunCancelled, _) => Some(RunStatus::Cancelled),
+            (EventKind::RunPaused, _) => Some(RunStatus::Paused),
+            _ => None,
+        }
+    }
 }
 
 /// An event as stored: its data is read by what its kind says it holds.
@@ -176,7 +193,18 @@ impl From<StoredRunEvent> for RunEvent {
                     Err(_) => EventData::Output(d),
                 }
             }
+            EventKind::RunStatusChanged => match serde_json::from_value::<RunStatus>(d.clone()) {
+                Ok(status) => EventData::Status(status),
+                Err(_) => EventData::Output(d),
+            },
             _ => EventData::Output(d),
+        });
+        // Status changes were once recorded in the message only.
+        let data = data.or_else(|| {
+            (e.kind == EventKind::RunStatusChanged)
+                .then(|| serde_json::from_value(serde_json::Value::String(e.message.clone())).ok())
+                .flatten()
+                .map(EventData::Status)
         });
         Self {
             run_id: e.run_id,
@@ -249,5 +277,30 @@ mod tests {
             .map_err(|e| e.to_string())
             .and_then(|v| serde_json::from_value::<RunEvent>(v).map_err(|e| e.to_string()));
         assert_eq!(back, Ok(written));
+    }
+
+    #[test]
+    fn status_changes_say_the_status_old_records_too() {
+        let read = |message: &str, data: serde_json::Value| {
+            serde_json::from_value::<RunEvent>(serde_json::json!({"runId": "r", "seq": 1,
+                "at": 0, "kind": "run.status", "message": message, "data": data}))
+            .map(|e| e.run_status())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            read("whatever", serde_json::json!("AWAITING_INPUT")),
+            Ok(Some(RunStatus::AwaitingInput))
+        );
+        // Written before the status was data: the message held it.
+        assert_eq!(
+            read("RUNNING", serde_json::Value::Null),
+            Ok(Some(RunStatus::Running))
+        );
+        assert_eq!(read("odd", serde_json::Value::Null), Ok(None));
+        let ended = serde_json::from_value::<RunEvent>(serde_json::json!({"runId": "r",
+            "seq": 2, "at": 0, "kind": "run.failed", "message": "boom"}))
+        .map(|e| e.run_status())
+        .map_err(|e| e.to_string());
+        assert_eq!(ended, Ok(Some(RunStatus::Failed)));
     }
 }

@@ -144,7 +144,7 @@ pub struct WorkflowRun {
     /// Failure, if any.
     pub error: Option<Failure>,
     /// Plugin digests pinned at start, by `plugin@version`.
-    pub pinned_plugins: std::collections::BTreeMap<String, String>,
+    pub pinned_plugins: std::collections::BTreeMap<String, crate::PluginDigest>,
     /// Idempotency key the run was started with.
     pub idempotency_key: Option<String>,
     /// Progress.

@@ -547,12 +547,12 @@ async fn counts_by_status_pinned_runs_and_artifacts() -> anyhow::Result<()> {
     let store = Store::connect("mem://").await?;
     let mut pinned = run("a1", None, 1);
     pinned.status = RunStatus::AwaitingInput;
-    pinned.pinned_plugins = [("approve".to_owned(), "aa".repeat(32))].into();
+    pinned.pinned_plugins = [("approve".to_owned(), digest(0xaa))].into();
     let mut done = run("d1", None, 2);
     done.status = RunStatus::Success;
-    done.pinned_plugins = [("x".to_owned(), "aa".repeat(32))].into();
+    done.pinned_plugins = [("x".to_owned(), digest(0xaa))].into();
     let mut other = run("o1", None, 3);
-    other.pinned_plugins = [("y".to_owned(), "bb".repeat(32))].into();
+    other.pinned_plugins = [("y".to_owned(), digest(0xbb))].into();
     for r in [pinned, done, other] {
         store
             .create_run(&Transition {

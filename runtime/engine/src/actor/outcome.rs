@@ -257,7 +257,7 @@ impl RunActor {
                 None,
                 None,
                 status.as_str(),
-                None,
+                Some(EventData::Status(status)),
             );
         }
     }

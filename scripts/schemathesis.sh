@@ -32,6 +32,13 @@ until [[ -n "$base" ]] && curl -fsS "$base/ready" >/dev/null 2>&1; do
   fi
   sleep 0.1
 done
+# Templates that exist from the start, so the stateful phase can follow
+# listTemplates -> startRun -> the run's operations with real ids (the
+# templates schemathesis makes up itself are never valid).
+for t in examples/hello.yaml examples/approval.yaml; do
+  curl -fsS -o /dev/null -H "Authorization: Bearer schemathesis" \
+    -H "content-type: application/yaml" --data-binary "@$t" "$base/api/v1/workflow-templates"
+done
 echo "==> schemathesis against $base"
 "$st_bin" --config-file scripts/schemathesis.toml run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer schemathesis" \

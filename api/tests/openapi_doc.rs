@@ -70,6 +70,11 @@ async fn the_api_document_matches_the_committed_copy() {
     );
     let started = &doc["paths"]["/workflow-runs"]["post"]["responses"]["201"]["links"];
     assert_eq!(started["cancelRun"]["operationId"], "cancelRun");
+    let listed = &doc["paths"]["/workflow-templates"]["get"]["responses"]["200"]["links"];
+    assert_eq!(
+        listed["startRun"]["requestBody"]["template"],
+        "$response.body#/data/0/id"
+    );
 
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");

@@ -13,7 +13,12 @@ struct Link {
     from: &'static str,
     to: &'static str,
     parameters: &'static [(&'static str, &'static str)],
+    /// Fields of the target's JSON body, each a runtime expression.
+    body: &'static [(&'static str, &'static str)],
 }
+
+/// No request body from the link.
+const NO_BODY: &[(&str, &str)] = &[];
 
 /// The id of a single created or read object.
 const DATA_ID: &[(&str, &str)] = &[("id", "$response.body#/data/id")];
@@ -44,133 +49,178 @@ const LINKS: &[Link] = &[
         from: "createTemplate",
         to: "getTemplate",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "createTemplate",
         to: "updateTemplate",
         parameters: CREATED_TEMPLATE_AT_REVISION,
+        body: NO_BODY,
     },
     Link {
         from: "createTemplate",
         to: "deleteTemplate",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "createTemplate",
         to: "listTemplateRevisions",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "createTemplate",
         to: "validateStoredTemplate",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "getTemplate",
         to: "updateTemplate",
         parameters: SAME_TEMPLATE_AT_REVISION,
+        body: NO_BODY,
     },
     Link {
         from: "listTemplates",
         to: "getTemplate",
         parameters: FIRST_ID,
+        body: NO_BODY,
+    },
+    // A run of the template just created, listed or read.
+    Link {
+        from: "createTemplate",
+        to: "startRun",
+        parameters: &[],
+        body: &[("template", "$response.body#/data/id")],
+    },
+    Link {
+        from: "listTemplates",
+        to: "startRun",
+        parameters: &[],
+        body: &[("template", "$response.body#/data/0/id")],
+    },
+    Link {
+        from: "getTemplate",
+        to: "startRun",
+        parameters: &[],
+        body: &[("template", "$request.path.id")],
     },
     // Runs.
     Link {
         from: "startRun",
         to: "getRun",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "startRun",
         to: "cancelRun",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "startRun",
         to: "pauseRun",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "startRun",
         to: "resumeRun",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "startRun",
         to: "listRunSteps",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "startRun",
         to: "answerRunInput",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "listRuns",
         to: "getRun",
         parameters: FIRST_ID,
+        body: NO_BODY,
     },
     Link {
         from: "listRuns",
         to: "listRunSteps",
         parameters: FIRST_ID,
+        body: NO_BODY,
     },
     Link {
         from: "listRunSteps",
         to: "getRunStep",
         parameters: FIRST_STEP,
+        body: NO_BODY,
     },
     Link {
         from: "listRunSteps",
         to: "listStepAttempts",
         parameters: FIRST_STEP,
+        body: NO_BODY,
     },
     Link {
         from: "listRunSteps",
         to: "listStepArtifacts",
         parameters: FIRST_STEP,
+        body: NO_BODY,
     },
     // Plugins and their step types.
     Link {
         from: "installPlugin",
         to: "getPlugin",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "installPlugin",
         to: "getPluginHealth",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "installPlugin",
         to: "disablePlugin",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "installPlugin",
         to: "enablePlugin",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "installPlugin",
         to: "deletePlugin",
         parameters: DATA_ID,
+        body: NO_BODY,
     },
     Link {
         from: "listPlugins",
         to: "getPlugin",
         parameters: FIRST_ID,
+        body: NO_BODY,
     },
     Link {
         from: "listPlugins",
         to: "getPluginHealth",
         parameters: FIRST_ID,
+        body: NO_BODY,
     },
     Link {
         from: "listStepTypes",
         to: "getStepType",
         parameters: &[("ty", "$response.body#/data/0/type")],
+        body: NO_BODY,
     },
 ];
 
@@ -250,7 +300,16 @@ fn add_links(spec: &str, table: &[Link]) -> Result<String, String> {
             .ok_or_else(|| format!("{} has a malformed response", link.from))?
             .entry("links")
             .or_insert_with(|| json!({}));
-        links[link.to] = json!({ "operationId": link.to, "parameters": parameters });
+        let mut entry = json!({ "operationId": link.to, "parameters": parameters });
+        if !link.body.is_empty() {
+            let body: Map<String, Value> = link
+                .body
+                .iter()
+                .map(|(name, expr)| ((*name).to_owned(), json!(expr)))
+                .collect();
+            entry["requestBody"] = Value::Object(body);
+        }
+        links[link.to] = entry;
     }
     serde_json::to_string(&doc).map_err(|e| format!("API document: {e}"))
 }
@@ -291,6 +350,7 @@ mod tests {
             from: "createTemplate",
             to: "getTemplate",
             parameters: DATA_ID,
+            body: NO_BODY,
         }];
         let out: Value =
             serde_json::from_str(&add_links(&doc(), &table).expect("linked")).expect("JSON");
@@ -308,6 +368,7 @@ mod tests {
             from: "createTemplate",
             to: "getRun",
             parameters: DATA_ID,
+            body: NO_BODY,
         }];
         let err = add_links(&doc(), &to_nowhere).expect_err("no getRun");
         assert!(err.contains("is not an operation"), "{err}");
@@ -315,6 +376,7 @@ mod tests {
             from: "createTemplate",
             to: "getTemplate",
             parameters: FIRST_STEP,
+            body: NO_BODY,
         }];
         let err = add_links(&doc(), &bad_param).expect_err("no step_id");
         assert!(err.contains("no parameter step_id"), "{err}");

@@ -17,7 +17,7 @@ pub fn request_id() -> String {
 }
 
 fn now_rfc3339() -> String {
-    rfc3339_ms(weft_store::now_ms())
+    rfc3339_ms(weft_engine::now_ms())
 }
 
 /// Metadata for the current request.
@@ -233,7 +233,7 @@ impl From<weft_engine::EngineError> for ApiError {
                     })
                     .collect(),
             ),
-            E::Install(weft_host::InstallError::InvalidManifest(ps)) => Self::validation(
+            E::Install(weft_engine::InstallError::InvalidManifest(ps)) => Self::validation(
                 "INVALID_PLUGIN",
                 e.to_string(),
                 ps.iter()
@@ -242,10 +242,10 @@ impl From<weft_engine::EngineError> for ApiError {
             ),
             E::Install(i) => Self::validation("INVALID_PLUGIN", i.to_string(), Vec::new()),
             E::Host(h) => Self::conflict(h.to_string()),
-            E::Store(weft_store::StoreError::NotFound(m)) => {
+            E::Store(weft_engine::StoreError::NotFound(m)) => {
                 Self::not_found(format!("{m} not found"))
             }
-            E::Store(weft_store::StoreError::Conflict(m)) => Self::conflict(m.clone()),
+            E::Store(weft_engine::StoreError::Conflict(m)) => Self::conflict(m.clone()),
             E::ShuttingDown => Self::unavailable("the server is shutting down; retry later"),
             E::Store(s) if s.is_retryable() => {
                 Self::unavailable("the store is unavailable; retry later")

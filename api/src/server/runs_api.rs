@@ -14,10 +14,10 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 use weft_api_types::{
     AnswerBody, AttemptView, Envelope, EventView, LogView, RunView, StartRunBody, StepView,
 };
+use weft_engine::RunFilter;
 use weft_engine::{Engine, PageRequest, StartRunRequest};
 use weft_engine::{FeedSpec, Logs};
 use weft_model::{RunId, RunStatus, StepKey};
-use weft_store::RunFilter;
 
 #[derive(Tags)]
 enum Tag {

@@ -179,7 +179,7 @@ impl TemplatesApi {
             .update_template(&auth.0, &current.template_id, &body.into_value()?, expected)
             .await
         {
-            Err(weft_engine::EngineError::Store(weft_store::StoreError::Conflict(_))) => {
+            Err(weft_engine::EngineError::Store(weft_engine::StoreError::Conflict(_))) => {
                 return Err(precondition(current.revision));
             }
             other => other?,

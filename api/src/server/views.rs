@@ -4,8 +4,8 @@
 
 use weft_api_types::rfc3339_ms;
 use weft_api_types::{ArtifactView, PluginView};
+use weft_engine::ArtifactEntry;
 use weft_engine::PluginEntry;
-use weft_store::ArtifactEntry;
 
 /// The view of an installed plugin.
 pub fn plugin_view(e: PluginEntry) -> PluginView {

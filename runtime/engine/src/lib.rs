@@ -44,6 +44,10 @@ pub use live::LiveEvent;
 pub use plugins::StepTypeEntry;
 pub use registry::PluginEntry;
 pub use runs::StartRunRequest;
+// Host and store types that the engine's services take or return, so the
+// API's handlers depend on the engine alone (only `main` wires a store).
+pub use weft_host::InstallError;
+pub use weft_store::{ArtifactEntry, RunFilter, StoreError, now_ms};
 
 use finished::FinishedRuns;
 use live::LiveHub;

@@ -477,6 +477,7 @@ async fn bodies_are_read_exactly_as_documented() {
         json!({"template": "hello", "inputs": 0}),
         json!({"template": "hello", "inputs": null}),
         json!({"template": "hello", "inputs": ["a"]}),
+        json!({"template": "hello", "imputs": {"name": "Ada"}}),
     ] {
         let r = s.api("POST", "/workflow-runs", Some(body.clone())).await;
         assert_error_shape(&r, 400, "BAD_REQUEST");

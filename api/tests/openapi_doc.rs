@@ -70,6 +70,10 @@ async fn the_api_document_matches_the_committed_copy() {
     );
     let started = &doc["paths"]["/workflow-runs"]["post"]["responses"]["201"]["links"];
     assert_eq!(started["cancelRun"]["operationId"], "cancelRun");
+    assert_eq!(
+        doc["components"]["schemas"]["StartRunBody"]["additionalProperties"],
+        false
+    );
     let listed = &doc["paths"]["/workflow-templates"]["get"]["responses"]["200"]["links"];
     assert_eq!(
         listed["startRun"]["requestBody"]["template"],

@@ -235,7 +235,23 @@ pub fn with_links(spec: &str) -> Result<String, String> {
     let mut doc: Value =
         serde_json::from_str(&add_links(spec, LINKS)?).map_err(|e| format!("API document: {e}"))?;
     describe_idempotency_key(&mut doc);
+    close_request_bodies(&mut doc);
     serde_json::to_string(&doc).map_err(|e| format!("API document: {e}"))
+}
+
+/// Request bodies that refuse unknown fields (poem-openapi's
+/// `deny_unknown_fields`, which its schemas do not show).
+const CLOSED_BODIES: &[&str] = &["StartRunBody", "AnswerBody", "EnablePluginRequest"];
+
+fn close_request_bodies(doc: &mut Value) {
+    for name in CLOSED_BODIES {
+        if let Some(schema) = doc["components"]["schemas"]
+            .get_mut(*name)
+            .and_then(Value::as_object_mut)
+        {
+            schema.insert("additionalProperties".into(), Value::Bool(false));
+        }
+    }
 }
 
 /// `Idempotency-Key` as `check_idempotency_key` accepts it: 1 to 255

@@ -1,4 +1,6 @@
-//! What clients send: request bodies.
+//! What clients send: request bodies. Unknown fields are refused (a
+//! misspelt `imputs` must not start a run without its inputs); the API
+//! document says so with `additionalProperties: false`.
 
 use crate::strict::{JsonObject, Maybe, Text};
 use poem_openapi::Object;
@@ -6,6 +8,7 @@ use serde_json::Value;
 
 /// Starts a run.
 #[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[oai(deny_unknown_fields)]
 pub struct StartRunBody {
     /// Template id or name.
     pub template: Text,
@@ -17,7 +20,7 @@ pub struct StartRunBody {
 
 /// Answers a step's input request.
 #[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct AnswerBody {
     /// The step waiting for input.
@@ -28,7 +31,7 @@ pub struct AnswerBody {
 
 /// Capabilities granted when enabling a plugin.
 #[derive(Object, Debug, Default, serde::Serialize, serde::Deserialize)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
 #[serde(rename_all = "camelCase")]
 pub struct EnablePluginRequest {
     /// Hosts the plugin may reach (`example.com`, `*.example.com`, `host:port`).

@@ -521,3 +521,28 @@ async fn the_gate_refuses_what_a_role_does_not_grant() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_update_against_a_stale_revision_is_refused_with_the_current_one() -> anyhow::Result<()>
+{
+    let engine = engine_with(&["core"]).await?;
+    let t = json!({"name": "rev", "steps": [{"id": "a", "uses": "core/noop"}]});
+    let created = engine.create_template(admin(), &t).await?;
+    assert_eq!(created.revision, 1);
+    let second = engine
+        .update_template(admin(), &created.template_id, &t, 1)
+        .await?;
+    assert_eq!(second.revision, 2);
+    // A writer that read revision 1 before the update above.
+    match engine
+        .update_template(admin(), &created.template_id, &t, 1)
+        .await
+    {
+        Err(EngineError::RevisionMismatch { expected, current }) => {
+            assert_eq!((expected, current), (1, 2));
+        }
+        other => panic!("expected a revision mismatch, got {other:?}"),
+    }
+    assert_eq!(engine.template(admin(), "rev").await?.revision, 2);
+    Ok(())
+}

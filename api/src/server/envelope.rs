@@ -214,6 +214,9 @@ impl From<weft_engine::EngineError> for ApiError {
                 Self::Forbidden(Json(body))
             }
             E::Conflict(m) => Self::conflict(m.clone()),
+            E::RevisionMismatch { .. } => {
+                Self::PreconditionFailed(Json(error_body("PRECONDITION_FAILED", e.to_string())))
+            }
             E::PluginInUse { plugin, runs } => plugin_in_use(plugin, runs),
             E::InvalidTemplate(ps) => {
                 Self::validation("INVALID_TEMPLATE", e.to_string(), problems(ps))

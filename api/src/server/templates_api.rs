@@ -171,16 +171,13 @@ impl TemplatesApi {
                 .parse::<u32>()
                 .map_err(|_| precondition(current.revision))?,
         };
-        if expected != current.revision {
-            return Err(precondition(current.revision));
-        }
         let t = match self
             .engine
             .update_template(&auth.0, &current.template_id, &body.into_value()?, expected)
             .await
         {
-            Err(weft_engine::EngineError::Store(weft_engine::StoreError::Conflict(_))) => {
-                return Err(precondition(current.revision));
+            Err(weft_engine::EngineError::RevisionMismatch { current, .. }) => {
+                return Err(precondition(current));
             }
             other => other?,
         };

@@ -21,6 +21,15 @@ pub enum EngineError {
         /// Ids of the unfinished runs that pinned it, oldest first.
         runs: Vec<weft_model::RunId>,
     },
+    /// An update was made against a revision that is no longer current
+    /// (HTTP's `If-Match`): somebody else wrote in between.
+    #[error("expected revision {expected}, but the current one is {current}")]
+    RevisionMismatch {
+        /// The revision the caller based its change on.
+        expected: u32,
+        /// The current revision.
+        current: u32,
+    },
     /// A template is invalid; every problem with its JSON pointer.
     #[error("invalid template: {} problem(s)", .0.len())]
     InvalidTemplate(Vec<TemplateProblem>),

@@ -1,7 +1,7 @@
 //! Templates: validation against the installed plugins, revisions, and
 //! their lists.
 
-use crate::{Engine, EngineError, Operation, Page, PageRequest};
+use crate::{Engine, EngineError, Operation, Page, PageRequest, StoreError};
 use serde_json::Value;
 use weft_model::TemplateHead;
 use weft_model::template::{
@@ -46,11 +46,26 @@ impl Engine {
         self.authorize(caller, Operation::ManageTemplates)?;
         self.validate_template(caller, body)?;
         let current = self.shared.store.template(id_or_name).await?;
-        Ok(self
+        let mismatch = |current| EngineError::RevisionMismatch {
+            expected: expected_revision,
+            current,
+        };
+        if current.revision != expected_revision {
+            return Err(mismatch(current.revision));
+        }
+        match self
             .shared
             .store
             .update_template(&current.template_id, body, expected_revision)
-            .await?)
+            .await
+        {
+            // Another writer got in between the read and the write.
+            Err(StoreError::Conflict(_)) => {
+                let now = self.shared.store.template(&current.template_id).await?;
+                Err(mismatch(now.revision))
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Deletes a template (by id or name) and returns it as it was. Runs

@@ -7,7 +7,9 @@ use super::views::plugin_view;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::{Binary, Json};
 use poem_openapi::{ApiResponse, OpenApi, Tags};
-use weft_api_types::{EnablePluginRequest, Envelope, PluginHealthView, PluginView, StepTypeView};
+use weft_api_types::{
+    EnablePluginRequest, Envelope, Maybe, PluginHealthView, PluginView, StepTypeView, Text,
+};
 use weft_engine::{Engine, PageRequest, StepTypeEntry};
 use weft_model::{CapabilityGrants, PluginDigest};
 
@@ -42,6 +44,11 @@ impl PluginsApi {
             .plugin(&auth.0, &digest(id)?)?
             .ok_or_else(|| ApiError::not_found(format!("plugin {id} not found")))
     }
+}
+
+/// A list field's strings (none when it was left out).
+fn texts(field: Maybe<Vec<Text>>) -> Vec<String> {
+    field.or_default().into_iter().map(String::from).collect()
 }
 
 fn digest(id: &str) -> ApiResult<PluginDigest> {
@@ -163,18 +170,8 @@ impl PluginsApi {
         }
         let grants = CapabilityGrants {
             outbound_hosts: hosts,
-            env: body
-                .env
-                .or_default()
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            secrets: body
-                .secrets
-                .or_default()
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            env: texts(body.env),
+            secrets: texts(body.secrets),
             directories: Vec::new(),
         };
         let entry = self

@@ -1,9 +1,10 @@
 //! The API document as served: poem-openapi's, plus what it cannot
-//! express: OpenAPI links, and the rules of headers the handlers check
-//! themselves (so their errors keep their own codes). A link says which response value feeds which
-//! operation's parameter (the template a create returned, to get, update
-//! or delete it), so generated clients and stateful testers (schemathesis)
-//! can follow real ids instead of guessing them.
+//! express: OpenAPI links, closed request bodies, and the rules of headers
+//! the handlers check themselves (so their errors keep their own codes).
+//! A link says which response value feeds which operation's parameter
+//! (the template a create returned, to get, update or delete it), so
+//! generated clients and stateful testers (schemathesis) can follow real
+//! ids instead of guessing them.
 
 use serde_json::{Map, Value, json};
 
@@ -232,8 +233,8 @@ const LINKS: &[Link] = &[
 /// does not have (a renamed handler), so a stale table fails at start-up
 /// and in tests rather than serving a link to nowhere.
 pub fn with_links(spec: &str) -> Result<String, String> {
-    let mut doc: Value =
-        serde_json::from_str(&add_links(spec, LINKS)?).map_err(|e| format!("API document: {e}"))?;
+    let mut doc: Value = serde_json::from_str(spec).map_err(|e| format!("API document: {e}"))?;
+    add_links(&mut doc, LINKS)?;
     describe_idempotency_key(&mut doc);
     close_request_bodies(&mut doc);
     serde_json::to_string(&doc).map_err(|e| format!("API document: {e}"))
@@ -277,9 +278,8 @@ fn describe_idempotency_key(doc: &mut Value) {
     }
 }
 
-fn add_links(spec: &str, table: &[Link]) -> Result<String, String> {
-    let mut doc: Value = serde_json::from_str(spec).map_err(|e| format!("API document: {e}"))?;
-    let operations = operation_ids(&doc);
+fn add_links(doc: &mut Value, table: &[Link]) -> Result<(), String> {
+    let operations = operation_ids(doc);
     for link in table {
         let Some((_, to_path, to_method)) = operations.iter().find(|(id, _, _)| id == link.to)
         else {
@@ -306,28 +306,29 @@ fn add_links(spec: &str, table: &[Link]) -> Result<String, String> {
             .iter_mut()
             .find(|(status, _)| status.starts_with('2'))
             .ok_or_else(|| format!("{} has no 2xx response", link.from))?;
-        let parameters: Map<String, Value> = link
-            .parameters
-            .iter()
-            .map(|(name, expr)| ((*name).to_owned(), json!(expr)))
-            .collect();
         let links = success
             .as_object_mut()
             .ok_or_else(|| format!("{} has a malformed response", link.from))?
             .entry("links")
             .or_insert_with(|| json!({}));
-        let mut entry = json!({ "operationId": link.to, "parameters": parameters });
+        let mut entry =
+            json!({ "operationId": link.to, "parameters": expressions(link.parameters) });
         if !link.body.is_empty() {
-            let body: Map<String, Value> = link
-                .body
-                .iter()
-                .map(|(name, expr)| ((*name).to_owned(), json!(expr)))
-                .collect();
-            entry["requestBody"] = Value::Object(body);
+            entry["requestBody"] = expressions(link.body);
         }
         links[link.to] = entry;
     }
-    serde_json::to_string(&doc).map_err(|e| format!("API document: {e}"))
+    Ok(())
+}
+
+/// `name: expression` pairs as a JSON object.
+fn expressions(pairs: &[(&str, &str)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(name, expr)| ((*name).to_owned(), json!(expr)))
+            .collect::<Map<String, Value>>(),
+    )
 }
 
 /// `(operationId, path, method)` of every operation of `doc`.
@@ -348,7 +349,7 @@ mod tests {
     #![allow(clippy::expect_used)]
     use super::*;
 
-    fn doc() -> String {
+    fn doc() -> Value {
         json!({"paths": {
             "/t": {"post": {"operationId": "createTemplate", "responses": {"201": {}, "400": {}}}},
             "/t/{id}": {"get": {
@@ -357,7 +358,6 @@ mod tests {
                 "responses": {"200": {}}
             }}
         }})
-        .to_string()
     }
 
     #[test]
@@ -368,8 +368,8 @@ mod tests {
             parameters: DATA_ID,
             body: NO_BODY,
         }];
-        let out: Value =
-            serde_json::from_str(&add_links(&doc(), &table).expect("linked")).expect("JSON");
+        let mut out = doc();
+        add_links(&mut out, &table).expect("linked");
         let responses = &out["paths"]["/t"]["post"]["responses"];
         assert_eq!(
             responses["201"]["links"]["getTemplate"],
@@ -386,7 +386,7 @@ mod tests {
             parameters: DATA_ID,
             body: NO_BODY,
         }];
-        let err = add_links(&doc(), &to_nowhere).expect_err("no getRun");
+        let err = add_links(&mut doc(), &to_nowhere).expect_err("no getRun");
         assert!(err.contains("is not an operation"), "{err}");
         let bad_param = [Link {
             from: "createTemplate",
@@ -394,7 +394,7 @@ mod tests {
             parameters: FIRST_STEP,
             body: NO_BODY,
         }];
-        let err = add_links(&doc(), &bad_param).expect_err("no step_id");
+        let err = add_links(&mut doc(), &bad_param).expect_err("no step_id");
         assert!(err.contains("no parameter step_id"), "{err}");
     }
 }

@@ -354,9 +354,7 @@ impl RunActor {
         self.steps.entry(key.clone()).or_insert_with(|| {
             // Every key the actor uses is one of its steps' (their records
             // are loaded or created first); this only keeps it total.
-            let mut step = step_record(run_id, &key.step(), key.item());
-            step.key = key.clone();
-            step
+            step_record(run_id, &key.step(), key.item())
         })
     }
 

@@ -3,7 +3,7 @@
 # example plugin) for wasm32-wasip2 and copies them into build/wasm/:
 #
 #   core.wasm  hostile.wasm  bad-schema.wasm  bad-version.wasm  dup-steps.wasm
-#   wrong-version.wasm  unknown-world.wasm  hello-plugin.wasm
+#   wrong-version.wasm  unknown-world.wasm  hello-plugin.wasm  v0-1-step.wasm
 #
 # Idempotent: re-running only rebuilds what changed. The three guest
 # workspaces share one target directory, $WEFT_GUEST_TARGET_DIR (default
@@ -45,6 +45,7 @@ ARTIFACTS=(
     "wrong-version.wasm:weft_fixture_wrong_version.wasm"
     "unknown-world.wasm:weft_fixture_unknown_world.wasm"
     "hello-plugin.wasm:hello_plugin.wasm"
+    "v0-1-step.wasm:weft_fixture_v0_1_step.wasm"
 )
 
 for entry in "${ARTIFACTS[@]}"; do

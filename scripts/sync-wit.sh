@@ -5,7 +5,7 @@
 # while the two differ.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-for version in weft-plugin@0.1.0; do
+for version in weft-plugin@0.1.0 weft-plugin@0.2.0; do
     rm -rf "$REPO/plugin-sdk/wit/$version"
     mkdir -p "$REPO/plugin-sdk/wit"
     cp -r "$REPO/wit/$version" "$REPO/plugin-sdk/wit/$version"

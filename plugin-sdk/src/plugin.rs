@@ -6,8 +6,8 @@
 
 use std::collections::HashSet;
 
-use crate::bindings::exports::weft::plugin::step::{Invocation, Outcome as WitOutcome};
 use crate::bindings::weft::plugin::types as wit;
+use crate::bindings::weft::plugin::types::{Invocation, Outcome as WitOutcome};
 use crate::step::schema_value;
 use crate::{Outcome, PluginError, Step, StepContext};
 
@@ -184,7 +184,6 @@ impl Plugin {
             version: self.version.clone(),
             description: self.description.clone(),
             step_types: self.steps.iter().map(|step| step.info()).collect(),
-            connector: None,
             requested: self.capabilities.clone().into(),
         }
     }
@@ -403,7 +402,6 @@ mod tests {
         assert_eq!(manifest.name, "demo");
         assert_eq!(manifest.version, "1.2.3");
         assert_eq!(manifest.description, "A demo plugin.");
-        assert!(manifest.connector.is_none());
         assert_eq!(manifest.requested.outbound_hosts, vec!["*".to_string()]);
         assert_eq!(manifest.requested.secrets, vec!["token".to_string()]);
         assert!(manifest.requested.env.is_empty());

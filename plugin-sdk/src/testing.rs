@@ -3,7 +3,7 @@
 //! Steps that call [`host`](crate::host) or [`http`](crate::http) functions
 //! cannot run natively: those imports only exist inside a Weft host.
 
-use crate::bindings::exports::weft::plugin::step::Invocation;
+use crate::bindings::weft::plugin::types::Invocation;
 
 /// An invocation of `step_type` with `input`, attempt 1, ids `run-test` /
 /// `step-test` and no answer. Set `answer` on the result to simulate the

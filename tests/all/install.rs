@@ -1,8 +1,10 @@
 //! Installing plugins: good components, the compile cache, and every kind
 //! of bad upload getting a specific error.
 
+use std::sync::Arc;
+use std::time::Duration;
 use weft_host::{CompileSource, InstallError, digest_of};
-use weft_model::ManifestProblemCode;
+use weft_model::{ManifestProblemCode, StepOutcome};
 use weft_tests::{test_host, wasm};
 
 #[tokio::test]
@@ -105,7 +107,7 @@ async fn components_for_other_contracts_are_rejected() -> anyhow::Result<()> {
     match host.install(&wasm("wrong-version")?).await {
         Err(InstallError::UnsupportedWitVersion { found, supported }) => {
             assert_eq!(found, "9.0.0");
-            assert_eq!(supported, "0.1.0");
+            assert_eq!(supported, "0.2.0, 0.1.0");
         }
         other => panic!("expected UnsupportedWitVersion, got {other:?}"),
     }
@@ -179,5 +181,59 @@ async fn the_standalone_example_plugin_installs_and_runs() -> anyhow::Result<()>
     assert!(
         matches!(bad, weft_model::StepOutcome::Failed(e) if e.kind == weft_model::PluginErrorKind::Config)
     );
+    Ok(())
+}
+
+/// `examples/hello-plugin` exactly as it was built before 0.2.0 (committed
+/// in `tests/components/prebuilt/`), and a fixture built with wit-bindgen
+/// from the frozen 0.1.0 WIT: both load through the `since_v0_1` adapter
+/// and run, logs and typed errors included.
+#[tokio::test]
+async fn plugins_built_against_0_1_0_install_and_run_through_the_adapter() -> anyhow::Result<()> {
+    let host = Arc::new(weft_tests::test_host()?);
+    let prebuilt = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("components/prebuilt/hello-plugin-0.1.0.wasm"),
+    )?;
+    let hello = host.install(&prebuilt).await?.plugin;
+    assert_eq!(hello.contract, weft_host::ContractVersion::V0_1);
+    let out = host
+        .invoke_step(weft_tests::request(
+            &hello.digest,
+            "greet",
+            serde_json::json!({"name": "Ada"}),
+        ))
+        .await?;
+    assert_eq!(
+        out,
+        StepOutcome::Success(serde_json::json!({"greeting": "Hello, Ada!"}))
+    );
+
+    let legacy = host.install(&weft_tests::wasm("v0-1-step")?).await?.plugin;
+    assert_eq!(legacy.contract, weft_host::ContractVersion::V0_1);
+    let mut req = weft_tests::request(&legacy.digest, "echo", serde_json::json!({"x": 1}));
+    let mut events = weft_tests::observe(&mut req);
+    assert_eq!(
+        host.invoke_step(req).await?,
+        StepOutcome::Success(serde_json::json!({"x": 1}))
+    );
+    events
+        .log_containing("echo from 0.1.0", Duration::from_secs(5))
+        .await?;
+    let failed = host
+        .invoke_step(weft_tests::request(
+            &legacy.digest,
+            "fail",
+            serde_json::json!({}),
+        ))
+        .await?;
+    let StepOutcome::Failed(e) = failed else {
+        anyhow::bail!("expected a failure, got {failed:?}");
+    };
+    assert_eq!(e.kind, weft_model::PluginErrorKind::Data);
+    assert_eq!(e.details, Some(serde_json::json!({"attempt": 1})));
+
+    let core = host.install(&weft_tests::wasm("core")?).await?.plugin;
+    assert_eq!(core.contract, weft_host::ContractVersion::V0_2);
     Ok(())
 }

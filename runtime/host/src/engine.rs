@@ -113,7 +113,13 @@ impl HostEngine {
             .map_err(|e| HostSetupError::Linker(format!("{e:#}")))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| HostSetupError::Linker(format!("{e:#}")))?;
-        crate::bindings::step_plugin::StepPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        // The latest `host` and, for older plugins, each adapter's `host`.
+        crate::bindings::latest::step_plugin::StepPlugin::add_to_linker::<
+            _,
+            wasmtime::component::HasSelf<_>,
+        >(&mut linker, |s: &mut SandboxState| s)
+        .map_err(|e| HostSetupError::Linker(format!("{e:#}")))?;
+        crate::bindings::v0_1::StepPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |s: &mut SandboxState| s,
         )

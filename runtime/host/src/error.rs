@@ -67,6 +67,17 @@ pub enum InvokeError {
     /// The plugin does not export `step`.
     #[error("plugin {0} does not provide step types")]
     NotAStepPlugin(String),
+    /// The plugin does not play the connector role asked for.
+    #[error("plugin {plugin} is not a {role} connector")]
+    NotAConnector {
+        /// Plugin name.
+        plugin: String,
+        /// The role asked for.
+        role: weft_model::ConnectorRole,
+    },
+    /// A connector broke the sync protocol.
+    #[error("connector protocol violation: {0}")]
+    Protocol(String),
     /// The plugin has no step type of that name.
     #[error("plugin {plugin} has no step type {step_type:?}")]
     UnknownStepType {
@@ -158,6 +169,8 @@ impl InvokeError {
         match self {
             Self::UnknownPlugin(_) => C::UnknownPlugin,
             Self::NotAStepPlugin(_) => C::NotAStepPlugin,
+            Self::NotAConnector { .. } => C::NotAConnector,
+            Self::Protocol(_) => C::ConnectorProtocol,
             Self::UnknownStepType { .. } => C::UnknownStepType,
             Self::Timeout(_) => C::Timeout,
             Self::Cancelled => C::Cancelled,

@@ -1,7 +1,7 @@
 //! The host side of the `weft:plugin/host` interface.
 
-use crate::bindings::step_plugin::weft::plugin::host::{Host, Level};
-use crate::bindings::step_plugin::weft::plugin::types;
+use crate::bindings::latest::host::{Host, Level};
+use crate::bindings::latest::types;
 use crate::events::LogLevel;
 use crate::sandbox::SandboxState;
 

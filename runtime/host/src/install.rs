@@ -2,9 +2,7 @@
 //! detect the roles from the exports, pre-link, call `describe()` and
 //! validate the manifest.
 
-use crate::bindings::names;
-use crate::bindings::step_plugin::exports::weft::plugin::{plugin, step};
-use crate::bindings::step_plugin::weft::plugin::types;
+use crate::bindings::{ContractVersion, Interface, latest, v0_1};
 use crate::cache::{CompileSource, CompiledCache};
 use crate::engine::HostEngine;
 use crate::error::InstallError;
@@ -17,8 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, InstancePre};
 use weft_model::{
-    EffectiveGrants, PluginDigest, PluginManifest, PluginRoles, RawConnectorSpec, RawManifest,
-    RawStepType,
+    EffectiveGrants, PluginDigest, PluginManifest, PluginRoles, RawManifest, RawStepType,
 };
 
 /// A compiled, validated, pre-linked plugin ready to invoke.
@@ -27,9 +24,21 @@ pub struct LoadedPlugin {
     pub digest: PluginDigest,
     /// The validated manifest.
     pub manifest: PluginManifest,
+    /// The contract version the component was built against.
+    pub contract: ContractVersion,
     pub(crate) pre: InstancePre<SandboxState>,
-    pub(crate) step: Option<step::GuestIndices>,
+    pub(crate) step: Option<StepExport>,
+    pub(crate) source: Option<latest::source::GuestIndices>,
+    pub(crate) destination: Option<latest::destination::GuestIndices>,
     pub(crate) grants: RwLock<Arc<EffectiveGrants>>,
+}
+
+/// Where a plugin's `run` export lives, by contract version.
+pub(crate) enum StepExport {
+    /// Built against the latest contract.
+    Latest(latest::step::GuestIndices),
+    /// Built against 0.1.0; called through the `since_v0_1` adapter.
+    V0_1(v0_1::step::GuestIndices),
 }
 
 impl LoadedPlugin {
@@ -119,19 +128,28 @@ pub(crate) async fn compile(
     Ok((component, CompileSource::Compiled))
 }
 
-/// Reads the component's exports to find which Weft roles it plays.
+/// Reads the component's exports to find the contract version it was
+/// built against and which Weft roles it plays.
 pub(crate) fn detect_roles(
     host: &HostEngine,
     component: &Component,
-) -> Result<PluginRoles, InstallError> {
+) -> Result<(ContractVersion, PluginRoles), InstallError> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(&host.engine).map(|(name, _)| name).collect();
-    if exports.contains(&names::PLUGIN) {
-        return Ok(PluginRoles {
-            step: exports.contains(&names::STEP),
-            source: exports.contains(&names::SOURCE),
-            destination: exports.contains(&names::DESTINATION),
-        });
+    let exports_at =
+        |v: ContractVersion, i: Interface| exports.contains(&v.export_name(i).as_str());
+    for version in ContractVersion::SUPPORTED {
+        if exports_at(version, Interface::Plugin) {
+            let roles = PluginRoles {
+                step: exports_at(version, Interface::Step),
+                source: exports_at(version, Interface::Source),
+                destination: exports_at(version, Interface::Destination),
+            };
+            if version == ContractVersion::V0_1 && (roles.source || roles.destination) {
+                return Err(crate::since_v0_1::connector_refused());
+            }
+            return Ok((version, roles));
+        }
     }
     if let Some(other) = exports.iter().find(|n| n.starts_with("weft:plugin/")) {
         let found = other
@@ -140,7 +158,7 @@ pub(crate) fn detect_roles(
             .to_owned();
         return Err(InstallError::UnsupportedWitVersion {
             found,
-            supported: names::VERSION.to_owned(),
+            supported: ContractVersion::supported_list(),
         });
     }
     Err(InstallError::NotAPlugin {
@@ -152,44 +170,107 @@ pub(crate) fn detect_roles(
     })
 }
 
+/// An export of an unexpected shape: the component claims a version but
+/// does not follow it.
+fn misshapen(version: ContractVersion, what: &str, e: &wasmtime::Error) -> InstallError {
+    InstallError::UnsupportedWitVersion {
+        found: format!(
+            "{} with a `{what}` interface of a different shape ({e:#})",
+            version.as_str()
+        ),
+        supported: ContractVersion::supported_list(),
+    }
+}
+
 /// Pre-links, calls `describe()` and validates: the expensive half of an install.
 pub(crate) async fn load(
     host: &HostEngine,
     digest: PluginDigest,
     component: Component,
 ) -> Result<LoadedPlugin, InstallError> {
-    let roles = detect_roles(host, &component)?;
+    let (contract, roles) = detect_roles(host, &component)?;
     let pre = host
         .linker
         .instantiate_pre(&component)
         .map_err(|e| InstallError::UnsatisfiedImports(format!("{e:#}")))?;
-    let plugin_idx = plugin::GuestIndices::new(&pre)
-        .map_err(|e| InstallError::DescribeFailed(format!("{e:#}")))?;
-    let step = if roles.step {
-        Some(
-            step::GuestIndices::new(&pre).map_err(|e| InstallError::UnsupportedWitVersion {
-                found: format!("a `step` interface of a different shape ({e:#})"),
-                supported: names::VERSION.to_owned(),
-            })?,
-        )
-    } else {
-        None
-    };
-    let raw = describe(host, &pre, &plugin_idx).await?;
+    let exports = Exports::find(contract, roles, &pre)?;
+    let raw = describe(host, &pre, &exports).await?;
     let manifest = raw.validate(roles).map_err(InstallError::InvalidManifest)?;
     Ok(LoadedPlugin {
         digest,
         manifest,
+        contract,
         pre,
-        step,
+        step: exports.step,
+        source: exports.source,
+        destination: exports.destination,
         grants: RwLock::new(Arc::new(EffectiveGrants::default())),
     })
 }
 
+/// The export indices of one component, found once at load.
+struct Exports {
+    plugin: PluginExport,
+    step: Option<StepExport>,
+    source: Option<latest::source::GuestIndices>,
+    destination: Option<latest::destination::GuestIndices>,
+}
+
+enum PluginExport {
+    Latest(latest::plugin::GuestIndices),
+    V0_1(v0_1::plugin::GuestIndices),
+}
+
+impl Exports {
+    fn find(
+        contract: ContractVersion,
+        roles: PluginRoles,
+        pre: &InstancePre<SandboxState>,
+    ) -> Result<Self, InstallError> {
+        let v = contract;
+        Ok(match contract {
+            ContractVersion::V0_2 => Self {
+                plugin: PluginExport::Latest(
+                    latest::plugin::GuestIndices::new(pre)
+                        .map_err(|e| misshapen(v, "plugin", &e))?,
+                ),
+                step: roles
+                    .step
+                    .then(|| latest::step::GuestIndices::new(pre).map(StepExport::Latest))
+                    .transpose()
+                    .map_err(|e| misshapen(v, "step", &e))?,
+                source: roles
+                    .source
+                    .then(|| latest::source::GuestIndices::new(pre))
+                    .transpose()
+                    .map_err(|e| misshapen(v, "source", &e))?,
+                destination: roles
+                    .destination
+                    .then(|| latest::destination::GuestIndices::new(pre))
+                    .transpose()
+                    .map_err(|e| misshapen(v, "destination", &e))?,
+            },
+            ContractVersion::V0_1 => Self {
+                plugin: PluginExport::V0_1(
+                    v0_1::plugin::GuestIndices::new(pre).map_err(|e| misshapen(v, "plugin", &e))?,
+                ),
+                step: roles
+                    .step
+                    .then(|| v0_1::step::GuestIndices::new(pre).map(StepExport::V0_1))
+                    .transpose()
+                    .map_err(|e| misshapen(v, "step", &e))?,
+                source: None,
+                destination: None,
+            },
+        })
+    }
+}
+
+/// Calls `describe()` and, for connectors, `spec()` of each role, all in one instance.
 async fn describe(
     host: &HostEngine,
     pre: &InstancePre<SandboxState>,
-    idx: &plugin::GuestIndices,
+    exports: &Exports,
 ) -> Result<RawManifest, InstallError> {
     let mut limits = host.config.default_limits.clone();
     limits.timeout = host.config.describe_timeout;
@@ -207,12 +288,7 @@ async fn describe(
     let deadline = Instant::now() + host.config.describe_timeout;
     let cancel = CancellationToken::new();
     let finish = race(
-        async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            idx.load(&mut store, &instance)?
-                .call_describe(&mut store)
-                .await
-        },
+        describe_in(&mut store, pre, exports),
         deadline,
         &cancel,
         Duration::ZERO,
@@ -220,7 +296,7 @@ async fn describe(
     .await;
     let stderr = store.data_mut().io.flush_stdio();
     match finish {
-        Finish::Done(Ok(m)) => Ok(raw_manifest(m)),
+        Finish::Done(Ok(m)) => m,
         Finish::Done(Err(e)) => {
             let mut msg = format!("{e:#}");
             if !stderr.is_empty() {
@@ -235,7 +311,47 @@ async fn describe(
     }
 }
 
-fn raw_manifest(m: types::Manifest) -> RawManifest {
+/// The calls of [`describe`] inside its sandbox.
+async fn describe_in(
+    store: &mut wasmtime::Store<SandboxState>,
+    pre: &InstancePre<SandboxState>,
+    exports: &Exports,
+) -> wasmtime::Result<Result<RawManifest, InstallError>> {
+    let instance = pre.instantiate_async(&mut *store).await?;
+    match &exports.plugin {
+        PluginExport::V0_1(idx) => {
+            let m = idx
+                .load(&mut *store, &instance)?
+                .call_describe(&mut *store)
+                .await?;
+            Ok(crate::since_v0_1::manifest(m))
+        }
+        PluginExport::Latest(idx) => {
+            let m = idx
+                .load(&mut *store, &instance)?
+                .call_describe(&mut *store)
+                .await?;
+            let mut raw = raw_manifest(m);
+            if let Some(idx) = &exports.source {
+                let spec = idx
+                    .load(&mut *store, &instance)?
+                    .call_spec(&mut *store)
+                    .await?;
+                raw.source = Some(crate::convert::raw_source_spec(spec));
+            }
+            if let Some(idx) = &exports.destination {
+                let spec = idx
+                    .load(&mut *store, &instance)?
+                    .call_spec(&mut *store)
+                    .await?;
+                raw.destination = Some(crate::convert::raw_destination_spec(spec));
+            }
+            Ok(Ok(raw))
+        }
+    }
+}
+
+fn raw_manifest(m: latest::types::Manifest) -> RawManifest {
     RawManifest {
         name: m.name,
         version: m.version,
@@ -250,12 +366,8 @@ fn raw_manifest(m: types::Manifest) -> RawManifest {
                 output_schema: s.output_schema,
             })
             .collect(),
-        connector: m.connector.map(|c| RawConnectorSpec {
-            config_schema: c.config_schema,
-            secret_fields: c.secret_fields,
-            source: c.source,
-            destination: c.destination,
-        }),
+        source: None,
+        destination: None,
         outbound_hosts: m.requested.outbound_hosts,
         directories: m.requested.directories,
         env: m.requested.env,

@@ -2,12 +2,11 @@
 //! against the wall-clock deadline and cancellation, with every failure
 //! classified into a specific [`InvokeError`].
 
-use crate::bindings::step_plugin::exports::weft::plugin::step;
-use crate::bindings::step_plugin::weft::plugin::types;
+use crate::bindings::latest::types;
 use crate::engine::HostEngine;
 use crate::error::InvokeError;
 use crate::events::InvocationObserver;
-use crate::install::LoadedPlugin;
+use crate::install::{LoadedPlugin, StepExport};
 use crate::sandbox::{SandboxSpec, SandboxState};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -228,7 +227,7 @@ async fn invoke_step_uncounted(
         limits: limits.clone(),
     };
     let mut store = new_store(host, SandboxState::new(spec, host.config.epoch_tick)?);
-    let invocation = step::Invocation {
+    let invocation = types::Invocation {
         step_type: req.step_type,
         input: req.input.to_string(),
         run_id: req.run_id.into(),
@@ -239,10 +238,18 @@ async fn invoke_step_uncounted(
     let finish = race(
         async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
-            indices
-                .load(&mut store, &instance)?
-                .call_run(&mut store, &invocation)
-                .await
+            match indices {
+                StepExport::Latest(idx) => {
+                    idx.load(&mut store, &instance)?
+                        .call_run(&mut store, &invocation)
+                        .await
+                }
+                StepExport::V0_1(idx) => idx
+                    .load(&mut store, &instance)?
+                    .call_run(&mut store, &crate::since_v0_1::invocation(&invocation))
+                    .await
+                    .map(crate::since_v0_1::outcome),
+            }
         },
         deadline,
         &req.cancel,
@@ -260,7 +267,7 @@ async fn invoke_step_uncounted(
 }
 
 /// Turns a wasmtime error into the most specific reason we know.
-fn classify_trap(
+pub(crate) fn classify_trap(
     e: &wasmtime::Error,
     state: &SandboxState,
     limits: &InvocationLimits,
@@ -295,12 +302,12 @@ fn classify_trap(
 }
 
 fn convert_outcome(
-    outcome: step::Outcome,
+    outcome: types::Outcome,
     state: &SandboxState,
     limits: &InvocationLimits,
 ) -> Result<StepOutcome, InvokeError> {
     match outcome {
-        step::Outcome::Success(json) => {
+        types::Outcome::Success(json) => {
             if json.len() as u64 > limits.max_output_bytes {
                 return Err(InvokeError::OutputTooLarge {
                     size: json.len() as u64,
@@ -315,7 +322,7 @@ fn convert_outcome(
                     InvokeError::InvalidOutput(format!("output is not acceptable JSON: {e}"))
                 })
         }
-        step::Outcome::Failed(err) => {
+        types::Outcome::Failed(err) => {
             if let Some(denied) = state.io.denials.first() {
                 return Err(InvokeError::CapabilityDenied(format!(
                     "{denied} (the plugin said: {})",
@@ -324,7 +331,7 @@ fn convert_outcome(
             }
             Ok(StepOutcome::Failed(plugin_error(err)))
         }
-        step::Outcome::AwaitingInput(req) => {
+        types::Outcome::AwaitingInput(req) => {
             let schema =
                 parse_json(&req.schema, JsonLimits::bytes(MAX_SIDE_JSON_BYTES)).map_err(|e| {
                     InvokeError::InvalidOutput(format!(
@@ -345,7 +352,7 @@ fn convert_outcome(
     }
 }
 
-fn plugin_error(e: types::PluginError) -> PluginError {
+pub(crate) fn plugin_error(e: types::PluginError) -> PluginError {
     use types::ErrorKind as K;
     PluginError {
         kind: match e.kind {

@@ -1,5 +1,5 @@
 //! The Weft plugin host: runs plugins — WebAssembly components targeting
-//! `weft:plugin@0.1.0` — in wasmtime sandboxes.
+//! `weft:plugin@0.2.0`, or 0.1.0 through an adapter — in wasmtime sandboxes.
 //!
 //! One [`PluginHost`] per process owns the engine (async, pooling
 //! allocator, epoch interruption ticking in the background), the linker,
@@ -33,6 +33,8 @@
 mod bindings;
 mod budget;
 mod cache;
+mod connector;
+mod convert;
 mod egress;
 mod engine;
 mod error;
@@ -43,14 +45,24 @@ mod invoke;
 mod net;
 mod output;
 mod sandbox;
+mod session;
+mod since_v0_1;
+mod sync;
 
+pub use bindings::ContractVersion;
 pub use budget::default_memory_budget_bytes;
 pub use cache::CompileSource;
+pub use connector::ConnectorCallRequest;
 pub use engine::{HostConfig, HostSetupError};
 pub use error::{InstallError, InvokeError};
 pub use events::{InvocationObserver, LogLevel, LogSource, PluginEvent};
 pub use install::{InstalledPlugin, LoadedPlugin, digest_of};
 pub use invoke::InvokeStepRequest;
+pub use session::{ConnectorFailure, SessionOptions};
+pub use sync::{
+    ReadLimits, StreamCounters, SyncError, SyncProgress, SyncReport, SyncRequest, SyncSide,
+    SyncSink,
+};
 
 use cache::CompiledCache;
 use engine::HostEngine;
@@ -61,7 +73,7 @@ use weft_model::{CapabilityGrants, EffectiveGrants, PluginDigest, StepOutcome};
 
 /// The plugin host. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct PluginHost {
-    engine: HostEngine,
+    engine: Arc<HostEngine>,
     cache: Option<CompiledCache>,
     plugins: RwLock<HashMap<PluginDigest, Arc<LoadedPlugin>>>,
 }
@@ -70,7 +82,7 @@ impl PluginHost {
     /// Creates the engine, links WASI, `wasi:http` and the host interface,
     /// and starts the epoch ticker.
     pub fn new(config: HostConfig) -> Result<Self, HostSetupError> {
-        let engine = HostEngine::new(config)?;
+        let engine = Arc::new(HostEngine::new(config)?);
         let cache = engine
             .config
             .cache_dir

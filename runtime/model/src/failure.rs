@@ -58,6 +58,11 @@ failure_codes! {
     UnknownPlugin = "UNKNOWN_PLUGIN",
     /// The plugin does not have the step role.
     NotAStepPlugin = "NOT_A_STEP_PLUGIN",
+    /// The plugin is not a source (or not a destination) connector.
+    NotAConnector = "NOT_A_CONNECTOR",
+    /// Two connectors broke the sync protocol (a batch of an unknown
+    /// stream or format, a rows count that does not match).
+    ConnectorProtocol = "CONNECTOR_PROTOCOL",
     /// The plugin does not offer the step type.
     UnknownStepType = "UNKNOWN_STEP_TYPE",
     /// The attempt ran past its wall-clock limit.

@@ -11,6 +11,7 @@
 
 pub mod artifact;
 pub mod capabilities;
+pub mod connector;
 pub mod error;
 pub mod event;
 pub mod failure;
@@ -30,6 +31,11 @@ pub use capabilities::{
     CapabilityGrants, DirectoryGrant, EffectiveGrants, HostPattern, HostPatternError,
     RequestedCapabilities,
 };
+pub use connector::{
+    BatchFormat, Catalog, Checkpoint, CommitMarker, ConfiguredStream, ConnectorRole, Delivery,
+    DestinationSpec, RawDestinationSpec, RawSourceSpec, SourceSpec, StreamInfo, StreamStatus,
+    SyncMode, WriteMode, merge_checkpoints, negotiate_format,
+};
 pub use error::{PluginError, PluginErrorKind};
 pub use event::{EventData, EventKind, RunEvent};
 pub use failure::{Failure, FailureCode};
@@ -38,9 +44,9 @@ pub use json_limits::{JsonLimitError, JsonLimits, MAX_JSON_DEPTH, check_json, pa
 pub use limits::InvocationLimits;
 pub use log::{LogLevel, LogLine, LogSource};
 pub use manifest::{
-    ConnectorSpec, MAX_LIST_ENTRIES, MAX_MANIFEST_BYTES, MAX_SCHEMA_BYTES, MAX_STEP_TYPES,
-    ManifestProblem, ManifestProblemCode, PluginManifest, PluginRoles, RawConnectorSpec,
-    RawManifest, RawStepType, StepTypeInfo, StepTypeRef, is_valid_name,
+    MAX_LIST_ENTRIES, MAX_MANIFEST_BYTES, MAX_SCHEMA_BYTES, MAX_STEP_TYPES, ManifestProblem,
+    ManifestProblemCode, PluginManifest, PluginRoles, RawManifest, RawStepType, StepTypeInfo,
+    StepTypeRef, is_valid_name,
 };
 pub use outcome::{InputRequest, StepOutcome};
 pub use principal::{Permission, Principal, PrincipalKind, Role};

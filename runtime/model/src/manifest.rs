@@ -5,6 +5,9 @@
 //! which reports every problem at once, each with a JSON pointer.
 
 use crate::capabilities::{HostPattern, RequestedCapabilities};
+use crate::connector::{
+    BatchFormat, DestinationSpec, RawDestinationSpec, RawSourceSpec, SourceSpec,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fmt;
@@ -20,8 +23,10 @@ pub struct RawManifest {
     pub description: String,
     /// Step types with schemas as JSON text.
     pub step_types: Vec<RawStepType>,
-    /// Connector spec with its config schema as JSON text.
-    pub connector: Option<RawConnectorSpec>,
+    /// What `source.spec()` returned, for a source.
+    pub source: Option<RawSourceSpec>,
+    /// What `destination.spec()` returned, for a destination.
+    pub destination: Option<RawDestinationSpec>,
     /// Requested outbound host patterns, as text.
     pub outbound_hosts: Vec<String>,
     /// Requested preopened directories.
@@ -43,19 +48,6 @@ pub struct RawStepType {
     pub input_schema: String,
     /// Output JSON Schema text.
     pub output_schema: String,
-}
-
-/// A connector spec exactly as a plugin described it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawConnectorSpec {
-    /// Config JSON Schema text.
-    pub config_schema: String,
-    /// Secret config fields.
-    pub secret_fields: Vec<String>,
-    /// Claims to be a source.
-    pub source: bool,
-    /// Claims to be a destination.
-    pub destination: bool,
 }
 
 /// Which roles a component plays, detected from its exports.
@@ -84,8 +76,12 @@ pub struct PluginManifest {
     pub roles: PluginRoles,
     /// Step types provided.
     pub step_types: Vec<StepTypeInfo>,
-    /// Connector spec, for source/destination plugins.
-    pub connector: Option<ConnectorSpec>,
+    /// Source spec, for source connectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+    /// Destination spec, for destination connectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationSpec>,
     /// Requested capabilities.
     pub requested: RequestedCapabilities,
 }
@@ -109,16 +105,6 @@ pub struct StepTypeInfo {
     pub input_schema: serde_json::Value,
     /// Output JSON Schema.
     pub output_schema: serde_json::Value,
-}
-
-/// A validated connector spec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectorSpec {
-    /// Config JSON Schema.
-    pub config_schema: serde_json::Value,
-    /// Secret config fields.
-    pub secret_fields: Vec<String>,
 }
 
 /// What is wrong with a manifest.
@@ -147,6 +133,9 @@ pub enum ManifestProblemCode {
     TooManyEntries,
     /// One JSON Schema's text is over [`MAX_SCHEMA_BYTES`].
     SchemaTooLarge,
+    /// A connector spec breaks a rule of the contract (no Arrow IPC among
+    /// its formats, no write modes).
+    InvalidConnectorSpec,
 }
 
 // Every `GET /plugins` and `/step-types` serves manifests, and every
@@ -219,6 +208,91 @@ impl Problems {
         });
     }
 
+    /// Checks what a role's `spec()` returned against whether the component exports the role.
+    fn role_spec<R>(&mut self, pointer: &str, spec: Option<R>, exported: bool) -> Option<R> {
+        match (spec, exported) {
+            (Some(spec), true) => Some(spec),
+            (None, false) => None,
+            (Some(_), false) => {
+                self.push(
+                    pointer,
+                    ManifestProblemCode::RoleMismatch,
+                    format!(
+                        "a {} spec is given but the component does not export it",
+                        &pointer[1..]
+                    ),
+                );
+                None
+            }
+            (None, true) => {
+                self.push(
+                    pointer,
+                    ManifestProblemCode::RoleMismatch,
+                    format!(
+                        "the component exports `{}` but gives no spec",
+                        &pointer[1..]
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn formats(&mut self, pointer: &str, formats: &[BatchFormat]) {
+        if !formats.contains(&BatchFormat::ArrowIpc) {
+            self.push(
+                format!("{pointer}/formats"),
+                ManifestProblemCode::InvalidConnectorSpec,
+                "the formats must include arrow-ipc, the format every connector speaks",
+            );
+        }
+        if formats.len() > MAX_LIST_ENTRIES {
+            self.push(
+                format!("{pointer}/formats"),
+                ManifestProblemCode::TooManyEntries,
+                format!(
+                    "{} entries; at most {MAX_LIST_ENTRIES} are accepted",
+                    formats.len()
+                ),
+            );
+        }
+    }
+
+    fn source_spec(&mut self, raw: Option<RawSourceSpec>, exported: bool) -> Option<SourceSpec> {
+        let raw = self.role_spec("/source", raw, exported)?;
+        self.formats("/source", &raw.formats);
+        let config_schema = self.schema("/source/configSchema".into(), &raw.config_schema)?;
+        Some(SourceSpec {
+            config_schema,
+            secret_fields: raw.secret_fields,
+            formats: raw.formats,
+        })
+    }
+
+    fn destination_spec(
+        &mut self,
+        raw: Option<RawDestinationSpec>,
+        exported: bool,
+    ) -> Option<DestinationSpec> {
+        let raw = self.role_spec("/destination", raw, exported)?;
+        self.formats("/destination", &raw.formats);
+        if raw.write_modes.is_empty() {
+            self.push(
+                "/destination/writeModes",
+                ManifestProblemCode::InvalidConnectorSpec,
+                "a destination supports at least one write mode",
+            );
+        }
+        let config_schema = self.schema("/destination/configSchema".into(), &raw.config_schema)?;
+        Some(DestinationSpec {
+            config_schema,
+            secret_fields: raw.secret_fields,
+            formats: raw.formats,
+            write_modes: raw.write_modes,
+            delivery: raw.delivery,
+        })
+    }
+
     fn schema(&mut self, pointer: String, text: &str) -> Option<serde_json::Value> {
         if text.len() > MAX_SCHEMA_BYTES {
             self.push(
@@ -284,10 +358,12 @@ impl RawManifest {
                 s.name.len() + s.description.len() + s.input_schema.len() + s.output_schema.len()
             })
             .sum();
-        let connector = self
-            .connector
-            .as_ref()
-            .map_or(0, |c| c.config_schema.len() + list_bytes(&c.secret_fields));
+        let formats = |f: &[BatchFormat]| f.iter().map(|f| f.name().len()).sum::<usize>();
+        let connector = self.source.as_ref().map_or(0, |c| {
+            c.config_schema.len() + list_bytes(&c.secret_fields) + formats(&c.formats)
+        }) + self.destination.as_ref().map_or(0, |c| {
+            c.config_schema.len() + list_bytes(&c.secret_fields) + formats(&c.formats)
+        });
         self.name.len()
             + self.version.len()
             + self.description.len()
@@ -330,7 +406,11 @@ impl RawManifest {
         use ManifestProblemCode as C;
         self.check_size()?;
         let mut p = Problems(Vec::new());
-        let connector_secrets = self.connector.as_ref().map(|c| c.secret_fields.as_slice());
+        let source_secrets = self.source.as_ref().map(|c| c.secret_fields.as_slice());
+        let destination_secrets = self
+            .destination
+            .as_ref()
+            .map(|c| c.secret_fields.as_slice());
         for (pointer, list) in [
             (
                 "/requested/outboundHosts",
@@ -339,7 +419,8 @@ impl RawManifest {
             ("/requested/directories", Some(self.directories.as_slice())),
             ("/requested/env", Some(self.env.as_slice())),
             ("/requested/secrets", Some(self.secrets.as_slice())),
-            ("/connector/secretFields", connector_secrets),
+            ("/source/secretFields", source_secrets),
+            ("/destination/secretFields", destination_secrets),
         ] {
             let n = list.map_or(0, <[String]>::len);
             if n > MAX_LIST_ENTRIES {
@@ -418,31 +499,8 @@ impl RawManifest {
             );
         }
 
-        let connector = match self.connector {
-            Some(c) => {
-                if c.source != roles.source || c.destination != roles.destination {
-                    p.push("/connector", C::RoleMismatch, format!(
-                        "connector spec claims source={} destination={} but the component exports source={} destination={}",
-                        c.source, c.destination, roles.source, roles.destination
-                    ));
-                }
-                p.schema("/connector/configSchema".into(), &c.config_schema)
-                    .map(|config_schema| ConnectorSpec {
-                        config_schema,
-                        secret_fields: c.secret_fields,
-                    })
-            }
-            None => {
-                if roles.source || roles.destination {
-                    p.push(
-                        "/connector",
-                        C::RoleMismatch,
-                        "the component exports source/destination but has no connector spec",
-                    );
-                }
-                None
-            }
-        };
+        let source = p.source_spec(self.source, roles.source);
+        let destination = p.destination_spec(self.destination, roles.destination);
 
         let mut outbound_hosts = Vec::new();
         for (i, h) in self.outbound_hosts.iter().enumerate() {
@@ -463,7 +521,8 @@ impl RawManifest {
                 description: self.description,
                 roles,
                 step_types,
-                connector,
+                source,
+                destination,
                 requested: RequestedCapabilities {
                     outbound_hosts,
                     directories: self.directories,
@@ -668,6 +727,54 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].code, ManifestProblemCode::RoleMismatch);
+    }
+
+    #[test]
+    fn connector_specs_are_checked_against_exports_and_the_contract() {
+        use crate::connector::{Delivery, WriteMode};
+        let roles = PluginRoles {
+            step: false,
+            source: true,
+            destination: true,
+        };
+        let mut m = raw();
+        m.step_types.clear();
+        m.source = Some(RawSourceSpec {
+            config_schema: r#"{"type":"object"}"#.into(),
+            secret_fields: vec!["token".into()],
+            formats: vec![BatchFormat::Other("ndjson".into()), BatchFormat::ArrowIpc],
+        });
+        m.destination = Some(RawDestinationSpec {
+            config_schema: r#"{"type":"object"}"#.into(),
+            secret_fields: vec![],
+            formats: vec![BatchFormat::ArrowIpc],
+            write_modes: vec![WriteMode::Append],
+            delivery: Delivery::ExactlyOnce,
+        });
+        let ok = m.clone().validate(roles).unwrap();
+        assert_eq!(ok.source.unwrap().secret_fields, ["token"]);
+        assert_eq!(ok.destination.unwrap().delivery, Delivery::ExactlyOnce);
+
+        let mut bad = m.clone();
+        if let Some(d) = bad.destination.as_mut() {
+            d.formats = vec![BatchFormat::Other("csv".into())];
+            d.write_modes.clear();
+        }
+        let problems = bad.validate(roles).err().unwrap_or_default();
+        let pointers: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/destination/formats", "/destination/writeModes"]
+        );
+
+        let only_source = PluginRoles {
+            destination: false,
+            ..roles
+        };
+        let problems = m.validate(only_source).err().unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].pointer, "/destination");
         assert_eq!(problems[0].code, ManifestProblemCode::RoleMismatch);
     }
 

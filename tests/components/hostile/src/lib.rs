@@ -435,11 +435,20 @@ impl Step for Flaky {
     type Input = FlakyInput;
     type Output = FlakyOutput;
 
-    fn run(&self, ctx: &StepContext, input: FlakyInput) -> Result<Outcome<FlakyOutput>, PluginError> {
+    fn run(
+        &self,
+        ctx: &StepContext,
+        input: FlakyInput,
+    ) -> Result<Outcome<FlakyOutput>, PluginError> {
         if ctx.attempt() < input.succeed_on_attempt {
-            return Err(PluginError::transient(format!("attempt {} fails on purpose", ctx.attempt())));
+            return Err(PluginError::transient(format!(
+                "attempt {} fails on purpose",
+                ctx.attempt()
+            )));
         }
-        Ok(Outcome::Done(FlakyOutput { attempt: ctx.attempt() }))
+        Ok(Outcome::Done(FlakyOutput {
+            attempt: ctx.attempt(),
+        }))
     }
 }
 
@@ -465,7 +474,11 @@ impl Step for ProgressFlood {
     type Input = ProgressFloodInput;
     type Output = Empty;
 
-    fn run(&self, _: &StepContext, input: ProgressFloodInput) -> Result<Outcome<Empty>, PluginError> {
+    fn run(
+        &self,
+        _: &StepContext,
+        input: ProgressFloodInput,
+    ) -> Result<Outcome<Empty>, PluginError> {
         let message = "p".repeat(input.message_bytes);
         for i in 0..input.reports {
             host::progress(i as f32 / input.reports as f32, Some(&message));
@@ -490,7 +503,11 @@ impl Step for ArtifactFlood {
     type Input = ArtifactFloodInput;
     type Output = Empty;
 
-    fn run(&self, _: &StepContext, input: ArtifactFloodInput) -> Result<Outcome<Empty>, PluginError> {
+    fn run(
+        &self,
+        _: &StepContext,
+        input: ArtifactFloodInput,
+    ) -> Result<Outcome<Empty>, PluginError> {
         for i in 0..input.count {
             host::emit_artifact(&format!("a-{i}"), "text/plain", b"x")
                 .map_err(|err| PluginError::internal(format!("emit-artifact failed: {err}")))?;

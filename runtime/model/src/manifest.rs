@@ -588,6 +588,7 @@ impl fmt::Display for StepTypeRef {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn raw() -> RawManifest {

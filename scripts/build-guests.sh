@@ -2,8 +2,8 @@
 # Builds every guest component (first-party plugins, test fixtures and the
 # example plugin) for wasm32-wasip2 and copies them into build/wasm/:
 #
-#   core.wasm  hostile.wasm  bad-schema.wasm  bad-version.wasm  dup-steps.wasm
-#   wrong-version.wasm  unknown-world.wasm  hello-plugin.wasm  v0-1-step.wasm
+#   core.wasm  files.wasm  hostile.wasm  bad-schema.wasm  bad-version.wasm  dup-steps.wasm
+#   wrong-version.wasm  unknown-world.wasm  hello-plugin.wasm  generator-source.wasm  v0-1-step.wasm
 #
 # Idempotent: re-running only rebuilds what changed. The three guest
 # workspaces share one target directory, $WEFT_GUEST_TARGET_DIR (default
@@ -31,6 +31,7 @@ build() {
 build plugins
 build tests/components
 build examples/hello-plugin
+build examples/generator-source
 
 mkdir -p "$OUT"
 RELEASE="$CARGO_TARGET_DIR/$TARGET/release"
@@ -38,6 +39,7 @@ RELEASE="$CARGO_TARGET_DIR/$TARGET/release"
 # artifact name in build/wasm  <-  file cargo produced
 ARTIFACTS=(
     "core.wasm:weft_plugin_core.wasm"
+    "files.wasm:weft_plugin_files.wasm"
     "hostile.wasm:weft_fixture_hostile.wasm"
     "bad-schema.wasm:weft_fixture_bad_schema.wasm"
     "bad-version.wasm:weft_fixture_bad_version.wasm"
@@ -45,6 +47,7 @@ ARTIFACTS=(
     "wrong-version.wasm:weft_fixture_wrong_version.wasm"
     "unknown-world.wasm:weft_fixture_unknown_world.wasm"
     "hello-plugin.wasm:hello_plugin.wasm"
+    "generator-source.wasm:generator_source.wasm"
     "v0-1-step.wasm:weft_fixture_v0_1_step.wasm"
 )
 

@@ -16,10 +16,11 @@ cargo test --workspace --locked
 # unit tests cover pure logic and run natively on the host (the wit-bindgen
 # imports they never reach there only work inside a component). They share
 # build-guests.sh's target directory; host builds land beside the wasm ones.
-echo "==> guest unit tests (plugins/, examples/hello-plugin)"
+echo "==> guest unit tests (plugins/, examples/hello-plugin, examples/generator-source)"
 guest_target="${WEFT_GUEST_TARGET_DIR:-$PWD/target/guests}"
 CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path plugins/Cargo.toml --locked
 CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path examples/hello-plugin/Cargo.toml --locked
+CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path examples/generator-source/Cargo.toml --locked
 # `cargo test` builds no bench targets; build them (without running them)
 # so a change cannot break the benchmarks unnoticed.
 echo "==> cargo test --workspace --benches --no-run"

@@ -12,3 +12,4 @@ mod hostile;
 mod install;
 mod limits;
 mod sockets;
+mod sync;

@@ -4,6 +4,7 @@
 #
 #   core.wasm  files.wasm  hostile.wasm  bad-schema.wasm  bad-version.wasm  dup-steps.wasm
 #   wrong-version.wasm  unknown-world.wasm  hello-plugin.wasm  generator-source.wasm  v0-1-step.wasm
+#   hostile-source.wasm
 #
 # Idempotent: re-running only rebuilds what changed. The three guest
 # workspaces share one target directory, $WEFT_GUEST_TARGET_DIR (default
@@ -49,6 +50,7 @@ ARTIFACTS=(
     "hello-plugin.wasm:hello_plugin.wasm"
     "generator-source.wasm:generator_source.wasm"
     "v0-1-step.wasm:weft_fixture_v0_1_step.wasm"
+    "hostile-source.wasm:weft_fixture_hostile_source.wasm"
 )
 
 for entry in "${ARTIFACTS[@]}"; do

@@ -21,6 +21,10 @@ guest_target="${WEFT_GUEST_TARGET_DIR:-$PWD/target/guests}"
 CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path plugins/Cargo.toml --locked
 CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path examples/hello-plugin/Cargo.toml --locked
 CARGO_TARGET_DIR="$guest_target" cargo test --manifest-path examples/generator-source/Cargo.toml --locked
+echo "==> cargo clippy (guests)"
+for manifest in plugins/Cargo.toml tests/components/Cargo.toml examples/hello-plugin/Cargo.toml examples/generator-source/Cargo.toml; do
+    CARGO_TARGET_DIR="$guest_target" cargo clippy --manifest-path "$manifest" --workspace --all-targets --locked -- -D warnings
+done
 # `cargo test` builds no bench targets; build them (without running them)
 # so a change cannot break the benchmarks unnoticed.
 echo "==> cargo test --workspace --benches --no-run"

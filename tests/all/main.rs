@@ -13,3 +13,4 @@ mod install;
 mod limits;
 mod sockets;
 mod sync;
+mod sync_hostile;

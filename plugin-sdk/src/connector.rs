@@ -120,7 +120,8 @@ fn with_arrow(mut formats: Vec<BatchFormat>) -> Vec<BatchFormat> {
     formats
 }
 
-fn parse_config<C: DeserializeOwned>(config: &str) -> Result<C, PluginError> {
+/// A connection's configuration, as the exports and the test harness parse it.
+pub(crate) fn parse_config<C: DeserializeOwned>(config: &str) -> Result<C, PluginError> {
     serde_json::from_str(config)
         .map_err(|e| PluginError::config(format!("invalid configuration: {e}")))
 }

@@ -23,7 +23,7 @@ pub fn invocation(step_type: &str, input: serde_json::Value) -> Invocation {
 
 use crate::PluginError;
 use crate::batch::BatchExt;
-use crate::connector::{Destination, Source};
+use crate::connector::{Destination, Source, parse_config};
 use crate::wit::{
     Batch, BatchFormat, Checkpoint, CommitMarker, ConfiguredStream, ReadItem, ReadLimits,
     ReadRequest, StreamInfo, StreamStatus, SyncMode, WriteMode, WriteRequest,
@@ -104,33 +104,22 @@ pub fn discover<S: Source>(
     source: &S,
     config: serde_json::Value,
 ) -> Result<Vec<StreamInfo>, PluginError> {
-    let config: S::Config = serde_json::from_value(config)
-        .map_err(|e| PluginError::config(format!("invalid configuration: {e}")))?;
+    let config: S::Config = parse_config(&config.to_string())?;
     source.check(&config)?;
     source.discover(&config)
 }
 
-/// A read as the host would drive it: `streams` from `state`, pulling
-/// until `done` and checking each item like the host does (known streams,
-/// the agreed format, row counts that match the batch).
+/// A read as the host would drive it: opens `request`, then pulls with
+/// `limits` until `done`, checking each item like the host does (known
+/// streams, the agreed format, row counts that match the batch).
 pub fn read_all<S: Source>(
     source: &S,
-    config: serde_json::Value,
-    streams: Vec<ConfiguredStream>,
-    state: Vec<Checkpoint>,
-    format: BatchFormat,
+    request: ReadRequest,
     limits: ReadLimits,
 ) -> Result<ReadOutput, PluginError> {
-    let known: Vec<String> = streams.iter().map(|s| s.name.clone()).collect();
-    let request = ReadRequest {
-        config: config.to_string(),
-        streams,
-        state,
-        format: format.clone(),
-    };
-    let parsed: S::Config = serde_json::from_value(config)
-        .map_err(|e| PluginError::config(format!("invalid configuration: {e}")))?;
-    let mut reader = source.read(parsed, request)?;
+    let known: Vec<String> = request.streams.iter().map(|s| s.name.clone()).collect();
+    let format = request.format.clone();
+    let mut reader = source.read(parse_config(&request.config)?, request)?;
     let mut out = ReadOutput::default();
     let unknown = |s: &str| {
         (!known.iter().any(|k| k == s)).then(|| {
@@ -183,28 +172,16 @@ pub fn read_all<S: Source>(
     )))
 }
 
-/// A write as the host would drive it: opens `destination`, writes
-/// `batches`, committing after each one (seq 1, 2, ...; the last commit
-/// final), and returns the writer's last commit as it reports it afterwards.
+/// A write as the host would drive it: opens `request`, writes `batches`,
+/// committing after each one (seq 1, 2, ... after the writer's last
+/// commit; the last commit final), and returns the writer's last commit as
+/// it reports it afterwards.
 pub fn write_all<D: Destination>(
     destination: &D,
-    config: serde_json::Value,
-    streams: Vec<ConfiguredStream>,
+    request: WriteRequest,
     batches: Vec<Batch>,
-    format: BatchFormat,
-    sync_id: &str,
 ) -> Result<Option<CommitMarker>, PluginError> {
-    let parsed: D::Config = serde_json::from_value(config.clone())
-        .map_err(|e| PluginError::config(format!("invalid configuration: {e}")))?;
-    let mut writer = destination.open(
-        parsed,
-        WriteRequest {
-            config: config.to_string(),
-            streams,
-            format,
-            sync_id: sync_id.to_owned(),
-        },
-    )?;
+    let mut writer = destination.open(parse_config(&request.config)?, request)?;
     let start = writer.last_commit()?.map_or(0, |m| m.seq);
     let count = batches.len();
     for (i, batch) in batches.into_iter().enumerate() {

@@ -51,10 +51,15 @@ impl SyncSink for Recorder {
     }
 }
 
+/// Installs the compiled guest `name` into `host`.
+pub(crate) async fn install(host: &PluginHost, name: &str) -> anyhow::Result<PluginDigest> {
+    Ok(host.install(&wasm(name)?).await?.plugin.digest.clone())
+}
+
 /// A host with `files` installed, `/data` granted read-write as `dir`.
-async fn files_host(dir: &Path) -> anyhow::Result<(PluginHost, PluginDigest)> {
+pub(crate) async fn files_host(dir: &Path) -> anyhow::Result<(PluginHost, PluginDigest)> {
     let host = test_host()?;
-    let files = host.install(&wasm("files")?).await?.plugin.digest.clone();
+    let files = install(&host, "files").await?;
     host.set_grants(
         &files,
         &CapabilityGrants {
@@ -79,19 +84,29 @@ async fn discover(
     Ok(host.discover(req()).await?.streams)
 }
 
+/// A stream selected whole, without cursor or key.
+pub(crate) fn configured(
+    name: &str,
+    json_schema: Value,
+    mode: SyncMode,
+    write: WriteMode,
+) -> ConfiguredStream {
+    ConfiguredStream {
+        name: name.into(),
+        namespace: None,
+        json_schema,
+        fields: Vec::new(),
+        sync_mode: mode,
+        cursor_field: None,
+        primary_key: Vec::new(),
+        write_mode: write,
+    }
+}
+
 fn select(streams: &[StreamInfo], mode: SyncMode, write: WriteMode) -> Vec<ConfiguredStream> {
     streams
         .iter()
-        .map(|s| ConfiguredStream {
-            name: s.name.clone(),
-            namespace: None,
-            json_schema: s.json_schema.clone(),
-            fields: Vec::new(),
-            sync_mode: mode,
-            cursor_field: None,
-            primary_key: Vec::new(),
-            write_mode: write,
-        })
+        .map(|s| configured(&s.name, s.json_schema.clone(), mode, write))
         .collect()
 }
 
@@ -218,12 +233,7 @@ async fn files_to_files_passes_ndjson_through_and_types_csv_cells() -> anyhow::R
 async fn an_arrow_only_source_writes_csv_and_resumes_incrementally() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (host, files) = files_host(dir.path()).await?;
-    let generator = host
-        .install(&wasm("generator-source")?)
-        .await?
-        .plugin
-        .digest
-        .clone();
+    let generator = install(&host, "generator-source").await?;
     let streams = discover(&host, &generator, json!({"rows": 2500, "seed": 3})).await?;
     assert_eq!(streams[0].estimated_rows, Some(2500));
     let selected = select(&streams, SyncMode::Incremental, WriteMode::Append);
@@ -358,12 +368,7 @@ async fn a_bad_row_fails_the_source_and_the_destination_publishes_nothing() -> a
 async fn a_sync_is_cancelled_within_a_second() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (host, files) = files_host(dir.path()).await?;
-    let generator = host
-        .install(&wasm("generator-source")?)
-        .await?
-        .plugin
-        .digest
-        .clone();
+    let generator = install(&host, "generator-source").await?;
     let config = json!({"rows": 1_000_000_000u64});
     let streams = discover(&host, &generator, config.clone()).await?;
     let sink = Arc::new(Recorder::default());
@@ -406,7 +411,7 @@ async fn a_sync_is_cancelled_within_a_second() -> anyhow::Result<()> {
 #[tokio::test]
 async fn without_a_directory_grant_the_files_connector_cannot_read() -> anyhow::Result<()> {
     let host = test_host()?;
-    let files = host.install(&wasm("files")?).await?.plugin.digest.clone();
+    let files = install(&host, "files").await?;
     let failure = host
         .check_connector(ConnectorCallRequest::new(
             files,

@@ -1,16 +1,15 @@
 //! A misbehaving source fails its sync with the same specific errors as a
 //! misbehaving step; the destination publishes nothing and the host carries on.
 
+use crate::sync::{configured, files_host, install};
 use serde_json::json;
 use std::time::Duration;
 use weft_host::{
     ConnectorFailure, InvokeError, PluginHost, SessionOptions, SyncError, SyncRequest, SyncSide,
 };
 use weft_model::{
-    CapabilityGrants, ConfiguredStream, ConnectorRole, DirectoryGrant, InvocationLimits,
-    PluginDigest, SyncMode, WriteMode,
+    ConfiguredStream, ConnectorRole, InvocationLimits, PluginDigest, SyncMode, WriteMode,
 };
-use weft_tests::{test_host, wasm};
 
 struct Fixture {
     host: PluginHost,
@@ -21,31 +20,23 @@ struct Fixture {
 
 async fn fixture() -> anyhow::Result<Fixture> {
     let dir = tempfile::tempdir()?;
-    let host = test_host()?;
-    let hostile = host
-        .install(&wasm("hostile-source")?)
-        .await?
-        .plugin
-        .digest
-        .clone();
-    let files = host.install(&wasm("files")?).await?.plugin.digest.clone();
-    host.set_grants(
-        &files,
-        &CapabilityGrants {
-            directories: vec![DirectoryGrant {
-                guest_path: "/data".into(),
-                host_path: dir.path().to_owned(),
-                read_only: false,
-            }],
-            ..Default::default()
-        },
-    )?;
+    let (host, files) = files_host(dir.path()).await?;
+    let hostile = install(&host, "hostile-source").await?;
     Ok(Fixture {
         host,
         hostile,
         files,
         dir,
     })
+}
+
+fn one_column_stream(name: &str) -> ConfiguredStream {
+    configured(
+        name,
+        json!({"type": "object", "properties": {"id": {"type": "integer"}}}),
+        SyncMode::FullRefresh,
+        WriteMode::Append,
+    )
 }
 
 impl Fixture {
@@ -64,21 +55,11 @@ impl Fixture {
             },
             ..SyncSide::new(self.hostile.clone(), json!({ "mode": mode }))
         };
-        let stream = ConfiguredStream {
-            name: "rows".into(),
-            namespace: None,
-            json_schema: json!({"type": "object", "properties": {"id": {"type": "integer"}}}),
-            fields: Vec::new(),
-            sync_mode: SyncMode::FullRefresh,
-            cursor_field: None,
-            primary_key: Vec::new(),
-            write_mode: WriteMode::Append,
-        };
         let mut req = SyncRequest::new(
             format!("hostile-{mode}"),
             source,
             SyncSide::new(self.files.clone(), json!({"path": "/data/out"})),
-            vec![stream],
+            vec![one_column_stream("rows")],
         );
         req.max_batch_bytes = 1 << 20;
         let err = self.host.sync(req).await.unwrap_err();
@@ -143,30 +124,14 @@ async fn a_misbehaving_source_fails_the_sync_with_a_specific_error() -> anyhow::
     );
 
     // The host carries on: a good sync still runs after all of that.
-    let generator = f
-        .host
-        .install(&wasm("generator-source")?)
-        .await?
-        .plugin
-        .digest
-        .clone();
-    let stream = ConfiguredStream {
-        name: "numbers".into(),
-        namespace: None,
-        json_schema: json!({"type": "object", "properties": {"id": {"type": "integer"}}}),
-        fields: Vec::new(),
-        sync_mode: SyncMode::FullRefresh,
-        cursor_field: None,
-        primary_key: Vec::new(),
-        write_mode: WriteMode::Append,
-    };
+    let generator = install(&f.host, "generator-source").await?;
     let report = f
         .host
         .sync(SyncRequest::new(
             "after",
             SyncSide::new(generator, json!({"rows": 10})),
             SyncSide::new(f.files.clone(), json!({"path": "/data/out"})),
-            vec![stream],
+            vec![one_column_stream("numbers")],
         ))
         .await?;
     assert_eq!(report.progress.streams[0].rows, 10);

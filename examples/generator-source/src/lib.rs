@@ -214,15 +214,13 @@ mod tests {
         assert_eq!(streams.len(), 1);
         assert_eq!(streams[0].estimated_rows, Some(25));
         let selected = vec![testing::configure(&streams[0], Some(SyncMode::Incremental))];
-        let out = testing::read_all(
-            &Generator,
-            config,
-            selected.clone(),
-            Vec::new(),
-            BatchFormat::ArrowIpc,
-            limits(10),
-        )
-        .unwrap();
+        let request = |config: Value, state| ReadRequest {
+            config: config.to_string(),
+            streams: selected.clone(),
+            state,
+            format: BatchFormat::ArrowIpc,
+        };
+        let out = testing::read_all(&Generator, request(config, Vec::new()), limits(10)).unwrap();
         assert_eq!(out.batches.len(), 3);
         let rows = out.rows("numbers").unwrap();
         let ids: Vec<_> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
@@ -237,10 +235,7 @@ mod tests {
         // Five more rows later: an incremental read yields only them.
         let more = testing::read_all(
             &Generator,
-            json!({"rows": 30, "seed": 7}),
-            selected,
-            out.state(),
-            BatchFormat::ArrowIpc,
+            request(json!({"rows": 30, "seed": 7}), out.state()),
             limits(10),
         )
         .unwrap();

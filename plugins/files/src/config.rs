@@ -143,6 +143,20 @@ fn default_format() -> FileFormat {
     FileFormat::Ndjson
 }
 
+/// A file-system error as a plugin error: a missing or refused path is the
+/// configuration's (or the grant's) fault and not worth retrying; anything
+/// else may pass.
+pub fn io_error(what: impl std::fmt::Display, e: std::io::Error) -> PluginError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound
+        | std::io::ErrorKind::PermissionDenied
+        | std::io::ErrorKind::ReadOnlyFilesystem => PluginError::config(format!(
+            "{what}: {e} (is {ROOT} granted, and read-write for a destination?)"
+        )),
+        _ => PluginError::transient(format!("{what}: {e}")),
+    }
+}
+
 /// `path` as a directory under [`ROOT`]; `..` and paths elsewhere are refused
 /// (the sandbox would refuse them anyway, with a less helpful message).
 pub fn directory(path: &str) -> Result<PathBuf, PluginError> {

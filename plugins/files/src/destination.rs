@@ -14,7 +14,7 @@
 //! adopts the marker's state; staging files nobody committed are removed.
 //! So each row lands once. Use one directory per job: the marker is per directory.
 
-use crate::config::{DestinationConfig, FileFormat, directory, file_safe};
+use crate::config::{DestinationConfig, FileFormat, directory, file_safe, io_error};
 use crate::schema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,17 +34,6 @@ const MARKER: &str = ".weft-commit.json";
 
 /// CSV or NDJSON files in a granted directory.
 pub struct FilesDestination;
-
-fn io_error(what: impl std::fmt::Display, e: std::io::Error) -> PluginError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound
-        | std::io::ErrorKind::PermissionDenied
-        | std::io::ErrorKind::ReadOnlyFilesystem => PluginError::config(format!(
-            "{what}: {e} (is the directory granted read-write?)"
-        )),
-        _ => PluginError::transient(format!("{what}: {e}")),
-    }
-}
 
 /// One stream's files in the marker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,8 +270,13 @@ impl FilesWriter {
     }
 
     /// The rows of `batch` as bytes of the output format.
-    fn encode(&self, stream: &StreamFile, batch: &Batch) -> Result<Vec<u8>, PluginError> {
-        match self.format {
+    fn encode(
+        stream: &StreamFile,
+        format: FileFormat,
+        (delimiter, quote): (u8, u8),
+        batch: &Batch,
+    ) -> Result<Vec<u8>, PluginError> {
+        match format {
             FileFormat::Ndjson => {
                 let mut bytes = batch.to_ndjson()?;
                 if !bytes.is_empty() && !bytes.ends_with(b"\n") {
@@ -292,8 +286,8 @@ impl FilesWriter {
             }
             FileFormat::Csv => {
                 let mut out = csv::WriterBuilder::new()
-                    .delimiter(self.csv.0)
-                    .quote(self.csv.1)
+                    .delimiter(delimiter)
+                    .quote(quote)
                     .from_writer(Vec::new());
                 let fail = |e: csv::Error| PluginError::internal(format!("csv: {e}"));
                 if stream.length == 0 {
@@ -339,16 +333,13 @@ impl Writer for FilesWriter {
     }
 
     fn write(&mut self, batch: Batch) -> Result<(), PluginError> {
-        let Some(stream) = self.streams.get(&batch.stream_name) else {
+        let Some(stream) = self.streams.get_mut(&batch.stream_name) else {
             return Err(PluginError::data(format!(
                 "a batch of stream {:?}, which this write did not open",
                 batch.stream_name
             )));
         };
-        let bytes = self.encode(stream, &batch)?;
-        let Some(stream) = self.streams.get_mut(&batch.stream_name) else {
-            return Ok(());
-        };
+        let bytes = Self::encode(stream, self.format, self.csv, &batch)?;
         stream
             .file
             .write_all(&bytes)

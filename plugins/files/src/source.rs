@@ -7,7 +7,7 @@
 //! from the start. A full refresh honours the offsets only while the last
 //! read of the stream is not `complete` (a sync stopped halfway resumes).
 
-use crate::config::{FileFormat, SourceConfig, directory};
+use crate::config::{FileFormat, SourceConfig, directory, io_error};
 use crate::schema::{self, Inference};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, VecDeque};
@@ -33,25 +33,16 @@ struct StreamFiles {
     files: Vec<(String, PathBuf)>,
 }
 
-fn io_error(what: &str, e: std::io::Error) -> PluginError {
-    match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
-            PluginError::config(format!("{what}: {e} (is the directory granted?)"))
-        }
-        _ => PluginError::transient(format!("{what}: {e}")),
-    }
-}
-
 /// The matching files, grouped into streams.
 fn streams(config: &SourceConfig) -> Result<Vec<StreamFiles>, PluginError> {
     let dir = directory(&config.path)?;
     let pattern = glob::Pattern::new(&config.glob)
         .map_err(|e| PluginError::config(format!("glob {:?}: {e}", config.glob)))?;
-    let entries =
-        std::fs::read_dir(&dir).map_err(|e| io_error(&format!("reading {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(&dir)
+        .map_err(|e| io_error(format_args!("reading {}", dir.display()), e))?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| io_error(&format!("reading {}", dir.display()), e))?;
+        let entry = entry.map_err(|e| io_error(format_args!("reading {}", dir.display()), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         // Our own staging files and markers are never input.
         if name.starts_with(".weft-") || !pattern.matches(&name) {
@@ -113,7 +104,7 @@ impl Dialect {
 
     /// The file's column names: its header row, or `column_1`... from the first row.
     fn header(self, path: &PathBuf) -> Result<Vec<String>, PluginError> {
-        let file = File::open(path).map_err(|e| io_error(&path.display().to_string(), e))?;
+        let file = File::open(path).map_err(|e| io_error(path.display(), e))?;
         let mut reader = self.reader(file);
         let mut first = csv::StringRecord::new();
         reader
@@ -301,7 +292,11 @@ struct OpenFile {
 }
 
 enum RowSource {
-    Ndjson(BufReader<File>),
+    Ndjson {
+        reader: BufReader<File>,
+        /// The line being read, reused from row to row.
+        line: Vec<u8>,
+    },
     Csv {
         reader: csv::Reader<File>,
         base: u64,
@@ -445,7 +440,10 @@ fn open_next(
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| io_error(name, e))?;
         let rows = match format_of(config, name) {
-            FileFormat::Ndjson => RowSource::Ndjson(BufReader::with_capacity(256 * 1024, file)),
+            FileFormat::Ndjson => RowSource::Ndjson {
+                reader: BufReader::with_capacity(256 * 1024, file),
+                line: Vec::new(),
+            },
             FileFormat::Csv => {
                 let header = dialect.header(path)?;
                 let mut reader = dialect.reader(file);
@@ -486,10 +484,10 @@ fn read_row(
     let at = open.offset;
     let bad = |what: String| PluginError::data(format!("{} at byte {at}: {what}", open.name));
     let consumed = match &mut open.rows {
-        RowSource::Ndjson(reader) => loop {
-            let mut line = Vec::new();
+        RowSource::Ndjson { reader, line } => loop {
+            line.clear();
             let n = reader
-                .read_until(b'\n', &mut line)
+                .read_until(b'\n', line)
                 .map_err(|e| io_error(&open.name, e))? as u64;
             if n == 0 {
                 return Ok(None);

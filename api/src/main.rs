@@ -14,10 +14,20 @@ use std::sync::Arc;
 use weft_host::{HostConfig, PluginHost};
 
 /// The first-party plugins, bundled at build time.
-const BUNDLED_PLUGINS: &[(&str, &[u8])] = &[(
-    "core",
-    include_bytes!(concat!(env!("OUT_DIR"), "/core.wasm")),
-)];
+const BUNDLED_PLUGINS: &[(&str, &[u8])] = &[
+    (
+        "core",
+        include_bytes!(concat!(env!("OUT_DIR"), "/core.wasm")),
+    ),
+    (
+        "files",
+        include_bytes!(concat!(env!("OUT_DIR"), "/files.wasm")),
+    ),
+];
+
+/// Where the bundled `files` connector reads and writes, under the data
+/// directory, unless an admin granted it another directory.
+const FILES_DIR: &str = "files";
 
 /// Weft: workflows whose every step is a sandboxed WebAssembly component.
 #[derive(Parser)]
@@ -115,7 +125,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
         ..HostConfig::default()
     })?);
     let store = weft_store::Store::connect(&args.db).await?;
-    let engine = weft_engine::Engine::start(args.engine, host, store).await?;
+    let mut engine_config = args.engine;
+    engine_config.secret_key = secret_key(&args.data_dir)?;
+    let engine = weft_engine::Engine::start(engine_config, host, store).await?;
     for (name, bytes) in BUNDLED_PLUGINS {
         if bytes.is_empty() {
             tracing::warn!(
@@ -127,7 +139,78 @@ async fn serve(args: ServeArgs) -> Result<()> {
             .install_plugin(weft_model::Principal::bootstrap_admin(), bytes, true)
             .await
             .with_context(|| format!("installing bundled plugin {name}"))?;
+        if *name == "files" && entry.grants.directories.is_empty() {
+            grant_files_dir(&engine, &entry, &args.data_dir.join(FILES_DIR)).await?;
+        }
         tracing::info!(plugin = %entry.manifest.name, version = %entry.manifest.version, "first-party plugin ready");
     }
     server::serve(engine, &args.listen, args.shutdown_grace, args.body_limits).await
+}
+
+/// Grants the bundled `files` connector its directory (as `/data`,
+/// writable) the first time it is installed; an admin's grant wins after.
+async fn grant_files_dir(
+    engine: &weft_engine::Engine,
+    entry: &weft_engine::PluginEntry,
+    dir: &std::path::Path,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let mut grants = entry.grants.clone();
+    grants.directories.push(weft_model::DirectoryGrant {
+        guest_path: "/data".into(),
+        host_path: dir.clone(),
+        read_only: false,
+    });
+    engine
+        .set_plugin_state(
+            weft_model::Principal::bootstrap_admin(),
+            &entry.digest,
+            entry.enabled,
+            grants,
+        )
+        .await?;
+    tracing::info!(dir = %dir.display(), "the files connector reads and writes this directory as /data");
+    Ok(())
+}
+
+/// The key that seals connection secrets: `WEFT_SECRET_KEY` (base64),
+/// else the file `WEFT_SECRET_KEY_FILE` names, else `secret.key` in the
+/// data directory, generated (mode 0600) on first start.
+fn secret_key(data_dir: &std::path::Path) -> Result<weft_engine::SecretKey> {
+    if let Ok(text) = std::env::var("WEFT_SECRET_KEY") {
+        return weft_engine::SecretKey::from_base64(&text).context("WEFT_SECRET_KEY");
+    }
+    let (path, explicit) = match std::env::var_os("WEFT_SECRET_KEY_FILE") {
+        Some(p) => (PathBuf::from(p), true),
+        None => (data_dir.join("secret.key"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => weft_engine::SecretKey::from_base64(&text)
+            .with_context(|| format!("secret key file {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            let key = weft_engine::SecretKey::generate();
+            write_private(&path, &key.to_base64())?;
+            tracing::info!(file = %path.display(), "generated the key that seals connection secrets; back it up");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read secret key file {}", path.display())),
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }

@@ -27,6 +27,7 @@ mod plugin;
 mod run;
 mod runs;
 mod sse;
+mod sync;
 mod template;
 
 use anyhow::{Context, Result};
@@ -68,6 +69,100 @@ pub enum Command {
     /// Install, list, enable, disable and inspect plugins.
     #[command(subcommand, visible_alias = "plugins")]
     Plugin(PluginCommand),
+    /// Create, list, show, test, discover and delete connections.
+    #[command(subcommand, visible_alias = "connections")]
+    Connection(ConnectionCommand),
+    /// Create, list and show sync jobs; sync, cancel, and edit their state.
+    #[command(subcommand, visible_alias = "jobs")]
+    Job(JobCommand),
+}
+
+/// `weft connection …`
+#[derive(Subcommand, Debug)]
+pub enum ConnectionCommand {
+    /// Create a connection from a YAML or JSON file (`name`, `role`,
+    /// `connector`, `config`); prints its id.
+    Create {
+        /// The file; `-` reads stdin.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: String,
+    },
+    /// List connections.
+    List,
+    /// Print a connection (secrets masked).
+    Show {
+        /// Connection id.
+        id: String,
+    },
+    /// Check a connection with its connector; exits 1 when it fails.
+    Test {
+        /// Connection id.
+        id: String,
+    },
+    /// List the streams a source connection can read.
+    Discover {
+        /// Connection id.
+        id: String,
+    },
+    /// Delete a connection no job uses.
+    Delete {
+        /// Connection id.
+        id: String,
+    },
+}
+
+/// `weft job …`
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Create a job from a YAML or JSON file (`name`, `source`,
+    /// `destination`, `streamsConfig`, `schedule`); prints its id.
+    Create {
+        /// The file; `-` reads stdin.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: String,
+    },
+    /// List jobs with their last run.
+    List,
+    /// Show a job and its syncs.
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Start a sync now (and follow it with --follow).
+    Sync {
+        /// Job id.
+        id: String,
+        /// Follow the sync: logs, a progress bar with rows/s, and the exit
+        /// code of its result.
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Cancel a job's running sync.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Print a job's state, replace it (--set FILE) or reset it (--reset).
+    State {
+        /// Job id.
+        id: String,
+        /// Forget the state: the next sync reads everything again.
+        #[arg(long, conflicts_with = "set")]
+        reset: bool,
+        /// Replace the state with a file's `{"streams": [...]}`.
+        #[arg(long, value_name = "FILE")]
+        set: Option<String>,
+    },
+    /// Turn a job's schedule on.
+    Activate {
+        /// Job id.
+        id: String,
+    },
+    /// Turn a job's schedule off.
+    Deactivate {
+        /// Job id.
+        id: String,
+    },
 }
 
 /// `weft template …`
@@ -250,6 +345,8 @@ async fn execute(command: Command, g: &GlobalArgs) -> Result<i32> {
         Command::Run(a) => run::execute(&client, a, g.json).await,
         Command::Runs(c) => runs::execute(&client, c, g.json).await,
         Command::Plugin(c) => plugin::execute(&client, c, g.json).await,
+        Command::Connection(c) => sync::connection(&client, c, g.json).await,
+        Command::Job(c) => sync::job(&client, c, g.json).await,
     }
 }
 

@@ -117,6 +117,9 @@ pub enum ApiError {
     /// Validation failed.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorBody>),
+    /// The resource is busy (a job's state while it syncs).
+    #[oai(status = 423)]
+    Locked(Json<ErrorBody>),
     /// Something broke on our side.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -245,6 +248,27 @@ impl From<weft_engine::EngineError> for ApiError {
             ),
             E::Install(i) => Self::validation("INVALID_PLUGIN", i.to_string(), Vec::new()),
             E::Host(h) => Self::conflict(h.to_string()),
+            E::InvalidConnection(ps) => Self::validation(
+                "INVALID_CONNECTION",
+                e.to_string(),
+                ps.iter()
+                    .map(|p| problem(&p.pointer, p.code, &p.message))
+                    .collect(),
+            ),
+            E::InvalidJob(ps) => Self::validation(
+                "INVALID_JOB",
+                e.to_string(),
+                ps.iter()
+                    .map(|p| problem(&p.pointer, p.code, &p.message))
+                    .collect(),
+            ),
+            E::Connector(f) => {
+                let failure = weft_engine::connector_failure(f);
+                let mut body = error_body("CONNECTOR_FAILED", failure.message.clone());
+                body.error.details = serde_json::to_value(&failure).ok();
+                Self::Unprocessable(Json(body))
+            }
+            E::Locked(m) => Self::Locked(Json(error_body("LOCKED", m.clone()))),
             E::Store(weft_engine::StoreError::NotFound(m)) => {
                 Self::not_found(format!("{m} not found"))
             }

@@ -16,6 +16,8 @@ mod plugins_api;
 mod runs_api;
 pub mod spec;
 mod stream_api;
+mod sync_api;
+mod sync_views;
 mod templates_api;
 pub mod views;
 
@@ -46,6 +48,9 @@ pub fn app(engine: Engine, public_url: &str, limits: BodyLimits) -> impl Endpoin
                 engine: engine.clone(),
             },
             stream_api::StreamApi {
+                engine: engine.clone(),
+            },
+            sync_api::SyncApi {
                 engine: engine.clone(),
             },
         ),

@@ -253,6 +253,12 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (60 s deadline) for the process to exit.
+    /// SIGKILLs the server (no shutdown of any kind) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

@@ -10,6 +10,7 @@
 pub mod envelope;
 pub mod requests;
 pub mod strict;
+pub mod sync;
 pub mod views;
 
 pub use envelope::{Envelope, ErrorBody, ErrorDetail, Meta, Pagination, ValidationError};

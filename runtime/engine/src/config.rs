@@ -1,6 +1,7 @@
 //! Engine settings and the bounds the engine applies to callers' values.
 
 use crate::ExpressionSettings;
+use crate::secret_box::SecretKey;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use weft_model::template::TemplateLimits;
@@ -34,6 +35,14 @@ pub struct EngineConfig {
     /// The shortest wait before a retry, whatever a template asks for: a
     /// step with a huge `maxAttempts` and no backoff cannot storm.
     pub min_retry_backoff: Duration,
+    /// Seals connection secrets at rest. The server reads it from its
+    /// settings or key file; the default is a fresh key per process.
+    pub secret_key: SecretKey,
+    /// Limits for a sync step's connectors, each side on its own (a
+    /// step's `timeout` overrides the wall clock and CPU time).
+    pub sync_limits: InvocationLimits,
+    /// Least time between two destination commits of a sync.
+    pub sync_commit_interval: Duration,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +55,13 @@ impl Default for EngineConfig {
             expressions: ExpressionSettings::default(),
             templates: TemplateLimits::default(),
             min_retry_backoff: Duration::from_millis(100),
+            secret_key: SecretKey::generate(),
+            sync_limits: InvocationLimits {
+                timeout: Duration::from_secs(24 * 3600),
+                cpu_time: Duration::from_secs(24 * 3600),
+                ..InvocationLimits::default()
+            },
+            sync_commit_interval: Duration::from_secs(1),
         }
     }
 }

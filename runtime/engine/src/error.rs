@@ -48,6 +48,18 @@ pub enum EngineError {
         /// The limit crossed.
         error: JsonLimitError,
     },
+    /// A connection request is invalid; every problem with its JSON pointer.
+    #[error("invalid connection: {}", problems_text(.0))]
+    InvalidConnection(Vec<weft_model::ConfigProblem>),
+    /// A job request is invalid (or the job no longer fits its source).
+    #[error("invalid job: {}", problems_text(.0))]
+    InvalidJob(Vec<weft_model::ConfigProblem>),
+    /// A connector's `check` or `discover` failed.
+    #[error("the connector failed: {0}")]
+    Connector(weft_host::ConnectorFailure),
+    /// The resource is busy (a job's state while it syncs).
+    #[error("locked: {0}")]
+    Locked(String),
     /// A plugin could not be installed.
     #[error(transparent)]
     Install(#[from] weft_host::InstallError),
@@ -79,7 +91,16 @@ impl EngineError {
         match self {
             Self::ShuttingDown => true,
             Self::Store(e) => e.is_retryable(),
+            Self::Connector(weft_host::ConnectorFailure::Host(e)) => e.is_retryable(),
+            Self::Connector(weft_host::ConnectorFailure::Plugin(e)) => e.retryable,
             _ => false,
         }
     }
+}
+
+fn problems_text(ps: &[weft_model::ConfigProblem]) -> String {
+    ps.iter()
+        .map(|p| format!("{}: {}", p.pointer, p.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -30,18 +30,32 @@ pub enum Operation {
     AnswerRun,
     /// Read counts for metrics.
     ReadMetrics,
+    /// List or read connections, test them and discover their streams.
+    ReadConnections,
+    /// Create, update, delete or test-configure connections.
+    ManageConnections,
+    /// List or read sync jobs, their state and catalog changes.
+    ReadJobs,
+    /// Create, update, delete or (de)activate jobs; edit their state.
+    ManageJobs,
 }
 
 impl Operation {
     /// The permission the operation needs.
     pub const fn needs(self) -> Permission {
         match self {
-            Self::ReadPlugins | Self::ReadTemplates | Self::ReadRuns | Self::ReadMetrics => {
-                Permission::Read
-            }
-            Self::ManageTemplates | Self::StartRun | Self::ControlRun | Self::AnswerRun => {
-                Permission::Operate
-            }
+            Self::ReadPlugins
+            | Self::ReadTemplates
+            | Self::ReadRuns
+            | Self::ReadMetrics
+            | Self::ReadConnections
+            | Self::ReadJobs => Permission::Read,
+            Self::ManageTemplates
+            | Self::StartRun
+            | Self::ControlRun
+            | Self::AnswerRun
+            | Self::ManageConnections
+            | Self::ManageJobs => Permission::Operate,
             // Grants apply to every workspace, so setting them is the
             // instance's business, as installing is.
             Self::InstallPlugin | Self::SetPluginState | Self::UninstallPlugin => {

@@ -11,6 +11,7 @@
 mod actor;
 mod committer;
 mod config;
+mod connections;
 mod error;
 mod evaluate;
 mod feed;
@@ -28,12 +29,16 @@ mod recovery;
 mod registry;
 mod runs;
 mod scheduler;
+mod secret_box;
 mod shared;
+mod sync_jobs;
+mod sync_step;
 mod templates;
 #[cfg(test)]
 mod test_support;
 
 pub use config::{EngineConfig, WORKER_STACK_BYTES};
+pub use connections::{CheckReport, connector_failure, ConnectionEntry, ConnectionRequest, JobUse, MASK};
 pub use error::EngineError;
 pub use evaluate::ExpressionSettings;
 pub use feed::{FeedItem, FeedSpec, Logs};
@@ -44,6 +49,9 @@ pub use live::LiveEvent;
 pub use plugins::StepTypeEntry;
 pub use registry::PluginEntry;
 pub use runs::StartRunRequest;
+pub use secret_box::{SecretBoxError, SecretKey};
+pub use sync_jobs::{CatalogDiff, StreamDiff, SyncJobEntry, SyncJobRequest, SyncJobRun};
+pub use sync_step::{BUILTIN_PLUGIN, SYNC_STEP};
 // Host and store types that the engine's services take or return, so the
 // API's handlers depend on the engine alone (only `main` wires a store).
 pub use weft_host::InstallError;
@@ -113,6 +121,9 @@ impl Engine {
             live_progress: LiveProgress::default(),
             finished_runs,
             plans: Mutex::default(),
+            registry: registry.clone(),
+            live_syncs: Arc::default(),
+            sync_starts: tokio::sync::Mutex::default(),
         });
         let engine = Self {
             shared,

@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use weft_host::PluginHost;
 use weft_model::template::{CatalogMiss, ResolvedStepType, StepTypeCatalog};
-use weft_model::{CapabilityGrants, PluginDigest, PluginManifest, StepTypeRef};
+use weft_model::{
+    CapabilityGrants, ConfigProblem, ConfigProblemCode, ConnectorRole, PluginDigest,
+    PluginManifest, StepTypeRef,
+};
 use weft_store::{PluginRecord, Store};
 
 /// One installed plugin as the engine sees it.
@@ -117,6 +120,12 @@ impl Registry {
         enabled: bool,
     ) -> Result<PluginEntry, EngineError> {
         let installed = self.host.install(bytes).await?;
+        if installed.plugin.manifest.name == crate::sync_step::BUILTIN_PLUGIN {
+            return Err(EngineError::Conflict(format!(
+                "the plugin name {:?} is reserved for the engine's built-in step types",
+                crate::sync_step::BUILTIN_PLUGIN
+            )));
+        }
         let digest = installed.plugin.digest.clone();
         if let Some(existing) = self.get(&digest) {
             return Ok(existing);
@@ -203,8 +212,67 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The newest enabled plugin named `name` that plays `role` and
+    /// satisfies `version`.
+    pub(crate) fn connector(
+        &self,
+        name: &str,
+        version: Option<&semver::VersionReq>,
+        role: ConnectorRole,
+    ) -> Result<PluginEntry, ConfigProblem> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let plays = |e: &PluginEntry| match role {
+            ConnectorRole::Source => e.manifest.roles.source,
+            ConnectorRole::Destination => e.manifest.roles.destination,
+        };
+        let matching: Vec<&PluginEntry> = entries
+            .values()
+            .filter(|e| e.manifest.name == name && plays(e))
+            .filter(|e| version.is_none_or(|req| req.matches(&e.manifest.version)))
+            .collect();
+        if matching.is_empty() {
+            let mut known: Vec<String> = entries
+                .values()
+                .filter(|e| plays(e))
+                .map(|e| e.manifest.name.clone())
+                .collect();
+            known.sort();
+            known.dedup();
+            return Err(ConfigProblem::new(
+                "/connector",
+                ConfigProblemCode::UnknownConnector,
+                format!(
+                    "no installed {role} connector {name:?}{}; installed {role} connectors: {known:?}",
+                    version.map(|v| format!(" matching {v}")).unwrap_or_default()
+                ),
+            ));
+        }
+        matching
+            .into_iter()
+            .filter(|e| e.enabled)
+            .max_by(|a, b| {
+                a.manifest
+                    .version
+                    .cmp(&b.manifest.version)
+                    .then(a.installed_at.cmp(&b.installed_at))
+            })
+            .cloned()
+            .ok_or_else(|| {
+                ConfigProblem::new(
+                    "/connector",
+                    ConfigProblemCode::ConnectorDisabled,
+                    format!("every installed version of connector {name:?} is disabled"),
+                )
+            })
+    }
+}
+
 impl StepTypeCatalog for Registry {
     fn resolve(&self, r: &StepTypeRef) -> Result<ResolvedStepType, CatalogMiss> {
+        if r.plugin == crate::sync_step::BUILTIN_PLUGIN {
+            return crate::sync_step::resolve_builtin(r);
+        }
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let versions: Vec<&PluginEntry> = entries
             .values()

@@ -42,6 +42,13 @@ pub(crate) struct Shared {
     pub(crate) plans: Mutex<HashMap<PlanKey, (u64, Arc<RunPlan>)>>,
     /// Evaluates every host-side expression under the configured budgets.
     pub(crate) evaluator: Arc<evaluate::Evaluator>,
+    /// Installed plugins (the engine's own handle, for built-in steps).
+    pub(crate) registry: crate::registry::Registry,
+    /// Syncs running in this process, by job.
+    pub(crate) live_syncs: Arc<crate::sync_step::LiveSyncs>,
+    /// Held while a sync is checked for and started, so two requests
+    /// cannot both start one.
+    pub(crate) sync_starts: tokio::sync::Mutex<()>,
 }
 
 /// A template revision: (template id, revision).

@@ -31,6 +31,7 @@ impl Engine {
         self.authorize(caller, Operation::ManageTemplates)?;
         let validated = self.validate_template(caller, body)?;
         let name = validated.template().name.clone();
+        refuse_job_template(&name)?;
         let id = TemplateId::generate();
         Ok(self.shared.store.create_template(&id, &name, body).await?)
     }
@@ -44,8 +45,10 @@ impl Engine {
         expected_revision: u32,
     ) -> Result<TemplateHead, EngineError> {
         self.authorize(caller, Operation::ManageTemplates)?;
-        self.validate_template(caller, body)?;
+        let validated = self.validate_template(caller, body)?;
+        refuse_job_template(&validated.template().name)?;
         let current = self.shared.store.template(id_or_name).await?;
+        refuse_job_template(&current.name)?;
         let mismatch = |current| EngineError::RevisionMismatch {
             expected: expected_revision,
             current,
@@ -77,6 +80,7 @@ impl Engine {
     ) -> Result<TemplateHead, EngineError> {
         self.authorize(caller, Operation::ManageTemplates)?;
         let t = self.shared.store.template(id_or_name).await?;
+        refuse_job_template(&t.name)?;
         self.shared.store.delete_template(&t.template_id).await?;
         Ok(t)
     }
@@ -127,6 +131,16 @@ impl Engine {
             items: p.revisions,
             total: p.total,
         })
+    }
+}
+
+/// Templates of sync jobs change only through their job.
+fn refuse_job_template(name: &str) -> Result<(), EngineError> {
+    match name.strip_prefix(weft_model::SYNC_JOB_TEMPLATE_PREFIX) {
+        Some(job) => Err(EngineError::Conflict(format!(
+            "template {name:?} belongs to sync job {job:?} and changes only through /jobs/{job}"
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -212,6 +212,31 @@ string_id!(
     valid_step_key
 );
 
+string_id!(
+    /// Identifies a connection: a configured source or destination.
+    ConnectionId,
+    "connection"
+);
+string_id!(
+    /// Identifies a sync job: a source, a destination and the streams between them.
+    SyncJobId,
+    "sync job"
+);
+
+impl ConnectionId {
+    /// A new connection id: a UUIDv7, so ids sort by creation time.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+impl SyncJobId {
+    /// A new job id: a UUIDv7, so ids sort by creation time.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+}
+
 impl RunId {
     /// A new run id: a UUIDv7, so ids sort by creation time.
     pub fn generate() -> Self {

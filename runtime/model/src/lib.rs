@@ -24,6 +24,7 @@ pub mod outcome;
 pub mod principal;
 pub mod run;
 pub mod step;
+pub mod sync;
 pub mod template;
 
 pub use artifact::ArtifactInfo;
@@ -39,7 +40,7 @@ pub use connector::{
 pub use error::{PluginError, PluginErrorKind};
 pub use event::{EventData, EventKind, RunEvent};
 pub use failure::{Failure, FailureCode};
-pub use ids::{IdError, PluginDigest, RunId, StepId, StepKey, TemplateId};
+pub use ids::{ConnectionId, IdError, PluginDigest, RunId, StepId, StepKey, SyncJobId, TemplateId};
 pub use json_limits::{JsonLimitError, JsonLimits, MAX_JSON_DEPTH, check_json, parse_json};
 pub use limits::InvocationLimits;
 pub use log::{LogLevel, LogLine, LogSource};
@@ -52,6 +53,10 @@ pub use outcome::{InputRequest, StepOutcome};
 pub use principal::{Permission, Principal, PrincipalKind, Role};
 pub use run::{RunProgress, RunStatus, StepStatus, WorkflowRun};
 pub use step::{RunStep, StepAttempt};
+pub use sync::{
+    ConfigProblem, ConfigProblemCode, Connection, LiveSync, SYNC_JOB_TEMPLATE_PREFIX, SealedSecret,
+    StreamSelection, StreamTotals, SyncJob, SyncOutput, SyncState, sync_job_template_name,
+};
 pub use template::{
     TemplateHead, TemplateRevision, ValidatedTemplate, WorkflowTemplate, validate_template,
 };

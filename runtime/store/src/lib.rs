@@ -19,6 +19,7 @@ mod plugins;
 mod quarantine;
 mod records;
 mod runs;
+mod sync;
 mod templates;
 
 pub use admin::ArtifactEntry;

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_journal.surql")),
     (4, include_str!("../migrations/0004_quarantine.surql")),
     (5, include_str!("../migrations/0005_attempts.surql")),
+    (6, include_str!("../migrations/0006_sync.surql")),
 ];
 
 pub(crate) async fn apply(store: &Store) -> Result<(), StoreError> {

@@ -325,7 +325,12 @@ impl RunActor {
             let token = CancellationToken::new();
             self.running.insert(key.clone(), token.clone());
             let attempt = st.attempt;
-            let mut limits = self.shared.config.step_limits.clone();
+            let builtin = crate::sync_step::is_builtin(step.plugin);
+            let mut limits = if builtin {
+                self.shared.config.sync_limits.clone()
+            } else {
+                self.shared.config.step_limits.clone()
+            };
             if let Some(t) = step.timeout {
                 limits.timeout = t;
                 limits.cpu_time = t;
@@ -356,7 +361,11 @@ impl RunActor {
                 let result = match shared.step_slots.clone().acquire_owned().await {
                     Ok(_permit) => {
                         let started = std::time::Instant::now();
-                        let result = shared.host.invoke_step(req).await;
+                        let result = if builtin {
+                            crate::sync_step::run(shared.clone(), req).await
+                        } else {
+                            shared.host.invoke_step(req).await
+                        };
                         crate::metrics::step_finished(
                             &step_label,
                             crate::metrics::AttemptOutcome::of(&result),

@@ -1,0 +1,360 @@
+//! Connections, jobs and syncs through the real server, with the bundled
+//! `files` connector reading and writing the server's files directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::path::Path;
+use support::{Server, assert_error_shape, start};
+
+fn ndjson(from: u64, to: u64) -> String {
+    (from..to)
+        .map(|i| format!("{{\"id\": {i}, \"name\": \"user {i}\"}}\n"))
+        .collect()
+}
+
+fn lines_under(dir: &Path) -> Vec<Value> {
+    let mut rows = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    for n in names {
+        let text = std::fs::read_to_string(dir.join(n)).unwrap();
+        rows.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    rows
+}
+
+async fn create(s: &Server, path: &str, body: Value) -> String {
+    let r = s.api("POST", path, Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["data"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A source over `files/in` and a destination into `files/out`, and a job
+/// between them syncing `users` incrementally.
+async fn files_job(s: &Server) -> (String, String, String) {
+    let src = create(
+        s,
+        "/connections",
+        json!({"name": "in", "role": "source", "connector": "files",
+               "config": {"path": "/data/in", "glob": "*.ndjson"}}),
+    )
+    .await;
+    let dst = create(
+        s,
+        "/connections",
+        json!({"name": "out", "role": "destination", "connector": "files",
+               "config": {"path": "/data/out"}}),
+    )
+    .await;
+    let job = create(
+        s,
+        "/jobs",
+        json!({"name": "users", "source": src, "destination": dst,
+               "streamsConfig": [{"name": "users", "syncMode": "incremental", "writeMode": "append"}]}),
+    )
+    .await;
+    (src, dst, job)
+}
+
+async fn sync_and_wait(s: &Server, job: &str) -> Value {
+    let r = s.api("POST", &format!("/jobs/{job}/sync"), None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let run = r.json()["data"]["id"].as_str().unwrap().to_owned();
+    s.wait_status(&run, "SUCCESS").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_syncs_files_through_the_server_and_resumes_incrementally() {
+    let s = support::server().await;
+    let files = s.dir.path().join("files");
+    std::fs::create_dir_all(files.join("in")).unwrap();
+    std::fs::write(files.join("in/users.ndjson"), ndjson(0, 100)).unwrap();
+
+    let types = s.api("GET", "/connector-types", None).await.json();
+    let file_type = types["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "files")
+        .unwrap_or_else(|| panic!("no files connector: {types}"));
+    assert_eq!(
+        file_type["versions"][0]["roles"],
+        json!(["source", "destination"])
+    );
+    let spec = s.api("GET", "/connector-types/files/spec", None).await;
+    assert_eq!(spec.status, 200, "{}", spec.text());
+    assert!(spec.json()["data"]["source"]["configSchema"]["properties"]["glob"].is_object());
+
+    let (src, dst, job) = files_job(&s).await;
+    let test = s
+        .api("POST", &format!("/connections/{src}/test"), None)
+        .await
+        .json();
+    assert_eq!(test["data"]["ok"], true, "{test}");
+    let catalog = s
+        .api("POST", &format!("/connections/{src}/discover"), None)
+        .await
+        .json();
+    assert_eq!(catalog["data"]["streams"][0]["name"], "users", "{catalog}");
+
+    let run = sync_and_wait(&s, &job).await;
+    assert_eq!(run["data"]["outputs"]["sync"]["rows"], 100, "{run}");
+    let rows = lines_under(&files.join("out"));
+    assert_eq!(rows.len(), 100);
+    assert_eq!(rows[99]["name"], "user 99");
+
+    // Appended lines are all the next sync reads.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(files.join("in/users.ndjson"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, ndjson(100, 130).as_bytes()).unwrap();
+    let run = sync_and_wait(&s, &job).await;
+    assert_eq!(run["data"]["outputs"]["sync"]["rows"], 30, "{run}");
+    let rows = lines_under(&files.join("out"));
+    let ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, (0..130).collect::<Vec<_>>(), "each row exactly once");
+
+    let history = s
+        .api("GET", &format!("/jobs/{job}/runs"), None)
+        .await
+        .json();
+    let syncs = history["data"].as_array().unwrap();
+    assert_eq!(syncs.len(), 2, "{history}");
+    assert_eq!(syncs[0]["rows"], 30);
+    assert_eq!(syncs[0]["streams"][0]["stream"], "users");
+    let state = s
+        .api("GET", &format!("/jobs/{job}/state"), None)
+        .await
+        .json();
+    assert!(state["data"]["seq"].as_u64().unwrap() >= 2, "{state}");
+    let view = s.api("GET", &format!("/jobs/{job}"), None).await.json();
+    assert_eq!(view["data"]["lastRun"]["status"], "SUCCESS", "{view}");
+
+    // A reset reads everything again, into a file of its own.
+    let reset = s.api("DELETE", &format!("/jobs/{job}/state"), None).await;
+    assert_eq!(reset.status, 200, "{}", reset.text());
+    let run = sync_and_wait(&s, &job).await;
+    assert_eq!(run["data"]["outputs"]["sync"]["rows"], 130, "{run}");
+
+    // What the job uses cannot go, and its template changes only through it.
+    let del = s.api("DELETE", &format!("/connections/{src}"), None).await;
+    assert_error_shape(&del, 409, "CONFLICT");
+    let template = view["data"]["templateId"].as_str().unwrap();
+    let del = s
+        .api("DELETE", &format!("/workflow-templates/{template}"), None)
+        .await;
+    assert_error_shape(&del, 409, "CONFLICT");
+    let listed = s
+        .api("GET", &format!("/connections?role=destination"), None)
+        .await
+        .json();
+    assert_eq!(listed["data"][0]["id"], dst.as_str(), "{listed}");
+    assert_eq!(listed["data"][0]["jobs"][0]["id"], job.as_str(), "{listed}");
+
+    let gone = s.api("DELETE", &format!("/jobs/{job}"), None).await;
+    assert_eq!(gone.status, 200, "{}", gone.text());
+    let del = s.api("DELETE", &format!("/connections/{src}"), None).await;
+    assert_eq!(del.status, 200, "{}", del.text());
+    let missing = s.api("GET", &format!("/connections/{src}"), None).await;
+    assert_error_shape(&missing, 404, "NOT_FOUND");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_connections_and_jobs_get_a_pointer_per_problem() {
+    let s = support::server().await;
+    std::fs::create_dir_all(s.dir.path().join("files/in")).unwrap();
+    let r = s
+        .api(
+            "POST",
+            "/connections",
+            Some(json!({"name": "x", "role": "source", "connector": "files",
+                        "config": {"path": 5, "glob": "*"}})),
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_CONNECTION");
+    let problems = &r.json()["error"]["validationErrors"];
+    assert_eq!(problems[0]["pointer"], "/config/path", "{problems}");
+    assert_eq!(problems[0]["code"], "INVALID_CONFIG", "{problems}");
+
+    let r = s
+        .api(
+            "POST",
+            "/connections",
+            Some(json!({"name": "x", "role": "source", "connector": "nope", "config": {}})),
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_CONNECTION");
+    assert_eq!(
+        r.json()["error"]["validationErrors"][0]["code"],
+        "UNKNOWN_CONNECTOR"
+    );
+
+    let (src, dst, _) = files_job(&s).await;
+    let r = s
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({"name": "bad", "source": dst, "destination": src,
+                        "streamsConfig": [{"name": "users", "syncMode": "incremental", "writeMode": "append"}]})),
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_JOB");
+    let codes: Vec<Value> = r.json()["error"]["validationErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].clone())
+        .collect();
+    assert_eq!(codes, [json!("WRONG_ROLE"), json!("WRONG_ROLE")]);
+
+    let r = s
+        .api(
+            "POST",
+            "/jobs",
+            Some(json!({"name": "bad", "source": src, "destination": dst,
+                        "streamsConfig": [
+                            {"name": "ghosts", "syncMode": "full-refresh", "writeMode": "append"},
+                            {"name": "users", "syncMode": "full-refresh", "writeMode": "upsert"}]})),
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_JOB");
+    let pointers: Vec<Value> = r.json()["error"]["validationErrors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pointer"].clone())
+        .collect();
+    assert_eq!(
+        pointers,
+        [json!("/streams/0/name"), json!("/streams/1/writeMode"), json!("/streams/1/primaryKey")]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_key_is_generated_once_private_and_reused_after_a_restart() {
+    let work = tempfile::tempdir().unwrap();
+    let db = format!("surrealkv://{}", work.path().join("db").display());
+    let data = work.path().join("data");
+    let args = [
+        "--db",
+        db.as_str(),
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let s = start(&args, &[], None).await;
+    let key = std::fs::read_to_string(data.join("secret.key")).unwrap();
+    assert_eq!(key.trim().len(), 44, "32 bytes of base64");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only its owner reads the key");
+    }
+    std::fs::create_dir_all(data.join("files/in")).unwrap();
+    let id = create(
+        &s,
+        "/connections",
+        json!({"name": "in", "role": "source", "connector": "files", "config": {"path": "/data/in"}}),
+    )
+    .await;
+    drop(s);
+    let s = start(&args, &[], None).await;
+    let test = s
+        .api("POST", &format!("/connections/{id}/test"), None)
+        .await
+        .json();
+    assert_eq!(test["data"]["ok"], true, "{test}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("secret.key")).unwrap(),
+        key,
+        "the key is not replaced"
+    );
+}
+
+/// SIGKILL in the middle of a sync: after the restart the run's sync step
+/// runs again with the same sync id from the last committed checkpoint (not
+/// from zero), and the destination holds each source row exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_halfway_resumes_from_its_last_commit_after_a_restart() {
+    const ROWS: u64 = 1_500_000;
+    let work = tempfile::tempdir().unwrap();
+    let db = format!("surrealkv://{}", work.path().join("db").display());
+    let data = work.path().join("data");
+    let files = data.join("files");
+    std::fs::create_dir_all(files.join("in")).unwrap();
+    std::fs::write(files.join("in/users.ndjson"), ndjson(0, ROWS)).unwrap();
+    let mut args = vec![
+        "--db".to_owned(),
+        db,
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--data-dir".to_owned(),
+        data.to_str().unwrap().to_owned(),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut s = start(&argv, &[], None).await;
+    let (_, _, job) = files_job(&s).await;
+    let r = s.api("POST", &format!("/jobs/{job}/sync"), None).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let run = r.json()["data"]["id"].as_str().unwrap().to_owned();
+
+    // Wait for a commit while the sync still runs.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let j = s.api("GET", &format!("/jobs/{job}"), None).await.json();
+        let r = s.api("GET", &format!("/workflow-runs/{run}"), None).await.json();
+        assert_ne!(
+            r["data"]["status"], "SUCCESS",
+            "the sync finished before it could be killed: make the source larger"
+        );
+        if j["data"]["stateSeq"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no commit: {j}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    s.kill();
+
+    args[3] = s.addr.to_string();
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let s = start(&argv, &[], None).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
+    let done = loop {
+        let r = s.api("GET", &format!("/workflow-runs/{run}"), None).await.json();
+        match r["data"]["status"].as_str() {
+            Some("SUCCESS") => break r,
+            Some("FAILED" | "CANCELLED") => panic!("the resumed sync did not succeed: {r}"),
+            _ => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the sync did not finish: {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let resumed_rows = done["data"]["outputs"]["sync"]["rows"].as_u64().unwrap();
+    assert!(
+        resumed_rows < ROWS,
+        "the second attempt re-read everything ({resumed_rows} rows): {done}"
+    );
+    let step = s
+        .api("GET", &format!("/workflow-runs/{run}/steps/sync"), None)
+        .await
+        .json();
+    assert_eq!(step["data"]["attempt"], 2, "{step}");
+    let rows = lines_under(&files.join("out"));
+    assert_eq!(rows.len() as u64, ROWS, "each row exactly once");
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["id"].as_u64(), Some(i as u64), "row {i} out of place");
+    }
+}

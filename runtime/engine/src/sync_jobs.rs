@@ -1,0 +1,885 @@
+//! Sync jobs: a source, a destination, the streams between them and an
+//! optional schedule. A job owns a template (one `weft/sync` step, plus
+//! the schedule while the job is active), so each sync is a workflow run.
+
+use crate::sync_step::{BUILTIN_PLUGIN, SYNC_STEP};
+use crate::{Engine, EngineError, Operation, Page, PageRequest, StartRunRequest};
+use serde_json::{Value, json};
+use weft_model::template::ScheduleSpec;
+use weft_model::{
+    Catalog, Checkpoint, ConfigProblem, ConfigProblemCode, ConfiguredStream, ConnectionId,
+    ConnectorRole, DestinationSpec, LiveSync, Principal, RunStatus, StreamSelection, SyncJob,
+    SyncJobId, SyncMode, SyncOutput, SyncState, TemplateId, WorkflowRun, WriteMode,
+    sync_job_template_name,
+};
+use weft_store::RunFilter;
+
+/// What a job request says: a new job or the whole of an existing one.
+#[derive(Debug, Clone)]
+pub struct SyncJobRequest {
+    /// A name for people; unique.
+    pub name: String,
+    /// The source connection.
+    pub source: ConnectionId,
+    /// The destination connection.
+    pub destination: ConnectionId,
+    /// The streams to sync and how.
+    pub streams: Vec<StreamSelection>,
+    /// When syncs start on their own.
+    pub schedule: Option<ScheduleSpec>,
+    /// Whether the schedule fires.
+    pub active: bool,
+}
+
+/// A job with where its syncs stand.
+#[derive(Debug, Clone)]
+pub struct SyncJobEntry {
+    /// The job.
+    pub job: SyncJob,
+    /// The seq of its last destination commit.
+    pub state_seq: u64,
+    /// Its newest run: (start or creation time, status).
+    pub last_run: Option<(i64, RunStatus)>,
+    /// The sync running now, with live counters.
+    pub running: Option<LiveSync>,
+}
+
+/// One sync of a job's history.
+#[derive(Debug, Clone)]
+pub struct SyncJobRun {
+    /// The run.
+    pub run: WorkflowRun,
+    /// What its sync step output, once it succeeded.
+    pub output: Option<SyncOutput>,
+}
+
+/// How a source's catalog moved away from what a job was configured with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogDiff {
+    /// Streams the source has that the job does not sync.
+    pub added_streams: Vec<String>,
+    /// Streams the job syncs that the source no longer has.
+    pub removed_streams: Vec<String>,
+    /// Column changes of streams both have.
+    pub changed_streams: Vec<StreamDiff>,
+}
+
+/// Column changes of one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamDiff {
+    /// The stream.
+    pub stream: String,
+    /// Columns the source has now that the job's schema does not.
+    pub added_fields: Vec<String>,
+    /// Columns of the job's schema the source no longer has.
+    pub removed_fields: Vec<String>,
+}
+
+impl Engine {
+    /// Creates a job: its streams are checked against the source's catalog
+    /// (one `discover`) and the destination's spec, then the job and its
+    /// template are stored.
+    pub async fn create_sync_job(
+        &self,
+        caller: &Principal,
+        req: SyncJobRequest,
+    ) -> Result<SyncJobEntry, EngineError> {
+        self.authorize(caller, Operation::ManageJobs)?;
+        let job_id = SyncJobId::generate();
+        let streams = self.configure_job(&req).await?;
+        let template_id = TemplateId::generate();
+        let body = job_template(&job_id, &req);
+        self.check_job_template(&body)?;
+        self.shared
+            .store
+            .create_template(&template_id, &sync_job_template_name(&job_id), &body)
+            .await?;
+        let now = crate::now_ms();
+        let job = SyncJob {
+            job_id,
+            name: req.name,
+            source: req.source,
+            destination: req.destination,
+            streams,
+            schedule: req.schedule,
+            active: req.active,
+            template_id: template_id.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        if let Err(e) = self.shared.store.create_sync_job(&job).await {
+            let _ = self.shared.store.delete_template(&template_id).await;
+            return Err(e.into());
+        }
+        self.job_entry(job).await
+    }
+
+    /// Replaces a job's definition. The state stays: a stream whose
+    /// state should restart is reset with [`Engine::reset_sync_state`].
+    pub async fn update_sync_job(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+        req: SyncJobRequest,
+    ) -> Result<SyncJobEntry, EngineError> {
+        self.authorize(caller, Operation::ManageJobs)?;
+        let stored = self.shared.store.sync_job(id).await?;
+        let streams = self.configure_job(&req).await?;
+        let job = SyncJob {
+            name: req.name.clone(),
+            source: req.source.clone(),
+            destination: req.destination.clone(),
+            streams,
+            schedule: req.schedule.clone(),
+            active: req.active,
+            updated_at: crate::now_ms(),
+            ..stored
+        };
+        self.write_job(job).await
+    }
+
+    /// Turns a job's schedule on or off.
+    pub async fn activate_sync_job(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+        active: bool,
+    ) -> Result<SyncJobEntry, EngineError> {
+        self.authorize(caller, Operation::ManageJobs)?;
+        let stored = self.shared.store.sync_job(id).await?;
+        let job = SyncJob {
+            active,
+            updated_at: crate::now_ms(),
+            ..stored
+        };
+        self.write_job(job).await
+    }
+
+    async fn write_job(&self, job: SyncJob) -> Result<SyncJobEntry, EngineError> {
+        let req = SyncJobRequest {
+            name: job.name.clone(),
+            source: job.source.clone(),
+            destination: job.destination.clone(),
+            streams: Vec::new(),
+            schedule: job.schedule.clone(),
+            active: job.active,
+        };
+        let body = job_template(&job.job_id, &req);
+        self.check_job_template(&body)?;
+        let head = self.shared.store.template(&job.template_id).await?;
+        if head.body != body {
+            self.shared
+                .store
+                .update_template(&job.template_id, &body, head.revision)
+                .await?;
+        }
+        self.shared.store.update_sync_job(&job).await?;
+        self.job_entry(job).await
+    }
+
+    /// A job.
+    pub async fn sync_job(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+    ) -> Result<SyncJobEntry, EngineError> {
+        self.authorize(caller, Operation::ReadJobs)?;
+        let job = self.shared.store.sync_job(id).await?;
+        self.job_entry(job).await
+    }
+
+    /// Jobs, optionally only those reading from `source` or writing to `destination`.
+    pub async fn sync_jobs(
+        &self,
+        caller: &Principal,
+        source: Option<&ConnectionId>,
+        destination: Option<&ConnectionId>,
+    ) -> Result<Vec<SyncJobEntry>, EngineError> {
+        self.authorize(caller, Operation::ReadJobs)?;
+        let mut out = Vec::new();
+        for job in self.shared.store.sync_jobs().await? {
+            if source.is_some_and(|s| *s != job.source)
+                || destination.is_some_and(|d| *d != job.destination)
+            {
+                continue;
+            }
+            out.push(self.job_entry(job).await?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a job, its state and its template (not while it syncs).
+    pub async fn delete_sync_job(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+    ) -> Result<(), EngineError> {
+        self.authorize(caller, Operation::ManageJobs)?;
+        let job = self.shared.store.sync_job(id).await?;
+        if let Some(run) = self.unfinished_sync(&job).await? {
+            return Err(EngineError::Conflict(format!(
+                "job {id} is syncing (run {run}); cancel it first"
+            )));
+        }
+        self.shared.store.delete_sync_job(id).await?;
+        match self.shared.store.delete_template(&job.template_id).await {
+            Ok(()) | Err(weft_store::StoreError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Starts a sync now; 409 while one of the job is unfinished.
+    pub async fn sync_now(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+    ) -> Result<WorkflowRun, EngineError> {
+        self.authorize(caller, Operation::StartRun)?;
+        let _one_at_a_time = self.shared.sync_starts.lock().await;
+        let job = self.shared.store.sync_job(id).await?;
+        if let Some(run) = self.unfinished_sync(&job).await? {
+            return Err(EngineError::Conflict(format!(
+                "job {id} is already syncing (run {run})"
+            )));
+        }
+        self.start_run(
+            caller,
+            StartRunRequest {
+                template: job.template_id.to_string(),
+                inputs: json!({}),
+                idempotency_key: None,
+            },
+        )
+        .await
+    }
+
+    /// Cancels a job's unfinished sync and returns its run; 409 when none runs.
+    pub async fn cancel_sync(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+    ) -> Result<weft_model::RunId, EngineError> {
+        self.authorize(caller, Operation::ControlRun)?;
+        let job = self.shared.store.sync_job(id).await?;
+        let Some(run) = self.unfinished_sync(&job).await? else {
+            return Err(EngineError::Conflict(format!("job {id} is not syncing")));
+        };
+        self.cancel_run(caller, &run).await?;
+        Ok(run)
+    }
+
+    /// A job's syncs, newest first.
+    pub async fn sync_job_runs(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+        page: PageRequest,
+    ) -> Result<Page<SyncJobRun>, EngineError> {
+        self.authorize(caller, Operation::ReadRuns)?;
+        let job = self.shared.store.sync_job(id).await?;
+        let runs = self
+            .shared
+            .store
+            .list_runs(&RunFilter {
+                template_id: Some(job.template_id),
+                page: page.page,
+                page_size: page.page_size,
+                ..Default::default()
+            })
+            .await?;
+        Ok(Page {
+            items: runs
+                .runs
+                .into_iter()
+                .map(|run| {
+                    let output = run
+                        .outputs
+                        .as_ref()
+                        .and_then(|o| o.get(SYNC_STEP))
+                        .and_then(|o| serde_json::from_value(o.clone()).ok());
+                    SyncJobRun { run, output }
+                })
+                .collect(),
+            total: runs.total,
+        })
+    }
+
+    /// A job's state as of its last destination commit.
+    pub async fn sync_state(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+    ) -> Result<SyncState, EngineError> {
+        self.authorize(caller, Operation::ReadJobs)?;
+        self.shared.store.sync_job(id).await?;
+        Ok(self.shared.store.sync_state(id).await?)
+    }
+
+    /// Replaces a job's per-stream state (423 while it syncs). The seq
+    /// stays, so the destination's marker is not adopted over the edit.
+    pub async fn replace_sync_state(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+        state: Vec<Checkpoint>,
+    ) -> Result<SyncState, EngineError> {
+        self.authorize(caller, Operation::ManageJobs)?;
+        let job = self.shared.store.sync_job(id).await?;
+        if let Some(run) = self.unfinished_sync(&job).await? {
+            return Err(EngineError::Locked(format!(
+                "job {id} is syncing (run {run}); its state changes only between syncs"
+            )));
+        }
+        let streams: Vec<&str> = job.streams.iter().map(|s| s.name.as_str()).collect();
+        let problems: Vec<ConfigProblem> = state
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let name = c.stream.as_deref()?;
+                (!streams.contains(&name)).then(|| {
+                    ConfigProblem::new(
+                        format!("/{i}/stream"),
+                        ConfigProblemCode::UnknownStream,
+                        format!("the job has no stream {name:?}; its streams: {streams:?}"),
+                    )
+                })
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(EngineError::InvalidJob(problems));
+        }
+        let current = self.shared.store.sync_state(id).await?;
+        let next = SyncState {
+            seq: current.seq,
+            state,
+            updated_at: crate::now_ms(),
+        };
+        self.shared.store.replace_sync_state(id, &next).await?;
+        Ok(next)
+    }
+
+    /// Forgets a job's state: the next sync reads every stream from the start.
+    pub async fn reset_sync_state(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+    ) -> Result<SyncState, EngineError> {
+        self.replace_sync_state(caller, id, Vec::new()).await
+    }
+
+    /// Streams and columns added or removed at the source since the job
+    /// was configured.
+    pub async fn catalog_diff(
+        &self,
+        caller: &Principal,
+        id: &SyncJobId,
+    ) -> Result<CatalogDiff, EngineError> {
+        self.authorize(caller, Operation::ReadJobs)?;
+        let job = self.shared.store.sync_job(id).await?;
+        let (entry, _, config) = self.shared.open_connection(&job.source).await?;
+        let catalog = self.shared.discover_with(&entry, config).await?;
+        Ok(diff(&catalog, &job.streams))
+    }
+
+    async fn job_entry(&self, job: SyncJob) -> Result<SyncJobEntry, EngineError> {
+        let state_seq = self.shared.store.sync_state(&job.job_id).await?.seq;
+        let last_run = self.last_run_of(&job.template_id).await?;
+        let running = self.shared.live_syncs.get(&job.job_id);
+        Ok(SyncJobEntry {
+            job,
+            state_seq,
+            last_run,
+            running,
+        })
+    }
+
+    /// The job's unfinished run, if any (pending, running, paused or waiting).
+    async fn unfinished_sync(
+        &self,
+        job: &SyncJob,
+    ) -> Result<Option<weft_model::RunId>, EngineError> {
+        if let Some(run) = self
+            .shared
+            .live_syncs
+            .get(&job.job_id)
+            .and_then(|l| l.run_id)
+        {
+            return Ok(Some(run));
+        }
+        let newest = self
+            .shared
+            .store
+            .list_runs(&RunFilter {
+                template_id: Some(job.template_id.clone()),
+                page: 1,
+                page_size: 5,
+                ..Default::default()
+            })
+            .await?;
+        Ok(newest
+            .runs
+            .into_iter()
+            .find(|r| !r.status.is_terminal())
+            .map(|r| r.run_id))
+    }
+
+    fn check_job_template(&self, body: &Value) -> Result<(), EngineError> {
+        let template = crate::templates::parse_template(body)?;
+        weft_model::template::validate_template_with(
+            &template,
+            &self.registry,
+            &self.shared.config.templates,
+        )
+        .map(drop)
+        .map_err(|ps| {
+            EngineError::InvalidJob(
+                ps.into_iter()
+                    .map(|p| {
+                        let code = if p.pointer.starts_with("/schedule") {
+                            ConfigProblemCode::InvalidSchedule
+                        } else {
+                            ConfigProblemCode::InvalidConfig
+                        };
+                        ConfigProblem::new(p.pointer, code, p.message)
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// Checks the request against the connections, the source's catalog
+    /// and the destination's spec, and returns the configured streams.
+    async fn configure_job(
+        &self,
+        req: &SyncJobRequest,
+    ) -> Result<Vec<ConfiguredStream>, EngineError> {
+        let mut problems = Vec::new();
+        if req.name.trim().is_empty() || req.name.len() > 128 {
+            problems.push(ConfigProblem::new(
+                "/name",
+                ConfigProblemCode::InvalidName,
+                "a job name is 1-128 characters",
+            ));
+        }
+        let source = self.job_side(&req.source, ConnectorRole::Source, "/source").await?;
+        let destination = self
+            .job_side(&req.destination, ConnectorRole::Destination, "/destination")
+            .await?;
+        let (source, destination) = match (source, destination) {
+            (Ok(s), Ok(d)) => (s, d),
+            (s, d) => {
+                problems.extend(s.err());
+                problems.extend(d.err());
+                return Err(EngineError::InvalidJob(problems));
+            }
+        };
+        let (src_entry, src_config) = source;
+        let dst_spec = destination
+            .0
+            .manifest
+            .destination
+            .clone()
+            .ok_or_else(|| EngineError::Internal("a destination lost its spec".into()))?;
+        let catalog = self.shared.discover_with(&src_entry, src_config).await?;
+        match configure_streams(&catalog, &dst_spec, &req.streams) {
+            Ok(streams) if problems.is_empty() => Ok(streams),
+            Ok(_) => Err(EngineError::InvalidJob(problems)),
+            Err(more) => {
+                problems.extend(more);
+                Err(EngineError::InvalidJob(problems))
+            }
+        }
+    }
+
+    /// A job's connection of one role, or the problem with it.
+    async fn job_side(
+        &self,
+        id: &ConnectionId,
+        role: ConnectorRole,
+        pointer: &str,
+    ) -> Result<Result<(crate::PluginEntry, Value), ConfigProblem>, EngineError> {
+        match self.shared.open_connection(id).await {
+            Ok((_, c, _)) if c.role != role => Ok(Err(ConfigProblem::new(
+                pointer,
+                ConfigProblemCode::WrongRole,
+                format!("connection {id} is a {}, not a {role}", c.role),
+            ))),
+            Ok((entry, _, config)) => Ok(Ok((entry, config))),
+            Err(EngineError::Store(weft_store::StoreError::NotFound(_))) => {
+                Ok(Err(ConfigProblem::new(
+                    pointer,
+                    ConfigProblemCode::UnknownConnection,
+                    format!("no connection {id}"),
+                )))
+            }
+            Err(EngineError::InvalidConnection(ps)) => Ok(Err(ps.into_iter().next().map_or_else(
+                || ConfigProblem::new(pointer, ConfigProblemCode::UnknownConnector, "unusable"),
+                |p| ConfigProblem::new(pointer, p.code, p.message),
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The template a job owns: its sync step, and its schedule while active.
+fn job_template(job: &SyncJobId, req: &SyncJobRequest) -> Value {
+    let mut body = json!({
+        "name": sync_job_template_name(job),
+        "description": format!("Syncs of job {:?}; managed through /jobs/{job}.", req.name),
+        "steps": [{
+            "id": SYNC_STEP,
+            "uses": format!("{BUILTIN_PLUGIN}/{SYNC_STEP}"),
+            "with": {"job": job},
+        }],
+    });
+    if req.active
+        && let Some(schedule) = &req.schedule
+        && let Ok(s) = serde_json::to_value(schedule)
+    {
+        body["schedule"] = s;
+    }
+    body
+}
+
+/// The fields of a stream schema's `properties`, in order.
+fn fields_of(schema: &Value) -> Vec<String> {
+    schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// `schema` with only `fields` among its properties (and `required`).
+fn restrict(schema: &Value, fields: &[String]) -> Value {
+    let mut out = schema.clone();
+    if let Some(props) = out.get_mut("properties").and_then(Value::as_object_mut) {
+        props.retain(|k, _| fields.contains(k));
+    }
+    if let Some(req) = out.get_mut("required").and_then(Value::as_array_mut) {
+        req.retain(|f| f.as_str().is_some_and(|f| fields.iter().any(|x| x == f)));
+    }
+    out
+}
+
+/// Checks each selection against the catalog and the destination and
+/// builds the configured streams, or every problem found.
+pub(crate) fn configure_streams(
+    catalog: &Catalog,
+    destination: &DestinationSpec,
+    selections: &[StreamSelection],
+) -> Result<Vec<ConfiguredStream>, Vec<ConfigProblem>> {
+    use ConfigProblemCode as C;
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    if selections.is_empty() {
+        problems.push(ConfigProblem::new(
+            "/streams",
+            C::UnknownStream,
+            format!(
+                "select at least one stream; the source has {:?}",
+                catalog.streams.iter().map(|s| &s.name).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    for (i, sel) in selections.iter().enumerate() {
+        let at = |f: &str| format!("/streams/{i}{f}");
+        if selections[..i]
+            .iter()
+            .any(|o| o.name == sel.name && o.namespace == sel.namespace)
+        {
+            problems.push(ConfigProblem::new(
+                at("/name"),
+                C::DuplicateStream,
+                format!("stream {:?} is selected twice", sel.name),
+            ));
+            continue;
+        }
+        let Some(info) = catalog.stream(&sel.name, sel.namespace.as_deref()) else {
+            problems.push(ConfigProblem::new(
+                at("/name"),
+                C::UnknownStream,
+                format!(
+                    "the source has no stream {:?}; it has {:?}",
+                    sel.name,
+                    catalog.streams.iter().map(|s| &s.name).collect::<Vec<_>>()
+                ),
+            ));
+            continue;
+        };
+        let all = fields_of(&info.json_schema);
+        let fields = sel.fields.clone().unwrap_or_default();
+        for (j, f) in fields.iter().enumerate() {
+            if !all.contains(f) {
+                problems.push(ConfigProblem::new(
+                    at(&format!("/fields/{j}")),
+                    C::UnknownField,
+                    format!("stream {:?} has no column {f:?}; it has {all:?}", sel.name),
+                ));
+            }
+        }
+        let known = |f: &String| all.is_empty() || all.contains(f);
+        if !info.sync_modes.contains(&sel.sync_mode) {
+            problems.push(ConfigProblem::new(
+                at("/syncMode"),
+                C::UnsupportedSyncMode,
+                format!(
+                    "stream {:?} can be read {:?}, not {:?}",
+                    sel.name, info.sync_modes, sel.sync_mode
+                ),
+            ));
+        }
+        if !destination.write_modes.contains(&sel.write_mode) {
+            problems.push(ConfigProblem::new(
+                at("/writeMode"),
+                C::UnsupportedWriteMode,
+                format!(
+                    "the destination writes {:?}, not {:?}",
+                    destination.write_modes, sel.write_mode
+                ),
+            ));
+        }
+        let cursor = sel
+            .cursor_field
+            .clone()
+            .or_else(|| info.cursor_candidates.first().cloned());
+        // Without a cursor column the source keeps its own position
+        // (file offsets, a change log), as Airbyte's source-defined cursors.
+        if sel.sync_mode == SyncMode::Incremental
+            && let Some(c) = &cursor
+            && !known(c)
+        {
+            problems.push(ConfigProblem::new(
+                at("/cursorField"),
+                C::UnknownField,
+                format!("stream {:?} has no column {c:?}", sel.name),
+            ));
+        }
+        let primary_key = sel
+            .primary_key
+            .clone()
+            .or_else(|| info.primary_key_candidates.first().cloned())
+            .unwrap_or_default();
+        for (j, f) in primary_key.iter().enumerate() {
+            if !known(f) {
+                problems.push(ConfigProblem::new(
+                    at(&format!("/primaryKey/{j}")),
+                    C::UnknownField,
+                    format!("stream {:?} has no column {f:?}", sel.name),
+                ));
+            }
+        }
+        if sel.write_mode == WriteMode::Upsert && primary_key.is_empty() {
+            problems.push(ConfigProblem::new(
+                at("/primaryKey"),
+                C::MissingPrimaryKey,
+                format!("upsert needs a primary key for stream {:?}", sel.name),
+            ));
+        }
+        // The cursor and key must reach the destination even when not selected.
+        let mut selected = fields.clone();
+        if !selected.is_empty() {
+            for f in cursor.iter().chain(primary_key.iter()) {
+                if !selected.contains(f) {
+                    selected.push(f.clone());
+                }
+            }
+        }
+        out.push(ConfiguredStream {
+            name: info.name.clone(),
+            namespace: info.namespace.clone(),
+            json_schema: if selected.is_empty() {
+                info.json_schema.clone()
+            } else {
+                restrict(&info.json_schema, &selected)
+            },
+            fields: selected,
+            sync_mode: sel.sync_mode,
+            cursor_field: cursor.filter(|_| sel.sync_mode == SyncMode::Incremental),
+            primary_key,
+            write_mode: sel.write_mode,
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Checks that every configured stream and column is still in the catalog.
+pub(crate) fn check_streams_exist(
+    catalog: &Catalog,
+    streams: &[ConfiguredStream],
+) -> Result<(), Vec<ConfigProblem>> {
+    let d = diff(catalog, streams);
+    let mut problems: Vec<ConfigProblem> = d
+        .removed_streams
+        .iter()
+        .map(|s| {
+            ConfigProblem::new(
+                "/streams",
+                ConfigProblemCode::UnknownStream,
+                format!("the source no longer has stream {s:?}; update the job"),
+            )
+        })
+        .collect();
+    for c in &d.changed_streams {
+        for f in &c.removed_fields {
+            problems.push(ConfigProblem::new(
+                "/streams",
+                ConfigProblemCode::UnknownField,
+                format!(
+                    "stream {:?} no longer has column {f:?}; update the job",
+                    c.stream
+                ),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+fn diff(catalog: &Catalog, streams: &[ConfiguredStream]) -> CatalogDiff {
+    let mut d = CatalogDiff {
+        added_streams: catalog
+            .streams
+            .iter()
+            .filter(|s| {
+                !streams
+                    .iter()
+                    .any(|c| c.name == s.name && c.namespace == s.namespace)
+            })
+            .map(|s| s.name.clone())
+            .collect(),
+        ..CatalogDiff::default()
+    };
+    for c in streams {
+        let Some(now) = catalog.stream(&c.name, c.namespace.as_deref()) else {
+            d.removed_streams.push(c.name.clone());
+            continue;
+        };
+        let then = fields_of(&c.json_schema);
+        let now = fields_of(&now.json_schema);
+        let added: Vec<String> = now.iter().filter(|f| !then.contains(f)).cloned().collect();
+        let removed: Vec<String> = then.iter().filter(|f| !now.contains(f)).cloned().collect();
+        if !added.is_empty() || !removed.is_empty() {
+            d.changed_streams.push(StreamDiff {
+                stream: c.name.clone(),
+                added_fields: added,
+                removed_fields: removed,
+            });
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use weft_model::{Delivery, StreamInfo};
+
+    fn catalog() -> Catalog {
+        Catalog {
+            streams: vec![StreamInfo {
+                name: "users".into(),
+                namespace: None,
+                json_schema: json!({"type": "object", "properties": {
+                    "id": {"type": "integer"}, "name": {"type": "string"}, "at": {"type": "string"}
+                }, "required": ["id", "name"]}),
+                sync_modes: vec![SyncMode::FullRefresh, SyncMode::Incremental],
+                cursor_candidates: vec!["at".into()],
+                primary_key_candidates: vec![vec!["id".into()]],
+                estimated_rows: None,
+            }],
+        }
+    }
+
+    fn dest() -> DestinationSpec {
+        DestinationSpec {
+            config_schema: json!({}),
+            secret_fields: vec![],
+            formats: vec![],
+            write_modes: vec![WriteMode::Append, WriteMode::Overwrite],
+            delivery: Delivery::ExactlyOnce,
+        }
+    }
+
+    fn select(name: &str) -> StreamSelection {
+        StreamSelection {
+            name: name.into(),
+            namespace: None,
+            fields: None,
+            sync_mode: SyncMode::Incremental,
+            cursor_field: None,
+            primary_key: None,
+            write_mode: WriteMode::Append,
+        }
+    }
+
+    #[test]
+    fn selections_take_the_sources_candidates_and_keep_cursor_and_key_columns() {
+        let mut sel = select("users");
+        sel.fields = Some(vec!["name".into()]);
+        let streams = configure_streams(&catalog(), &dest(), &[sel]).unwrap();
+        let s = &streams[0];
+        assert_eq!(s.cursor_field.as_deref(), Some("at"));
+        assert_eq!(s.primary_key, ["id"]);
+        assert_eq!(s.fields, ["name", "at", "id"]);
+        assert_eq!(fields_of(&s.json_schema), ["id", "name", "at"]);
+        assert_eq!(s.json_schema["required"], json!(["id", "name"]));
+    }
+
+    #[test]
+    fn every_bad_choice_is_reported_with_its_pointer() {
+        let mut bad = select("users");
+        bad.fields = Some(vec!["nope".into()]);
+        bad.write_mode = WriteMode::Upsert;
+        bad.primary_key = Some(vec![]);
+        let problems =
+            configure_streams(&catalog(), &dest(), &[bad, select("ghosts"), select("users")])
+                .unwrap_err();
+        let got: Vec<(&str, ConfigProblemCode)> =
+            problems.iter().map(|p| (p.pointer.as_str(), p.code)).collect();
+        assert_eq!(
+            got,
+            [
+                ("/streams/0/fields/0", ConfigProblemCode::UnknownField),
+                ("/streams/0/writeMode", ConfigProblemCode::UnsupportedWriteMode),
+                ("/streams/0/primaryKey", ConfigProblemCode::MissingPrimaryKey),
+                ("/streams/1/name", ConfigProblemCode::UnknownStream),
+                ("/streams/2/name", ConfigProblemCode::DuplicateStream),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_diff_names_streams_and_columns_that_came_and_went() {
+        let streams = configure_streams(&catalog(), &dest(), &[select("users")]).unwrap();
+        let mut now = catalog();
+        now.streams[0].json_schema["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("name");
+        now.streams[0].json_schema["properties"]["email"] = json!({"type": "string"});
+        let mut extra = now.streams[0].clone();
+        extra.name = "orders".into();
+        now.streams.push(extra);
+        let d = diff(&now, &streams);
+        assert_eq!(d.added_streams, ["orders"]);
+        assert_eq!(d.changed_streams[0].added_fields, ["email"]);
+        assert_eq!(d.changed_streams[0].removed_fields, ["name"]);
+        let problems = check_streams_exist(&now, &streams).unwrap_err();
+        assert_eq!(problems[0].code, ConfigProblemCode::UnknownField);
+        now.streams.remove(0);
+        assert!(
+            check_streams_exist(&now, &streams).unwrap_err()[0]
+                .message
+                .contains("no longer has stream")
+        );
+    }
+}

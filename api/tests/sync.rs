@@ -25,7 +25,10 @@ fn lines_under(dir: &Path) -> Vec<Value> {
     names.sort();
     for n in names {
         let text = std::fs::read_to_string(dir.join(n)).unwrap();
-        rows.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+        rows.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
     }
     rows
 }
@@ -153,7 +156,7 @@ async fn a_job_syncs_files_through_the_server_and_resumes_incrementally() {
         .await;
     assert_error_shape(&del, 409, "CONFLICT");
     let listed = s
-        .api("GET", &format!("/connections?role=destination"), None)
+        .api("GET", "/connections?role=destination", None)
         .await
         .json();
     assert_eq!(listed["data"][0]["id"], dst.as_str(), "{listed}");
@@ -171,6 +174,7 @@ async fn a_job_syncs_files_through_the_server_and_resumes_incrementally() {
 async fn bad_connections_and_jobs_get_a_pointer_per_problem() {
     let s = support::server().await;
     std::fs::create_dir_all(s.dir.path().join("files/in")).unwrap();
+    std::fs::write(s.dir.path().join("files/in/users.ndjson"), ndjson(0, 3)).unwrap();
     let r = s
         .api(
             "POST",
@@ -234,7 +238,11 @@ async fn bad_connections_and_jobs_get_a_pointer_per_problem() {
         .collect();
     assert_eq!(
         pointers,
-        [json!("/streams/0/name"), json!("/streams/1/writeMode"), json!("/streams/1/primaryKey")]
+        [
+            json!("/streams/0/name"),
+            json!("/streams/1/writeMode"),
+            json!("/streams/1/primaryKey")
+        ]
     );
 }
 
@@ -264,6 +272,7 @@ async fn the_secret_key_is_generated_once_private_and_reused_after_a_restart() {
         assert_eq!(mode & 0o077, 0, "only its owner reads the key");
     }
     std::fs::create_dir_all(data.join("files/in")).unwrap();
+    std::fs::write(data.join("files/in/users.ndjson"), ndjson(0, 3)).unwrap();
     let id = create(
         &s,
         "/connections",
@@ -296,7 +305,7 @@ async fn a_sync_killed_halfway_resumes_from_its_last_commit_after_a_restart() {
     let files = data.join("files");
     std::fs::create_dir_all(files.join("in")).unwrap();
     std::fs::write(files.join("in/users.ndjson"), ndjson(0, ROWS)).unwrap();
-    let mut args = vec![
+    let mut args = [
         "--db".to_owned(),
         db,
         "--listen".to_owned(),
@@ -315,7 +324,10 @@ async fn a_sync_killed_halfway_resumes_from_its_last_commit_after_a_restart() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let j = s.api("GET", &format!("/jobs/{job}"), None).await.json();
-        let r = s.api("GET", &format!("/workflow-runs/{run}"), None).await.json();
+        let r = s
+            .api("GET", &format!("/workflow-runs/{run}"), None)
+            .await
+            .json();
         assert_ne!(
             r["data"]["status"], "SUCCESS",
             "the sync finished before it could be killed: make the source larger"
@@ -333,13 +345,19 @@ async fn a_sync_killed_halfway_resumes_from_its_last_commit_after_a_restart() {
     let s = start(&argv, &[], None).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
     let done = loop {
-        let r = s.api("GET", &format!("/workflow-runs/{run}"), None).await.json();
+        let r = s
+            .api("GET", &format!("/workflow-runs/{run}"), None)
+            .await
+            .json();
         match r["data"]["status"].as_str() {
             Some("SUCCESS") => break r,
             Some("FAILED" | "CANCELLED") => panic!("the resumed sync did not succeed: {r}"),
             _ => {}
         }
-        assert!(tokio::time::Instant::now() < deadline, "the sync did not finish: {r}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sync did not finish: {r}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     let resumed_rows = done["data"]["outputs"]["sync"]["rows"].as_u64().unwrap();

@@ -61,7 +61,11 @@ pub async fn connection(client: &Client, cmd: ConnectionCommand, json: bool) -> 
             if json {
                 print_json(&data);
             } else if let Some(f) = &check.failure {
-                outln!("failed ({} ms): {}", check.elapsed_ms, output::failure_text(f));
+                outln!(
+                    "failed ({} ms): {}",
+                    check.elapsed_ms,
+                    output::failure_text(f)
+                );
             } else {
                 outln!("ok ({} ms)", check.elapsed_ms);
             }
@@ -86,7 +90,12 @@ pub async fn connection(client: &Client, cmd: ConnectionCommand, json: bool) -> 
                     columns.to_string(),
                     s.sync_modes
                         .iter()
-                        .map(|m| serde_json::to_value(m).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                        .map(|m| {
+                            serde_json::to_value(m)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     s.cursor_candidates.first().cloned().unwrap_or_default(),
@@ -175,7 +184,11 @@ pub async fn job(client: &Client, cmd: JobCommand, json: bool) -> Result<i32> {
             }
             outln!("  state seq {}", j.state_seq);
             if let Some(l) = &j.running {
-                outln!("  syncing: {} rows, {:.0} rows/s", l.rows, l.rows_per_second);
+                outln!(
+                    "  syncing: {} rows, {:.0} rows/s",
+                    l.rows,
+                    l.rows_per_second
+                );
             }
             let runs = client.get(&["jobs", &id, "runs"], &[]).await?;
             let runs: Vec<SyncJobRunView> = decode(&runs)?;
@@ -184,7 +197,9 @@ pub async fn job(client: &Client, cmd: JobCommand, json: bool) -> Result<i32> {
                 t.add_row(vec![
                     comfy_table::Cell::new(&r.run.id),
                     status_cell(&r.run.status.to_string()),
-                    comfy_table::Cell::new(r.run.started_at.as_deref().map(age).unwrap_or_default()),
+                    comfy_table::Cell::new(
+                        r.run.started_at.as_deref().map(age).unwrap_or_default(),
+                    ),
                     comfy_table::Cell::new(
                         r.duration_ms.map(output::fmt_duration).unwrap_or_default(),
                     ),
@@ -223,7 +238,8 @@ pub async fn job(client: &Client, cmd: JobCommand, json: bool) -> Result<i32> {
                 client.send(req).await?.data()
             } else if let Some(file) = set {
                 let (name, bytes) = read_source(&file)?;
-                let body = parse_object(&name, &bytes).context("a state file is {\"streams\": […]}")?;
+                let body =
+                    parse_object(&name, &bytes).context("a state file is {\"streams\": […]}")?;
                 let req = client.request(Method::PUT, client.url(&["jobs", &id, "state"]));
                 client.send(with_json(req, &body)?).await?.data()
             } else {
@@ -237,7 +253,10 @@ pub async fn job(client: &Client, cmd: JobCommand, json: bool) -> Result<i32> {
                 for st in s.streams {
                     outln!(
                         "  {}: {}",
-                        st.stream.0.map(String::from).unwrap_or_else(|| "(all)".into()),
+                        st.stream
+                            .0
+                            .map(String::from)
+                            .unwrap_or_else(|| "(all)".into()),
                         st.state
                     );
                 }

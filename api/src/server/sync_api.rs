@@ -52,10 +52,7 @@ enum JobCreated {
 enum SyncStarted {
     /// The sync's run was started.
     #[oai(status = 202)]
-    Accepted(
-        Json<Envelope<RunView>>,
-        #[oai(header = "Location")] String,
-    ),
+    Accepted(Json<Envelope<RunView>>, #[oai(header = "Location")] String),
 }
 
 /// One page of an in-memory list.
@@ -135,7 +132,10 @@ impl SyncApi {
             ApiError::not_found(format!(
                 "connector {:?}{} not found",
                 name.0,
-                version.0.map(|v| format!(" version {v}")).unwrap_or_default()
+                version
+                    .0
+                    .map(|v| format!(" version {v}"))
+                    .unwrap_or_default()
             ))
         })
     }
@@ -386,7 +386,9 @@ impl SyncApi {
         auth: BearerAuth,
         id: Path<String>,
     ) -> ApiResult<Json<Envelope<SyncJobView>>> {
-        Ok(ok(job_view(self.engine.sync_job(&auth.0, &job(&id)?).await?)))
+        Ok(ok(job_view(
+            self.engine.sync_job(&auth.0, &job(&id)?).await?,
+        )))
     }
 
     /// Replaces a job's definition (its state stays).

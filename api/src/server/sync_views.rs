@@ -6,8 +6,8 @@ use weft_api_types::ValidationError;
 use weft_api_types::rfc3339_ms;
 use weft_api_types::sync::*;
 use weft_engine::{
-    CatalogDiff, CheckReport, ConnectionEntry, ConnectionRequest, MASK, PluginEntry,
-    SyncJobEntry, SyncJobRequest, SyncJobRun,
+    CatalogDiff, CheckReport, ConnectionEntry, ConnectionRequest, MASK, PluginEntry, SyncJobEntry,
+    SyncJobRequest, SyncJobRun,
 };
 use weft_model::template::ScheduleSpec;
 use weft_model::{
@@ -44,22 +44,22 @@ pub fn connection_request(b: ConnectionBody) -> Result<ConnectionRequest, ApiErr
 }
 
 fn connection_id(raw: &str, pointer: &str) -> Result<ConnectionId, ValidationError> {
-    raw.parse()
-        .map_err(|_| problem(pointer, "UNKNOWN_CONNECTION", format!("no connection {raw:?}")))
+    raw.parse().map_err(|_| {
+        problem(
+            pointer,
+            "UNKNOWN_CONNECTION",
+            format!("no connection {raw:?}"),
+        )
+    })
 }
 
 /// A job body as the engine's request.
 pub fn job_request(b: SyncJobBody) -> Result<SyncJobRequest, ApiError> {
     let mut problems = Vec::new();
     let source = connection_id(&b.source, "/source").map_err(|p| problems.push(p));
-    let destination =
-        connection_id(&b.destination, "/destination").map_err(|p| problems.push(p));
+    let destination = connection_id(&b.destination, "/destination").map_err(|p| problems.push(p));
     let (Ok(source), Ok(destination)) = (source, destination) else {
-        return Err(ApiError::validation(
-            "INVALID_JOB",
-            "invalid job",
-            problems,
-        ));
+        return Err(ApiError::validation("INVALID_JOB", "invalid job", problems));
     };
     let texts = |v: Option<Vec<weft_api_types::Text>>| {
         v.map(|v| v.into_iter().map(String::from).collect::<Vec<_>>())

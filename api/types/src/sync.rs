@@ -4,9 +4,7 @@ use crate::strict::{JsonObject, Maybe, Text};
 use crate::views::RunView;
 use poem_openapi::Object;
 use serde_json::Value;
-use weft_model::{
-    ConnectorRole, Delivery, Failure, RunStatus, StreamStatus, SyncMode, WriteMode,
-};
+use weft_model::{ConnectorRole, Delivery, Failure, RunStatus, StreamStatus, SyncMode, WriteMode};
 
 /// A connection: a configured source or destination. Also the whole of
 /// one in `PUT` (where role and connector cannot change, and a secret field

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use std::time::Instant;
 use weft_host::{ConnectorCallRequest, ConnectorFailure};
 use weft_model::{
-    Catalog, ConfigProblem, ConfigProblemCode, Connection, ConnectionId, ConnectorRole,
-    Failure, Principal, RunStatus, SyncJobId,
+    Catalog, ConfigProblem, ConfigProblemCode, Connection, ConnectionId, ConnectorRole, Failure,
+    Principal, RunStatus, SyncJobId,
 };
 
 /// What a connection request says; a new connection or the whole of an
@@ -99,7 +99,10 @@ impl Engine {
             problems.push(ConfigProblem::new(
                 "/role",
                 ConfigProblemCode::WrongRole,
-                format!("a connection's role cannot change (it is a {})", stored.role),
+                format!(
+                    "a connection's role cannot change (it is a {})",
+                    stored.role
+                ),
             ));
         }
         if req.connector != stored.connector {
@@ -159,7 +162,11 @@ impl Engine {
         id: &ConnectionId,
     ) -> Result<(), EngineError> {
         self.authorize(caller, Operation::ManageConnections)?;
-        Ok(self.shared.store.delete_connection(id, crate::now_ms()).await?)
+        Ok(self
+            .shared
+            .store
+            .delete_connection(id, crate::now_ms())
+            .await?)
     }
 
     /// Checks an unsaved connection: validation, then the connector's `check`.
@@ -289,9 +296,7 @@ impl Engine {
         // A secret left out or masked keeps the stored one.
         if let Some(stored) = stored {
             for field in secret_fields {
-                let keep = config
-                    .get(field)
-                    .is_none_or(|v| v.as_str() == Some(MASK));
+                let keep = config.get(field).is_none_or(|v| v.as_str() == Some(MASK));
                 if keep && let Some(sealed) = stored.secrets.get(field) {
                     let plain = key
                         .open(&secret_context(id, field), sealed)
@@ -307,8 +312,8 @@ impl Engine {
         let mut secrets = std::collections::BTreeMap::new();
         for field in secret_fields {
             if let Some(value) = config.remove(field) {
-                let plain = serde_json::to_vec(&value)
-                    .map_err(|e| EngineError::Internal(e.to_string()))?;
+                let plain =
+                    serde_json::to_vec(&value).map_err(|e| EngineError::Internal(e.to_string()))?;
                 secrets.insert(field.clone(), key.seal(&secret_context(id, field), &plain));
             }
         }
@@ -402,7 +407,6 @@ impl Shared {
             .await
             .map_err(EngineError::Connector)
     }
-
 }
 
 /// What a sealed secret is bound to.
@@ -446,9 +450,9 @@ fn validate_config(
         .iter_errors(config)
         .map(|e| {
             let at = e.instance_path().as_str().to_owned();
-            let secret = secret_fields.iter().any(|f| {
-                at == format!("/{f}") || at.starts_with(&format!("/{f}/"))
-            });
+            let secret = secret_fields
+                .iter()
+                .any(|f| at == format!("/{f}") || at.starts_with(&format!("/{f}/")));
             let message = if secret {
                 "the secret value does not match the connector's schema".to_owned()
             } else {

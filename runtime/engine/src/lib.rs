@@ -38,7 +38,9 @@ mod templates;
 mod test_support;
 
 pub use config::{EngineConfig, WORKER_STACK_BYTES};
-pub use connections::{CheckReport, connector_failure, ConnectionEntry, ConnectionRequest, JobUse, MASK};
+pub use connections::{
+    CheckReport, ConnectionEntry, ConnectionRequest, JobUse, MASK, connector_failure,
+};
 pub use error::EngineError;
 pub use evaluate::ExpressionSettings;
 pub use feed::{FeedItem, FeedSpec, Logs};

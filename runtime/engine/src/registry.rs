@@ -244,7 +244,9 @@ impl Registry {
                 ConfigProblemCode::UnknownConnector,
                 format!(
                     "no installed {role} connector {name:?}{}; installed {role} connectors: {known:?}",
-                    version.map(|v| format!(" matching {v}")).unwrap_or_default()
+                    version
+                        .map(|v| format!(" matching {v}"))
+                        .unwrap_or_default()
                 ),
             ));
         }

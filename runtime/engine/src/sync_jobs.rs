@@ -461,7 +461,9 @@ impl Engine {
                 "a job name is 1-128 characters",
             ));
         }
-        let source = self.job_side(&req.source, ConnectorRole::Source, "/source").await?;
+        let source = self
+            .job_side(&req.source, ConnectorRole::Source, "/source")
+            .await?;
         let destination = self
             .job_side(&req.destination, ConnectorRole::Destination, "/destination")
             .await?;
@@ -840,17 +842,28 @@ mod tests {
         bad.fields = Some(vec!["nope".into()]);
         bad.write_mode = WriteMode::Upsert;
         bad.primary_key = Some(vec![]);
-        let problems =
-            configure_streams(&catalog(), &dest(), &[bad, select("ghosts"), select("users")])
-                .unwrap_err();
-        let got: Vec<(&str, ConfigProblemCode)> =
-            problems.iter().map(|p| (p.pointer.as_str(), p.code)).collect();
+        let problems = configure_streams(
+            &catalog(),
+            &dest(),
+            &[bad, select("ghosts"), select("users")],
+        )
+        .unwrap_err();
+        let got: Vec<(&str, ConfigProblemCode)> = problems
+            .iter()
+            .map(|p| (p.pointer.as_str(), p.code))
+            .collect();
         assert_eq!(
             got,
             [
                 ("/streams/0/fields/0", ConfigProblemCode::UnknownField),
-                ("/streams/0/writeMode", ConfigProblemCode::UnsupportedWriteMode),
-                ("/streams/0/primaryKey", ConfigProblemCode::MissingPrimaryKey),
+                (
+                    "/streams/0/writeMode",
+                    ConfigProblemCode::UnsupportedWriteMode
+                ),
+                (
+                    "/streams/0/primaryKey",
+                    ConfigProblemCode::MissingPrimaryKey
+                ),
                 ("/streams/1/name", ConfigProblemCode::UnknownStream),
                 ("/streams/2/name", ConfigProblemCode::DuplicateStream),
             ]

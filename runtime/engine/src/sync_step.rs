@@ -12,10 +12,10 @@
 //!
 //! [`PluginHost::sync`]: weft_host::PluginHost::sync
 
+use crate::EngineError;
 use crate::connections::connector_failure;
 use crate::shared::Shared;
 use crate::sync_jobs::check_streams_exist;
-use crate::EngineError;
 use serde_json::json;
 use std::future::Future;
 use std::pin::Pin;
@@ -162,11 +162,14 @@ fn setup_failure(e: EngineError) -> StepOutcome {
                 .collect();
             let mut out = failed(PluginErrorKind::Config, text.join("; "), false);
             if let StepOutcome::Failed(err) = &mut out {
-                err.details = serde_json::to_value(&ps).ok().map(|p| json!({"problems": p}));
+                err.details = serde_json::to_value(&ps)
+                    .ok()
+                    .map(|p| json!({"problems": p}));
             }
             out
         }
-        EngineError::NotFound(what) | EngineError::Store(weft_store::StoreError::NotFound(what)) => {
+        EngineError::NotFound(what)
+        | EngineError::Store(weft_store::StoreError::NotFound(what)) => {
             failed(PluginErrorKind::Config, format!("{what} not found"), false)
         }
         e => {
@@ -201,7 +204,13 @@ pub(crate) async fn run(
 ) -> Result<StepOutcome, InvokeError> {
     let input: SyncInput = match serde_json::from_value(req.input.clone()) {
         Ok(i) => i,
-        Err(e) => return Ok(failed(PluginErrorKind::Config, format!("input: {e}"), false)),
+        Err(e) => {
+            return Ok(failed(
+                PluginErrorKind::Config,
+                format!("input: {e}"),
+                false,
+            ));
+        }
     };
     let Some(_claim) = shared.live_syncs.claim(&input.job, &req.run_id) else {
         return Ok(failed(
@@ -392,19 +401,24 @@ impl SyncSink for StoreSink {
             if marker.seq < self.initial_seq {
                 store.replace_sync_state(&self.job, &state).await
             } else {
-                store.save_sync_state(&self.job, &state).await.and_then(|saved| {
-                    if saved {
-                        Ok(())
-                    } else {
-                        Err(weft_store::StoreError::Conflict(format!(
-                            "job {} has a newer state than commit {}: another sync got ahead",
-                            self.job, marker.seq
-                        )))
-                    }
-                })
+                store
+                    .save_sync_state(&self.job, &state)
+                    .await
+                    .and_then(|saved| {
+                        if saved {
+                            Ok(())
+                        } else {
+                            Err(weft_store::StoreError::Conflict(format!(
+                                "job {} has a newer state than commit {}: another sync got ahead",
+                                self.job, marker.seq
+                            )))
+                        }
+                    })
             }
             .map_err(|e| e.to_string())?;
-            self.shared.live_syncs.update(&self.job, |l| l.seq = marker.seq);
+            self.shared
+                .live_syncs
+                .update(&self.job, |l| l.seq = marker.seq);
             Ok(())
         })
     }

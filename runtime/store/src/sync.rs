@@ -31,7 +31,10 @@ impl Store {
             .await?;
         let updated: Vec<String> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
         if updated.is_empty() {
-            return Err(StoreError::NotFound(format!("connection {}", c.connection_id)));
+            return Err(StoreError::NotFound(format!(
+                "connection {}",
+                c.connection_id
+            )));
         }
         Ok(())
     }
@@ -84,12 +87,13 @@ impl Store {
             users: Vec<String>,
             done: Vec<String>,
         }
-        let outcome: Option<serde_json::Value> = res
-            .take(0)
-            .map_err(|e| StoreError::Codec(e.to_string()))?;
+        let outcome: Option<serde_json::Value> =
+            res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
         let outcome: Outcome = outcome
             .ok_or_else(|| StoreError::Codec("no outcome".into()))
-            .and_then(|v| serde_json::from_value(v).map_err(|e| StoreError::Codec(e.to_string())))?;
+            .and_then(|v| {
+                serde_json::from_value(v).map_err(|e| StoreError::Codec(e.to_string()))
+            })?;
         if !outcome.users.is_empty() {
             return Err(StoreError::Conflict(format!(
                 "connection {id} is used by the jobs {:?}; delete them or point them elsewhere first",
@@ -216,9 +220,7 @@ impl Store {
                 json!({"id": id, "s": to_json(state)?}),
             )
             .await?;
-        let saved: Option<bool> = res
-            .take(0)
-            .map_err(|e| StoreError::Codec(e.to_string()))?;
+        let saved: Option<bool> = res.take(0).map_err(|e| StoreError::Codec(e.to_string()))?;
         Ok(saved.unwrap_or(false))
     }
 
@@ -288,7 +290,10 @@ mod tests {
         };
         store.create_sync_job(&job).await.unwrap();
         let err = store.delete_connection(&src, 5).await.unwrap_err();
-        assert!(matches!(&err, StoreError::Conflict(m) if m.contains("\"j\"")), "{err:?}");
+        assert!(
+            matches!(&err, StoreError::Conflict(m) if m.contains("\"j\"")),
+            "{err:?}"
+        );
         assert_eq!(store.connections().await.unwrap().len(), 1);
 
         let id = &job.job_id;

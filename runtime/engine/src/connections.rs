@@ -144,12 +144,13 @@ impl Engine {
         connector: Option<&str>,
     ) -> Result<Vec<ConnectionEntry>, EngineError> {
         self.authorize(caller, Operation::ReadConnections)?;
+        let jobs = self.shared.store.sync_jobs().await?;
         let mut out = Vec::new();
         for c in self.shared.store.connections().await? {
             if role.is_some_and(|r| r != c.role) || connector.is_some_and(|n| n != c.connector) {
                 continue;
             }
-            out.push(self.connection_entry(c).await?);
+            out.push(self.entry_with_jobs(c, &jobs).await?);
         }
         Ok(out)
     }
@@ -335,13 +336,22 @@ impl Engine {
     }
 
     async fn connection_entry(&self, c: Connection) -> Result<ConnectionEntry, EngineError> {
+        let jobs = self.shared.store.sync_jobs().await?;
+        self.entry_with_jobs(c, &jobs).await
+    }
+
+    async fn entry_with_jobs(
+        &self,
+        c: Connection,
+        all_jobs: &[weft_model::SyncJob],
+    ) -> Result<ConnectionEntry, EngineError> {
         let mut jobs = Vec::new();
-        for job in self.shared.store.sync_jobs().await? {
+        for job in all_jobs {
             if job.source == c.connection_id || job.destination == c.connection_id {
                 let last_run = self.last_run_of(&job.template_id).await?;
                 jobs.push(JobUse {
-                    job_id: job.job_id,
-                    name: job.name,
+                    job_id: job.job_id.clone(),
+                    name: job.name.clone(),
                     last_run,
                 });
             }

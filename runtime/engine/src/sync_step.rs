@@ -249,18 +249,7 @@ pub(crate) async fn run(
     );
     match shared.host.sync(sync).await {
         Ok(report) => {
-            let streams: Vec<StreamTotals> = report
-                .progress
-                .streams
-                .iter()
-                .map(|s| StreamTotals {
-                    stream: s.stream.clone(),
-                    rows: s.rows,
-                    bytes: s.bytes,
-                    status: s.status,
-                    estimated_rows: s.estimated_rows,
-                })
-                .collect();
+            let streams = totals(&report.progress);
             let output = SyncOutput {
                 job: Some(input.job.clone()),
                 format: report.format.to_string(),
@@ -371,6 +360,21 @@ fn log(observer: Option<&dyn weft_host::InvocationObserver>, level: LogLevel, me
     }
 }
 
+/// The host's per-stream counters as the model's.
+fn totals(progress: &SyncProgress) -> Vec<StreamTotals> {
+    progress
+        .streams
+        .iter()
+        .map(|s| StreamTotals {
+            stream: s.stream.clone(),
+            rows: s.rows,
+            bytes: s.bytes,
+            status: s.status,
+            estimated_rows: s.estimated_rows,
+        })
+        .collect()
+}
+
 /// Saves each commit's state in the store and keeps the live counters.
 struct StoreSink {
     shared: Arc<Shared>,
@@ -442,17 +446,7 @@ impl SyncSink for StoreSink {
             l.rows_per_second = rate;
             l.eta_ms = eta_ms;
             l.seq = progress.committed_seq;
-            l.streams = progress
-                .streams
-                .iter()
-                .map(|s| StreamTotals {
-                    stream: s.stream.clone(),
-                    rows: s.rows,
-                    bytes: s.bytes,
-                    status: s.status,
-                    estimated_rows: s.estimated_rows,
-                })
-                .collect();
+            l.streams = totals(progress);
         });
         let mut last = self.last_log.lock().unwrap_or_else(|p| p.into_inner());
         if last.is_none_or(|t| t.elapsed() >= PROGRESS_LOG_EVERY) {

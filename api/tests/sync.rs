@@ -201,7 +201,40 @@ async fn bad_connections_and_jobs_get_a_pointer_per_problem() {
         "UNKNOWN_CONNECTOR"
     );
 
-    let (src, dst, _) = files_job(&s).await;
+    // Nested past what the store reads back: refused, not stored.
+    let mut deep = json!(1);
+    for _ in 0..100 {
+        deep = json!([deep]);
+    }
+    let r = s
+        .api(
+            "POST",
+            "/connections",
+            Some(
+                json!({"name": "deep", "role": "source", "connector": "files",
+                        "config": {"path": "/data/in", "schema": deep}}),
+            ),
+        )
+        .await;
+    assert_error_shape(&r, 400, "JSON_TOO_DEEP");
+
+    let (src, dst, job) = files_job(&s).await;
+    let r = s
+        .api(
+            "PUT",
+            &format!("/jobs/{job}/state"),
+            Some(json!({"streams": [{"stream": "users", "state": deep}]})),
+        )
+        .await;
+    assert_error_shape(&r, 400, "JSON_TOO_DEEP");
+    let r = s
+        .api(
+            "PUT",
+            &format!("/jobs/{job}/state"),
+            Some(json!({"streams": [{"stream": "ghosts", "state": {}}]})),
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_JOB");
     let r = s
         .api(
             "POST",

@@ -2,6 +2,7 @@
 //! against the connector's spec before anything is stored or any plugin is
 //! called, with the spec's secret fields sealed at rest.
 
+use crate::config::VALUE_LIMITS;
 use crate::registry::PluginEntry;
 use crate::secret_box::SecretKey;
 use crate::shared::Shared;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use weft_host::{ConnectorCallRequest, ConnectorFailure};
 use weft_model::{
     Catalog, ConfigProblem, ConfigProblemCode, Connection, ConnectionId, ConnectorRole, Failure,
-    Principal, RunStatus, SyncJobId,
+    Principal, RunStatus, SyncJobId, check_json,
 };
 
 /// What a connection request says; a new connection or the whole of an
@@ -286,6 +287,11 @@ impl Engine {
                 .map(|s| (&s.config_schema, &s.secret_fields)),
         }
         .ok_or_else(|| EngineError::Internal("a connector lost its spec".into()))?;
+        // Stored with the connection, so it must read back.
+        check_json(&req.config, VALUE_LIMITS).map_err(|error| EngineError::ValueLimit {
+            what: "config",
+            error,
+        })?;
         let Value::Object(mut config) = req.config.clone() else {
             return Err(EngineError::InvalidConnection(vec![ConfigProblem::new(
                 "/config",

@@ -2,6 +2,7 @@
 //! optional schedule. A job owns a template (one `weft/sync` step, plus
 //! the schedule while the job is active), so each sync is a workflow run.
 
+use crate::config::VALUE_LIMITS;
 use crate::sync_step::{BUILTIN_PLUGIN, SYNC_STEP};
 use crate::{Engine, EngineError, Operation, Page, PageRequest, StartRunRequest};
 use serde_json::{Value, json};
@@ -9,7 +10,7 @@ use weft_model::template::ScheduleSpec;
 use weft_model::{
     Catalog, Checkpoint, ConfigProblem, ConfigProblemCode, ConfiguredStream, ConnectionId,
     ConnectorRole, DestinationSpec, LiveSync, Principal, RunStatus, StreamSelection, SyncJob,
-    SyncJobId, SyncMode, SyncOutput, SyncState, TemplateId, WorkflowRun, WriteMode,
+    SyncJobId, SyncMode, SyncOutput, SyncState, TemplateId, WorkflowRun, WriteMode, check_json,
     sync_job_template_name,
 };
 use weft_store::RunFilter;
@@ -329,6 +330,12 @@ impl Engine {
             return Err(EngineError::Locked(format!(
                 "job {id} is syncing (run {run}); its state changes only between syncs"
             )));
+        }
+        for c in &state {
+            check_json(&c.state, VALUE_LIMITS).map_err(|error| EngineError::ValueLimit {
+                what: "state",
+                error,
+            })?;
         }
         let streams: Vec<&str> = job.streams.iter().map(|s| s.name.as_str()).collect();
         let problems: Vec<ConfigProblem> = state

@@ -23,6 +23,10 @@ const BUNDLED_PLUGINS: &[(&str, &[u8])] = &[
         "files",
         include_bytes!(concat!(env!("OUT_DIR"), "/files.wasm")),
     ),
+    (
+        "http",
+        include_bytes!(concat!(env!("OUT_DIR"), "/http.wasm")),
+    ),
 ];
 
 /// Where the bundled `files` connector reads and writes, under the data

@@ -1,5 +1,5 @@
 //! Functions the Weft host provides to a running step: logs, progress,
-//! artifacts, secrets and cancellation.
+//! artifacts, secrets, cancellation, and a cancellable sleep.
 //!
 //! They call the component's `weft:plugin/host` imports, so they only work
 //! inside a Weft host (natively they panic).
@@ -69,4 +69,23 @@ pub fn secret(name: &str) -> Option<String> {
 /// True once the run or step was cancelled: return promptly.
 pub fn cancelled() -> bool {
     wit::cancelled()
+}
+
+/// Sleeps `duration`, waking every 100 ms to ask whether the run was
+/// cancelled; returns `false` (early) when it was.
+pub fn sleep(duration: std::time::Duration) -> bool {
+    use wasi::clocks::monotonic_clock;
+    const SLICE_NS: u64 = 100_000_000;
+    let total = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    let deadline = monotonic_clock::now().saturating_add(total);
+    loop {
+        if cancelled() {
+            return false;
+        }
+        let now = monotonic_clock::now();
+        if now >= deadline {
+            return true;
+        }
+        monotonic_clock::subscribe_duration((deadline - now).min(SLICE_NS)).block();
+    }
 }

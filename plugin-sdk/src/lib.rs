@@ -81,6 +81,7 @@ mod error;
 pub mod host;
 pub mod http;
 mod plugin;
+pub mod schema;
 mod step;
 pub mod testing;
 

@@ -14,3 +14,4 @@ mod limits;
 mod sockets;
 mod sync;
 mod sync_hostile;
+mod sync_http;

@@ -2,6 +2,8 @@
 //! components, building hosts with a shared compile cache, and a tiny
 //! loopback HTTP server for capability tests.
 
+pub mod fake_http;
+
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;

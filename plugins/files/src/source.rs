@@ -8,7 +8,7 @@
 //! read of the stream is not `complete` (a sync stopped halfway resumes).
 
 use crate::config::{FileFormat, SourceConfig, directory, io_error};
-use crate::schema::{self, Inference};
+use crate::schema;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use weft_plugin_sdk::PluginError;
 use weft_plugin_sdk::batch::{self, BatchBuilder};
 use weft_plugin_sdk::connector::{Reader, Source, stream_info};
+use weft_plugin_sdk::schema::Inference;
 use weft_plugin_sdk::wit::{
     BatchFormat, Checkpoint, ReadItem, ReadLimits, ReadRequest, StreamInfo, StreamProgress,
     StreamStatus, SyncMode,
@@ -152,7 +153,7 @@ fn infer(config: &SourceConfig, stream: &StreamFiles) -> Result<Value, PluginErr
             }
             FileFormat::Csv => {
                 let header = dialect.header(path)?;
-                let inf = inference.get_or_insert_with(|| Inference::csv(&header));
+                let inf = inference.get_or_insert_with(|| Inference::text_columns(&header));
                 let mut reader = dialect.reader(file);
                 let mut record = csv::StringRecord::new();
                 if dialect.header {
@@ -163,7 +164,7 @@ fn infer(config: &SourceConfig, stream: &StreamFiles) -> Result<Value, PluginErr
                         .read_record(&mut record)
                         .map_err(|e| PluginError::data(format!("{name}: {e}")))?
                 {
-                    inf.csv_record(&record);
+                    inf.text_row(&record);
                     left -= 1;
                 }
             }

@@ -409,3 +409,226 @@ async fn a_sync_killed_halfway_resumes_from_its_last_commit_after_a_restart() {
         assert_eq!(r["id"].as_u64(), Some(i as u64), "row {i} out of place");
     }
 }
+
+/// The bundled `http` connector against a scripted API: its token is sealed
+/// (never in a response, a log or the store's files), kept across a `PUT`
+/// that leaves it out, and the sync lands in a directory an admin granted
+/// the `files` connector through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_source_keeps_its_token_sealed_and_syncs_into_a_granted_directory() {
+    use weft_tests::fake_http::{Exchange, FakeHttp, Reply};
+    const SECRET: &str = "Bearer sekrit-7f3a9c";
+    let api = FakeHttp::start(|r: &Exchange| {
+        if r.header("authorization") != Some(SECRET) {
+            return Reply::status(401, "who are you");
+        }
+        let offset: u64 = r.param("offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+        let items: Vec<Value> = (offset + 1..=(offset + 10).min(35))
+            .map(|i| json!({"id": i, "name": format!("item {i}")}))
+            .collect();
+        Reply::json(&json!({"items": items}))
+    })
+    .await
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let db = format!("surrealkv://{}", work.path().join("db").display());
+    let data = work.path().join("data");
+    let args = [
+        "--db",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let s = start(&args, &[], None).await;
+    let plugins = s.api("GET", "/plugins", None).await.json();
+    let id_of = |name: &str| {
+        plugins["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {plugins}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (http, files) = (id_of("http"), id_of("files"));
+
+    // Without a grant, the test names the host to grant.
+    let config = json!({
+        "baseUrl": api.base_url(),
+        "authToken": SECRET,
+        "streams": [{"name": "items", "path": "/items", "recordsPointer": "/items",
+                     "pagination": {"type": "offset", "pageSize": 10}}]
+    });
+    let unsaved = s
+        .api(
+            "POST",
+            "/connections/test",
+            Some(json!({"name": "probe", "role": "source", "connector": "http", "config": config})),
+        )
+        .await
+        .json();
+    assert_eq!(unsaved["data"]["ok"], false, "{unsaved}");
+    assert_eq!(
+        unsaved["data"]["failure"]["code"], "CAPABILITY_DENIED",
+        "{unsaved}"
+    );
+    let host = format!("127.0.0.1:{}", api.port);
+    assert!(unsaved.to_string().contains(&host), "{unsaved}");
+    let r = s
+        .api(
+            "POST",
+            &format!("/plugins/{http}/enable"),
+            Some(json!({"outboundHosts": [host]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let r = s
+        .api(
+            "POST",
+            "/connections",
+            Some(json!({"name": "api", "role": "source", "connector": "http", "config": config})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let src = r.json()["data"]["id"].as_str().unwrap().to_owned();
+    let shown = s.api("GET", &format!("/connections/{src}"), None).await;
+    assert_eq!(
+        shown.json()["data"]["config"]["authToken"],
+        "********",
+        "{}",
+        shown.text()
+    );
+    for text in [r.text(), shown.text()] {
+        assert!(!text.contains("sekrit"), "{text}");
+    }
+    let test_path = format!("/connections/{src}/test");
+    let test = async |s: &Server| s.api("POST", &test_path, None).await.json();
+    assert_eq!(test(&s).await["data"]["ok"], true);
+
+    // A PUT without the token, or with the mask, keeps it; a new one replaces it.
+    let mut without = config.clone();
+    without.as_object_mut().unwrap().remove("authToken");
+    let mut masked = config.clone();
+    masked["authToken"] = json!("********");
+    for body in [without, masked] {
+        let r = s
+            .api(
+                "PUT",
+                &format!("/connections/{src}"),
+                Some(json!({"name": "api", "role": "source", "connector": "http", "config": body})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            test(&s).await["data"]["ok"],
+            true,
+            "the stored token was kept"
+        );
+    }
+    let mut wrong = config.clone();
+    wrong["authToken"] = json!("Bearer nope");
+    let r = s
+        .api(
+            "PUT",
+            &format!("/connections/{src}"),
+            Some(json!({"name": "api", "role": "source", "connector": "http", "config": wrong})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let failed = test(&s).await;
+    assert_eq!(failed["data"]["failure"]["kind"], "auth", "{failed}");
+    let r = s
+        .api(
+            "PUT",
+            &format!("/connections/{src}"),
+            Some(json!({"name": "api", "role": "source", "connector": "http", "config": config})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // The files connector gets a directory of the admin's choosing.
+    let out = work.path().join("exports");
+    let r = s
+        .api(
+            "POST",
+            &format!("/plugins/{files}/enable"),
+            Some(json!({"directories": [{"guestPath": "/data", "hostPath": work.path().join("missing").to_str().unwrap(), "readOnly": false}]})),
+        )
+        .await;
+    assert_error_shape(&r, 422, "INVALID_GRANTS");
+    assert_eq!(
+        r.json()["error"]["validationErrors"][0]["pointer"],
+        "/directories/0/hostPath"
+    );
+    std::fs::create_dir_all(&out).unwrap();
+    let r = s
+        .api(
+            "POST",
+            &format!("/plugins/{files}/enable"),
+            Some(json!({"directories": [{"guestPath": "/data", "hostPath": out.to_str().unwrap(), "readOnly": false}]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let dst = create(
+        &s,
+        "/connections",
+        json!({"name": "out", "role": "destination", "connector": "files",
+               "config": {"path": "/data/items"}}),
+    )
+    .await;
+    let job = create(
+        &s,
+        "/jobs",
+        json!({"name": "items", "source": src, "destination": dst,
+               "streamsConfig": [{"name": "items", "syncMode": "full-refresh", "writeMode": "overwrite"}]}),
+    )
+    .await;
+    let run = sync_and_wait(&s, &job).await;
+    assert_eq!(run["data"]["outputs"]["sync"]["rows"], 35, "{run}");
+    let rows = lines_under(&out.join("items"));
+    assert_eq!(rows.len(), 35);
+    // Re-enabling without `directories` keeps them.
+    let r = s
+        .api("POST", &format!("/plugins/{files}/enable"), Some(json!({})))
+        .await;
+    assert_eq!(
+        r.json()["data"]["grants"]["directories"],
+        json!(["/data"]),
+        "{}",
+        r.text()
+    );
+
+    // Nothing the run shows, and nothing in the store's files, holds the token.
+    let run_id = run["data"]["id"].as_str().unwrap();
+    let logs = s
+        .api(
+            "GET",
+            &format!("/workflow-runs/{run_id}/steps/sync/logs"),
+            None,
+        )
+        .await;
+    assert_eq!(logs.status, 200, "{}", logs.text());
+    assert!(!logs.text().contains("sekrit") && !run.to_string().contains("sekrit"));
+    drop(s);
+    let mut stack = vec![work.path().join("db")];
+    let mut scanned = 0;
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            scanned += bytes.len();
+            assert!(
+                !bytes.windows(6).any(|w| w == b"sekrit"),
+                "{} holds the token in clear",
+                path.display()
+            );
+        }
+    }
+    assert!(scanned > 0, "the store wrote files");
+}

@@ -305,6 +305,11 @@ pub enum PluginCommand {
         /// A secret the plugin may read (repeatable).
         #[arg(long = "allow-secret", value_name = "NAME")]
         secrets: Vec<String>,
+        /// A server directory mapped to a path the plugin requested:
+        /// `GUEST=HOST`, read-only, or `GUEST=HOST:rw` (repeatable). Given,
+        /// these replace the plugin's directories; left out, it keeps them.
+        #[arg(long = "dir", value_name = "GUEST=HOST[:rw]")]
+        dirs: Vec<String>,
         /// Replace the current grants instead of adding to them.
         #[arg(long)]
         replace: bool,

@@ -11,7 +11,9 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
-use weft_api_types::{CapabilitiesView, EnablePluginRequest, Maybe, PluginView, Text};
+use weft_api_types::{
+    CapabilitiesView, DirectoryGrantBody, EnablePluginRequest, Maybe, PluginView, Text,
+};
 use weft_host::{HostConfig, PluginHost};
 
 /// Installing compiles the component on the server, which can take a while.
@@ -27,6 +29,7 @@ pub async fn execute(client: &Client, cmd: PluginCommand, json: bool) -> Result<
             hosts,
             env,
             secrets,
+            dirs,
             replace,
         } => {
             let p = resolve(client, &plugin).await?;
@@ -47,6 +50,13 @@ pub async fn execute(client: &Client, cmd: PluginCommand, json: bool) -> Result<
                 outbound_hosts: merged(&p.grants.outbound_hosts, hosts),
                 env: merged(&p.grants.env, env),
                 secrets: merged(&p.grants.secrets, secrets),
+                directories: if dirs.is_empty() {
+                    Maybe(None)
+                } else {
+                    Maybe(Some(
+                        dirs.iter().map(|d| directory(d)).collect::<Result<_>>()?,
+                    ))
+                },
             })?;
             let req = client.request(Method::POST, client.url(&["plugins", &p.id, "enable"]));
             let data = client.send(with_json(req, &body)?).await?.data();
@@ -64,6 +74,27 @@ pub async fn execute(client: &Client, cmd: PluginCommand, json: bool) -> Result<
             Ok(0)
         }
     }
+}
+
+/// Parses `GUEST=HOST[:rw|:ro]`.
+fn directory(text: &str) -> Result<DirectoryGrantBody> {
+    let (guest, host) = text
+        .split_once('=')
+        .with_context(|| format!("--dir {text}: expected GUEST=HOST[:rw]"))?;
+    let (host, read_only) = match host.rsplit_once(':') {
+        Some((h, "rw")) => (h, false),
+        Some((h, "ro")) => (h, true),
+        _ => (host, true),
+    };
+    anyhow::ensure!(
+        !guest.is_empty() && !host.is_empty(),
+        "--dir {text}: expected GUEST=HOST[:rw]"
+    );
+    Ok(DirectoryGrantBody {
+        guest_path: Text(guest.to_owned()),
+        host_path: Text(host.to_owned()),
+        read_only: Some(read_only),
+    })
 }
 
 async fn install(client: &Client, file: &Path, json: bool) -> Result<i32> {

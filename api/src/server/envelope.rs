@@ -255,6 +255,13 @@ impl From<weft_engine::EngineError> for ApiError {
                     .map(|p| problem(&p.pointer, p.code, &p.message))
                     .collect(),
             ),
+            E::InvalidGrants(ps) => Self::validation(
+                "INVALID_GRANTS",
+                e.to_string(),
+                ps.iter()
+                    .map(|p| problem(&p.pointer, p.code, &p.message))
+                    .collect(),
+            ),
             E::InvalidJob(ps) => Self::validation(
                 "INVALID_JOB",
                 e.to_string(),

@@ -11,7 +11,7 @@ use weft_api_types::{
     EnablePluginRequest, Envelope, Maybe, PluginHealthView, PluginView, StepTypeView, Text,
 };
 use weft_engine::{Engine, PageRequest, StepTypeEntry};
-use weft_model::{CapabilityGrants, PluginDigest};
+use weft_model::{CapabilityGrants, DirectoryGrant, PluginDigest};
 
 #[derive(Tags)]
 enum Tag {
@@ -168,15 +168,31 @@ impl PluginsApi {
                 problems,
             ));
         }
+        let digest = digest(&id)?;
+        let directories = match body.directories.0 {
+            Some(dirs) => dirs
+                .into_iter()
+                .map(|d| DirectoryGrant {
+                    guest_path: d.guest_path.0,
+                    host_path: d.host_path.0.into(),
+                    read_only: d.read_only.unwrap_or(true),
+                })
+                .collect(),
+            None => self
+                .engine
+                .plugin(&auth.0, &digest)?
+                .map(|e| e.grants.directories)
+                .unwrap_or_default(),
+        };
         let grants = CapabilityGrants {
             outbound_hosts: hosts,
             env: texts(body.env),
             secrets: texts(body.secrets),
-            directories: Vec::new(),
+            directories,
         };
         let entry = self
             .engine
-            .set_plugin_state(&auth.0, &digest(&id)?, true, grants)
+            .set_plugin_state(&auth.0, &digest, true, grants)
             .await?;
         Ok(ok(plugin_view(entry)))
     }

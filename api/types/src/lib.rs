@@ -14,7 +14,7 @@ pub mod sync;
 pub mod views;
 
 pub use envelope::{Envelope, ErrorBody, ErrorDetail, Meta, Pagination, ValidationError};
-pub use requests::{AnswerBody, EnablePluginRequest, StartRunBody};
+pub use requests::{AnswerBody, DirectoryGrantBody, EnablePluginRequest, StartRunBody};
 pub use strict::{JsonObject, Maybe, Text};
 pub use views::{
     ArtifactView, AttemptView, CapabilitiesView, EventView, LogView, PluginHealthView, PluginView,

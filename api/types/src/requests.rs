@@ -46,4 +46,24 @@ pub struct EnablePluginRequest {
     #[oai(validator(pattern = "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"))]
     #[serde(default, skip_serializing_if = "Maybe::is_none")]
     pub secrets: Maybe<Vec<Text>>,
+    /// Server directories mapped to paths the plugin requested. Left out,
+    /// the plugin keeps the directories it has; `[]` removes them.
+    #[serde(default, skip_serializing_if = "Maybe::is_none")]
+    pub directories: Maybe<Vec<DirectoryGrantBody>>,
+}
+
+/// A server directory mapped into a plugin's sandbox.
+#[derive(Object, Debug, serde::Serialize, serde::Deserialize)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryGrantBody {
+    /// The path the plugin requested, e.g. `/data`.
+    #[oai(validator(min_length = 1, max_length = 4096))]
+    pub guest_path: Text,
+    /// An existing absolute directory on the server.
+    #[oai(validator(min_length = 1, max_length = 4096))]
+    pub host_path: Text,
+    /// Whether the plugin may only read (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
 }

@@ -54,6 +54,10 @@ pub enum EngineError {
     /// A job request is invalid (or the job no longer fits its source).
     #[error("invalid job: {}", problems_text(.0))]
     InvalidJob(Vec<weft_model::ConfigProblem>),
+    /// Capability grants cannot be given as asked (a directory that does
+    /// not exist, say); every problem with its JSON pointer.
+    #[error("invalid grants: {}", problems_text(.0))]
+    InvalidGrants(Vec<weft_model::ConfigProblem>),
     /// A connector's `check` or `discover` failed.
     #[error("the connector failed: {0}")]
     Connector(weft_host::ConnectorFailure),

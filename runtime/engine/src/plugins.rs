@@ -2,7 +2,9 @@
 //! them and their step types.
 
 use crate::{Engine, EngineError, Operation, Page, PageRequest, PluginEntry};
-use weft_model::{CapabilityGrants, PluginDigest, Principal, StepTypeInfo};
+use weft_model::{
+    CapabilityGrants, ConfigProblem, ConfigProblemCode, PluginDigest, Principal, StepTypeInfo,
+};
 
 impl Engine {
     /// Installs a plugin from its component bytes.
@@ -25,6 +27,9 @@ impl Engine {
         grants: CapabilityGrants,
     ) -> Result<PluginEntry, EngineError> {
         self.authorize(caller, Operation::SetPluginState)?;
+        if let Some(entry) = self.registry.get(digest) {
+            check_directories(&entry, &grants)?;
+        }
         self.registry.set_state(digest, enabled, grants).await
     }
 
@@ -158,5 +163,46 @@ impl Engine {
             .filter(|p| p.manifest.name == plugin && p.manifest.step_type(step).is_some())
             .collect();
         Ok(step_types(&plugins).filter(|s| s.step.name == step).last())
+    }
+}
+
+/// A directory grant must map a path the plugin requested to an existing
+/// absolute host directory: a typo would otherwise surface only when a run
+/// fails to start.
+fn check_directories(entry: &PluginEntry, grants: &CapabilityGrants) -> Result<(), EngineError> {
+    let requested = &entry.manifest.requested.directories;
+    let mut problems = Vec::new();
+    for (i, dir) in grants.directories.iter().enumerate() {
+        let pointer = format!("/directories/{i}");
+        if !requested.contains(&dir.guest_path) {
+            problems.push(ConfigProblem::new(
+                format!("{pointer}/guestPath"),
+                ConfigProblemCode::InvalidDirectory,
+                format!(
+                    "the plugin did not request `{}`; it requests {}",
+                    dir.guest_path,
+                    if requested.is_empty() {
+                        "no directory".to_owned()
+                    } else {
+                        requested.join(", ")
+                    }
+                ),
+            ));
+        }
+        if !dir.host_path.is_absolute() || !dir.host_path.is_dir() {
+            problems.push(ConfigProblem::new(
+                format!("{pointer}/hostPath"),
+                ConfigProblemCode::InvalidDirectory,
+                format!(
+                    "`{}` is not an existing absolute directory on the server",
+                    dir.host_path.display()
+                ),
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(EngineError::InvalidGrants(problems))
     }
 }

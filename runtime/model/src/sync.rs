@@ -225,6 +225,8 @@ pub enum ConfigProblemCode {
     DuplicateStream,
     /// No live connection has that id.
     UnknownConnection,
+    /// A granted directory is not absolute, does not exist, or was not requested.
+    InvalidDirectory,
 }
 
 /// One problem with a connection or job request, by JSON pointer.

@@ -242,7 +242,19 @@ pub fn with_links(spec: &str) -> Result<String, String> {
 
 /// Request bodies that refuse unknown fields (poem-openapi's
 /// `deny_unknown_fields`, which its schemas do not show).
-const CLOSED_BODIES: &[&str] = &["StartRunBody", "AnswerBody", "EnablePluginRequest"];
+const CLOSED_BODIES: &[&str] = &[
+    "StartRunBody",
+    "AnswerBody",
+    "EnablePluginRequest",
+    "DirectoryGrantBody",
+    "ConnectionBody",
+    "StreamSelectionBody",
+    "ScheduleBody",
+    "SyncJobBody",
+    "ActivateBody",
+    "StreamStateBody",
+    "SyncStateBody",
+];
 
 fn close_request_bodies(doc: &mut Value) {
     for name in CLOSED_BODIES {

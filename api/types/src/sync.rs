@@ -171,9 +171,8 @@ pub struct ConnectorRoleSpecView {
     pub secret_fields: Vec<String>,
     /// Batch formats, best first.
     pub formats: Vec<String>,
-    /// Write modes (destinations).
-    #[oai(skip_serializing_if_is_empty)]
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Write modes (destinations; empty for a source).
+    #[serde(default)]
     pub write_modes: Vec<WriteMode>,
     /// Delivery guarantee (destinations).
     #[oai(skip_serializing_if_is_none)]

@@ -327,7 +327,13 @@ async fn failures_say_what_to_fix() -> anyhow::Result<()> {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
-    let hostile = FakeHttp::start(|r: &Exchange| match r.path() {
+    let dated_once = AtomicBool::new(false);
+    let hostile = FakeHttp::start(move |r: &Exchange| match r.path() {
+        "/dated" if !dated_once.swap(true, Ordering::SeqCst) => {
+            let at = std::time::SystemTime::now() + Duration::from_secs(2);
+            Reply::status(429, "later").header("retry-after", &httpdate::fmt_http_date(at))
+        }
+        "/dated" => Reply::json(&json!([{"id": 1}])),
         "/escape" => Reply::json(&json!([{"id": 1}]))
             .header("link", r#"<http://attacker.example/steal>; rel="next""#),
         "/stuck" => Reply::json(&json!({"items": [{"id": 1}], "next": "same"})),
@@ -422,6 +428,25 @@ async fn failures_say_what_to_fix() -> anyhow::Result<()> {
     assert_eq!(e.kind, PluginErrorKind::RateLimited, "{e:?}");
     assert_eq!(e.retry_after_ms, Some(3_600_000));
     assert!(started.elapsed() < Duration::from_secs(30));
+
+    // A Retry-After given as an HTTP date is waited out too.
+    let started = Instant::now();
+    check(one_stream(
+        hostile.base_url(),
+        json!({"name": "x", "path": "/dated"}),
+    ))
+    .await?;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    let dated = hostile
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/dated")
+        .count();
+    assert_eq!(dated, 2);
 
     // Pages that lead off the origin or nowhere fail the read.
     // (A schema is given, so discover needs no page.)

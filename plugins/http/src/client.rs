@@ -201,12 +201,56 @@ fn quote(body: &[u8]) -> String {
     format!(": {cut}{more}")
 }
 
-/// `Retry-After` in milliseconds, when given as seconds (RFC 9110 §10.2.3).
-/// An HTTP date is not understood here and falls back to the back-off.
+/// `Retry-After` in milliseconds (RFC 9110 §10.2.3): delay seconds, or an
+/// HTTP date measured against the wall clock.
 fn retry_after_ms(response: &Response) -> Option<u64> {
     let value = response.header("retry-after")?.trim();
-    let seconds: u64 = value.parse().ok()?;
-    Some(seconds.saturating_mul(1000))
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let at = http_date_secs(value)?;
+    let now = wasi::clocks::wall_clock::now().seconds;
+    Some(at.saturating_sub(now).saturating_mul(1000))
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate such as
+/// `Wed, 21 Oct 2015 07:28:00 GMT` (the form RFC 9110 says to send).
+fn http_date_secs(text: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut parts = text.split_ascii_whitespace();
+    let (_weekday, day, month, year, time, zone) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if zone != "GMT" || parts.next().is_some() {
+        return None;
+    }
+    let day: u64 = day.parse().ok()?;
+    let month = MONTHS.iter().position(|m| *m == month)? as u64 + 1;
+    let year: u64 = year.parse().ok()?;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm), March-based years.
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y % 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 #[cfg(test)]
@@ -221,8 +265,24 @@ mod tests {
             body: Vec::new(),
         };
         assert_eq!(retry_after_ms(&r("2")), Some(2000));
-        assert_eq!(retry_after_ms(&r("Wed, 21 Oct 2015 07:28:00 GMT")), None);
         assert_eq!(retry_after_ms(&r("-1")), None);
+        assert_eq!(retry_after_ms(&r("soon")), None);
+    }
+
+    #[test]
+    fn http_dates_are_read_as_epoch_seconds() {
+        assert_eq!(
+            http_date_secs("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(1_445_412_480)
+        );
+        assert_eq!(http_date_secs("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            http_date_secs("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(1_835_438_400)
+        );
+        assert_eq!(http_date_secs("Wed, 21 Oct 2015 07:28:00 PST"), None);
+        assert_eq!(http_date_secs("Wed, 32 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(http_date_secs("Wed, 21 Foo 2015 07:28:00 GMT"), None);
     }
 
     #[test]

@@ -510,19 +510,18 @@ async fn an_http_source_keeps_its_token_sealed_and_syncs_into_a_granted_director
     let test = async |s: &Server| s.api("POST", &test_path, None).await.json();
     assert_eq!(test(&s).await["data"]["ok"], true);
 
+    let put_path = format!("/connections/{src}");
+    let put = async |s: &Server, config: Value| {
+        let body = json!({"name": "api", "role": "source", "connector": "http", "config": config});
+        s.api("PUT", &put_path, Some(body)).await
+    };
     // A PUT without the token, or with the mask, keeps it; a new one replaces it.
     let mut without = config.clone();
     without.as_object_mut().unwrap().remove("authToken");
     let mut masked = config.clone();
     masked["authToken"] = json!("********");
     for body in [without, masked] {
-        let r = s
-            .api(
-                "PUT",
-                &format!("/connections/{src}"),
-                Some(json!({"name": "api", "role": "source", "connector": "http", "config": body})),
-            )
-            .await;
+        let r = put(&s, body).await;
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(
             test(&s).await["data"]["ok"],
@@ -532,23 +531,11 @@ async fn an_http_source_keeps_its_token_sealed_and_syncs_into_a_granted_director
     }
     let mut wrong = config.clone();
     wrong["authToken"] = json!("Bearer nope");
-    let r = s
-        .api(
-            "PUT",
-            &format!("/connections/{src}"),
-            Some(json!({"name": "api", "role": "source", "connector": "http", "config": wrong})),
-        )
-        .await;
+    let r = put(&s, wrong).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let failed = test(&s).await;
     assert_eq!(failed["data"]["failure"]["kind"], "auth", "{failed}");
-    let r = s
-        .api(
-            "PUT",
-            &format!("/connections/{src}"),
-            Some(json!({"name": "api", "role": "source", "connector": "http", "config": config})),
-        )
-        .await;
+    let r = put(&s, config).await;
     assert_eq!(r.status, 200, "{}", r.text());
 
     // The files connector gets a directory of the admin's choosing.

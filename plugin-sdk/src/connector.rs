@@ -22,8 +22,8 @@
 
 use crate::PluginError;
 use crate::wit::{
-    Batch, BatchFormat, CommitMarker, Delivery, DestinationSpec, ReadItem, ReadLimits, ReadRequest,
-    SourceSpec, StreamInfo, SyncMode, WriteMode, WriteRequest,
+    Batch, BatchFormat, Checkpoint, CommitMarker, ConfiguredStream, Delivery, DestinationSpec,
+    ReadItem, ReadLimits, ReadRequest, SourceSpec, StreamInfo, SyncMode, WriteMode, WriteRequest,
 };
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -124,6 +124,31 @@ fn with_arrow(mut formats: Vec<BatchFormat>) -> Vec<BatchFormat> {
 pub(crate) fn parse_config<C: DeserializeOwned>(config: &str) -> Result<C, PluginError> {
     serde_json::from_str(config)
         .map_err(|e| PluginError::config(format!("invalid configuration: {e}")))
+}
+
+/// The JSON Schema of a configured stream (its selected fields).
+pub fn stream_schema(stream: &ConfiguredStream) -> Result<serde_json::Value, PluginError> {
+    serde_json::from_str(&stream.json_schema)
+        .map_err(|e| PluginError::config(format!("stream schema: {e}")))
+}
+
+/// The saved state of `stream` among a read's checkpoints, parsed as `T`;
+/// `None` when the stream has none yet.
+pub fn saved_state<T: DeserializeOwned>(
+    state: &[Checkpoint],
+    stream: &str,
+) -> Result<Option<T>, PluginError> {
+    state
+        .iter()
+        .find(|c| c.stream_name.as_deref() == Some(stream))
+        .map(|c| {
+            serde_json::from_str(&c.state).map_err(|e| {
+                PluginError::config(format!(
+                    "the saved state of stream `{stream}` is not this connector's: {e}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 /// A stream with a JSON Schema and the sync modes it supports; the other

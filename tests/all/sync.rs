@@ -103,14 +103,19 @@ pub(crate) fn configured(
     }
 }
 
-fn select(streams: &[StreamInfo], mode: SyncMode, write: WriteMode) -> Vec<ConfiguredStream> {
+pub(crate) fn select(
+    streams: &[StreamInfo],
+    mode: SyncMode,
+    write: WriteMode,
+) -> Vec<ConfiguredStream> {
     streams
         .iter()
         .map(|s| configured(&s.name, s.json_schema.clone(), mode, write))
         .collect()
 }
 
-fn sync_request(
+/// A sync without state, in batches of at most 500 rows, committing at every checkpoint.
+pub(crate) fn sync_request(
     id: &str,
     source: (&PluginDigest, Value),
     destination: (&PluginDigest, Value),

@@ -3,22 +3,18 @@
 //! header from the config, 429 with `Retry-After`, incremental reads, and
 //! the failures a user must be able to act on.
 
-use crate::sync::{configured, install};
+use crate::sync::{configured, files_host, install};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use weft_host::{
-    ConnectorCallRequest, ConnectorFailure, InvokeError, PluginHost, ReadLimits, SyncRequest,
-    SyncSide,
-};
+use weft_host::{ConnectorCallRequest, ConnectorFailure, InvokeError, PluginHost, SyncRequest};
 use weft_model::{
-    CapabilityGrants, Checkpoint, ConfiguredStream, ConnectorRole, DirectoryGrant, HostPattern,
-    PluginDigest, PluginErrorKind, StreamInfo, SyncMode, WriteMode,
+    CapabilityGrants, Checkpoint, ConfiguredStream, ConnectorRole, HostPattern, PluginDigest,
+    PluginErrorKind, StreamInfo, SyncMode, WriteMode,
 };
 use weft_tests::fake_http::{Exchange, FakeHttp, Reply};
-use weft_tests::test_host;
 
 const TOKEN: &str = "Bearer s3cret-token";
 
@@ -118,9 +114,8 @@ async fn host(
     dir: &Path,
     ports: &[u16],
 ) -> anyhow::Result<(PluginHost, PluginDigest, PluginDigest)> {
-    let host = test_host()?;
+    let (host, files) = files_host(dir).await?;
     let http = install(&host, "http").await?;
-    let files = install(&host, "files").await?;
     host.set_grants(
         &http,
         &CapabilityGrants {
@@ -131,17 +126,6 @@ async fn host(
             ..Default::default()
         },
     )?;
-    host.set_grants(
-        &files,
-        &CapabilityGrants {
-            directories: vec![DirectoryGrant {
-                guest_path: "/data".into(),
-                host_path: dir.to_owned(),
-                read_only: false,
-            }],
-            ..Default::default()
-        },
-    )?;
     Ok((host, http, files))
 }
 
@@ -149,6 +133,8 @@ fn call(plugin: &PluginDigest, role: ConnectorRole, config: &Value) -> Connector
     ConnectorCallRequest::new(plugin.clone(), role, config.clone())
 }
 
+/// The shared sync request, from `state`, in batches of at most 30 rows
+/// (so a page of records spans several).
 fn sync_request(
     id: &str,
     source: (&PluginDigest, Value),
@@ -156,26 +142,14 @@ fn sync_request(
     streams: Vec<ConfiguredStream>,
     state: Vec<Checkpoint>,
 ) -> SyncRequest {
-    let mut req = SyncRequest::new(
-        id,
-        SyncSide::new(source.0.clone(), source.1),
-        SyncSide::new(destination.0.clone(), destination.1),
-        streams,
-    );
+    let mut req = crate::sync::sync_request(id, source, destination, streams);
     req.state = state;
-    req.read_limits = ReadLimits {
-        max_rows: 30,
-        ..ReadLimits::default()
-    };
-    req.commit_interval = Duration::ZERO;
+    req.read_limits.max_rows = 30;
     req
 }
 
 fn select(streams: &[StreamInfo], mode: SyncMode) -> Vec<ConfiguredStream> {
-    streams
-        .iter()
-        .map(|s| configured(&s.name, s.json_schema.clone(), mode, WriteMode::Append))
-        .collect()
+    crate::sync::select(streams, mode, WriteMode::Append)
 }
 
 /// The rows of every output file of `stream` in `dir`.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use weft_plugin_sdk::PluginError;
 use weft_plugin_sdk::batch::BatchBuilder;
-use weft_plugin_sdk::connector::{Reader, Source, stream_info};
+use weft_plugin_sdk::connector::{Reader, Source, saved_state, stream_info};
 use weft_plugin_sdk::wit::{
     Checkpoint, ReadItem, ReadLimits, ReadRequest, StreamInfo, StreamProgress, StreamStatus,
     SyncMode,
@@ -83,13 +83,7 @@ impl Source for Generator {
         };
         // Where the last read got to: `{"next": id}`; a finished full
         // refresh starts over.
-        let saved = request
-            .state
-            .iter()
-            .find(|c| c.stream_name.as_deref() == Some(&config.stream))
-            .map(|c| serde_json::from_str::<Value>(&c.state))
-            .transpose()
-            .map_err(|e| PluginError::config(format!("saved state: {e}")))?;
+        let saved: Option<Value> = saved_state(&request.state, &config.stream)?;
         let next = saved
             .as_ref()
             .filter(|s| stream.sync_mode == SyncMode::Incremental || s["complete"] != json!(true))

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use weft_plugin_sdk::PluginError;
 use weft_plugin_sdk::batch::{self, BatchBuilder};
-use weft_plugin_sdk::connector::{Reader, Source, stream_info};
+use weft_plugin_sdk::connector::{Reader, Source, saved_state, stream_info, stream_schema};
 use weft_plugin_sdk::schema::Inference;
 use weft_plugin_sdk::wit::{
     BatchFormat, Checkpoint, ReadItem, ReadLimits, ReadRequest, StreamInfo, StreamProgress,
@@ -229,16 +229,9 @@ impl Source for FilesSource {
                 .find(|s| s.name == configured.name)
                 .map(|s| s.files.clone())
                 .unwrap_or_default();
-            let schema: Value = serde_json::from_str(&configured.json_schema)
-                .map_err(|e| PluginError::config(format!("stream schema: {e}")))?;
-            let saved = request
-                .state
-                .iter()
-                .find(|c| c.stream_name.as_deref() == Some(&configured.name))
-                .map(|c| serde_json::from_str::<StreamState>(&c.state))
-                .transpose()
-                .map_err(|e| PluginError::config(format!("saved state: {e}")))?
-                .unwrap_or_default();
+            let schema = stream_schema(configured)?;
+            let saved: StreamState =
+                saved_state(&request.state, &configured.name)?.unwrap_or_default();
             let state = match configured.sync_mode {
                 SyncMode::FullRefresh if saved.complete => StreamState::default(),
                 _ => StreamState {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use url::Url;
 use weft_plugin_sdk::PluginError;
 use weft_plugin_sdk::batch::BatchExt;
-use weft_plugin_sdk::connector::{Destination, Writer};
+use weft_plugin_sdk::connector::{Destination, Writer, stream_schema};
 use weft_plugin_sdk::wit::{
     Batch, BatchFormat, CommitMarker, ConfiguredStream, Delivery, WriteMode, WriteRequest,
 };
@@ -99,8 +99,7 @@ struct Outbox {
 
 impl Outbox {
     fn new(stream: &ConfiguredStream) -> Result<Self, PluginError> {
-        let schema: Value = serde_json::from_str(&stream.json_schema)
-            .map_err(|e| PluginError::config(format!("stream schema: {e}")))?;
+        let schema = stream_schema(stream)?;
         let json_fields = schema
             .get("properties")
             .and_then(Value::as_object)

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use url::Url;
 use weft_plugin_sdk::PluginError;
 use weft_plugin_sdk::batch::BatchBuilder;
-use weft_plugin_sdk::connector::{Reader, Source, stream_info};
+use weft_plugin_sdk::connector::{Reader, Source, saved_state, stream_info, stream_schema};
 use weft_plugin_sdk::schema::Inference;
 use weft_plugin_sdk::wit::{
     Checkpoint, ConfiguredStream, ReadItem, ReadLimits, ReadRequest, StreamInfo, StreamProgress,
@@ -351,20 +351,8 @@ impl Source for HttpSource {
                     configured.name
                 )));
             };
-            let saved = request
-                .state
-                .iter()
-                .find(|c| c.stream_name.as_deref() == Some(&configured.name))
-                .map(|c| {
-                    serde_json::from_str::<StreamState>(&c.state).map_err(|e| {
-                        PluginError::config(format!(
-                            "the saved state of stream `{}` is not this connector's: {e}",
-                            configured.name
-                        ))
-                    })
-                })
-                .transpose()?
-                .unwrap_or_default();
+            let saved: StreamState =
+                saved_state(&request.state, &configured.name)?.unwrap_or_default();
             plans.push_back(Plan::new(stream.clone(), configured, saved, &request)?);
         }
         Ok(Box::new(HttpReader {
@@ -423,8 +411,7 @@ impl Plan {
         saved: StreamState,
         request: &ReadRequest,
     ) -> Result<Plan, PluginError> {
-        let schema: Value = serde_json::from_str(&configured.json_schema)
-            .map_err(|e| PluginError::config(format!("stream schema: {e}")))?;
+        let schema = stream_schema(configured)?;
         let incremental = configured.sync_mode == SyncMode::Incremental;
         let cursor_field = if incremental {
             let field = configured

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 /// The bundled plugins, by file name in `build/wasm/`.
-const BUNDLED: &[&str] = &["core.wasm", "files.wasm", "http.wasm"];
+const BUNDLED: &[&str] = &["core.wasm", "files.wasm", "http.wasm", "postgres.wasm"];
 
 fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

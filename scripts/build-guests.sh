@@ -2,7 +2,7 @@
 # Builds every guest component (first-party plugins, test fixtures and the
 # example plugin) for wasm32-wasip2 and copies them into build/wasm/:
 #
-#   core.wasm  files.wasm  http.wasm  hostile.wasm  bad-schema.wasm  bad-version.wasm  dup-steps.wasm
+#   core.wasm  files.wasm  http.wasm  postgres.wasm  hostile.wasm  bad-schema.wasm  bad-version.wasm  dup-steps.wasm
 #   wrong-version.wasm  unknown-world.wasm  hello-plugin.wasm  generator-source.wasm  v0-1-step.wasm
 #   hostile-source.wasm
 #
@@ -42,6 +42,7 @@ ARTIFACTS=(
     "core.wasm:weft_plugin_core.wasm"
     "files.wasm:weft_plugin_files.wasm"
     "http.wasm:weft_plugin_http.wasm"
+    "postgres.wasm:weft_plugin_postgres.wasm"
     "hostile.wasm:weft_fixture_hostile.wasm"
     "bad-schema.wasm:weft_fixture_bad_schema.wasm"
     "bad-version.wasm:weft_fixture_bad_version.wasm"

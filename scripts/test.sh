@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The whole test suite: builds the guest components (first-party plugins,
-# hostile fixtures, the example plugin), then runs every test in the
-# workspace against them, and the guest crates' own unit tests.
+# hostile fixtures, the example plugin), starts a throw-away PostgreSQL,
+# then runs every test in the workspace against them, and the guest
+# crates' own unit tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-guests.sh
+# The postgres connector's tests run against a real PostgreSQL: a
+# throw-away cluster on a free loopback port (installed from Debian's
+# packages when missing), stopped and removed when the tests end.
+echo "==> PostgreSQL for the connector tests"
+eval "$(scripts/pg.sh start)"
+trap 'scripts/pg.sh stop' EXIT
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"

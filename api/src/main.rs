@@ -27,6 +27,10 @@ const BUNDLED_PLUGINS: &[(&str, &[u8])] = &[
         "http",
         include_bytes!(concat!(env!("OUT_DIR"), "/http.wasm")),
     ),
+    (
+        "postgres",
+        include_bytes!(concat!(env!("OUT_DIR"), "/postgres.wasm")),
+    ),
 ];
 
 /// Where the bundled `files` connector reads and writes, under the data

@@ -470,8 +470,8 @@ fn plugins_auth_and_usage_errors() {
             .as_array()
             .unwrap()
             .len(),
-        4,
-        "the bundled core, files and http, and hello"
+        5,
+        "the bundled core, files, http and postgres, and hello"
     );
 
     // A wrong token, no token, no server: readable errors and exit 1.

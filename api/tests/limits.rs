@@ -290,10 +290,10 @@ async fn weft_toml_sets_the_limits_per_route() {
         .api_raw("POST", "/workflow-templates", "application/yaml", &yaml)
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
-    // The bundled core, files and http plugins still installed: the plugin
-    // limit is apart.
+    // The bundled core, files, http and postgres plugins still installed:
+    // the plugin limit is apart.
     let r = s.api("GET", "/plugins", None).await.json();
-    assert_eq!(r["meta"]["pagination"]["total"], 3, "{r}");
+    assert_eq!(r["meta"]["pagination"]["total"], 4, "{r}");
     // The document says so.
     let spec = s
         .call("GET", "/api/v1/openapi.json", &[], None)
@@ -378,9 +378,9 @@ async fn plugins_step_types_and_templates_are_paginated() {
     }
 
     let plugins = walk(&s, "/plugins", 1).await;
-    assert_eq!(plugins.len(), 4, "core, files, http and hello");
+    assert_eq!(plugins.len(), 5, "core, files, http, postgres and hello");
     let ids: HashSet<_> = plugins.iter().map(|p| p["id"].clone()).collect();
-    assert_eq!(ids.len(), 4, "no plugin on two pages");
+    assert_eq!(ids.len(), 5, "no plugin on two pages");
 
     let types = walk(&s, "/step-types", 2).await;
     let names: HashSet<_> = types.iter().map(|t| t["type"].clone()).collect();

@@ -39,10 +39,16 @@ pub fn is_ndjson(format: &BatchFormat) -> bool {
     matches!(format, BatchFormat::Other(name) if name == NDJSON)
 }
 
+/// Arrow field metadata marking a Utf8 field whose values are JSON text
+/// (objects, arrays, anything untyped); readers parse them back.
+pub const JSON_FIELD_METADATA: &str = "weft:json";
+
 /// The Arrow schema for a stream's JSON Schema: `integer` → Int64,
 /// `number` → Float64, `boolean` → Boolean, `string` → Utf8; objects,
-/// arrays and untyped fields travel as JSON text (Utf8). Every field is
-/// nullable, and a field missing from a row is null.
+/// arrays and untyped fields travel as JSON text (Utf8, marked with
+/// [`JSON_FIELD_METADATA`]) and come back as JSON from
+/// [`BatchExt::json_rows`]. Every field is nullable, and a field missing
+/// from a row is null.
 pub fn arrow_schema(json_schema: &Value) -> Schema {
     let fields: Vec<Field> = json_schema
         .get("properties")
@@ -50,11 +56,30 @@ pub fn arrow_schema(json_schema: &Value) -> Schema {
         .map(|props| {
             props
                 .iter()
-                .map(|(name, prop)| Field::new(name, arrow_type(prop), true))
+                .map(|(name, prop)| {
+                    let field = Field::new(name, arrow_type(prop), true);
+                    if carries_json(prop) {
+                        field.with_metadata(std::collections::HashMap::from([(
+                            JSON_FIELD_METADATA.to_owned(),
+                            "true".to_owned(),
+                        )]))
+                    } else {
+                        field
+                    }
+                })
                 .collect()
         })
         .unwrap_or_default();
     Schema::new(fields)
+}
+
+/// Whether a property's values travel as JSON text: neither a scalar type
+/// nor `string`.
+fn carries_json(prop: &Value) -> bool {
+    !matches!(
+        json_type(prop),
+        Some("integer" | "number" | "boolean" | "string")
+    )
 }
 
 /// The one non-null JSON type a property declares, if any.
@@ -86,8 +111,10 @@ pub struct BatchBuilder {
     stream: String,
     format: BatchFormat,
     schema: SchemaRef,
-    /// Fields carried as JSON text: non-string values are serialised.
+    /// Fields carried as text: non-string values are serialised.
     text_fields: Vec<String>,
+    /// Of those, fields carrying JSON: every value (strings too) is serialised.
+    json_fields: Vec<String>,
     rows: Vec<Value>,
     ndjson: Vec<u8>,
     count: u32,
@@ -119,11 +146,23 @@ impl BatchBuilder {
                     .collect()
             })
             .unwrap_or_default();
+        let json_fields = json_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|props| {
+                props
+                    .iter()
+                    .filter(|(_, p)| carries_json(p))
+                    .map(|(name, _)| name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Self {
             stream: stream.into(),
             format: format.clone(),
             schema,
             text_fields,
+            json_fields,
             rows: Vec::new(),
             ndjson: Vec::new(),
             count: 0,
@@ -149,7 +188,8 @@ impl BatchBuilder {
         } else {
             for name in &self.text_fields {
                 if let Some(v) = obj.get_mut(name)
-                    && !matches!(v, Value::String(_) | Value::Null)
+                    && !matches!(v, Value::Null)
+                    && (!matches!(v, Value::String(_)) || self.json_fields.contains(name))
                 {
                     *v = Value::String(v.to_string());
                 }
@@ -256,28 +296,69 @@ impl BatchExt for Batch {
         if is_ndjson(&self.format) {
             return Ok(self.data.clone());
         }
-        let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
-        for batch in self.record_batches()? {
-            writer
-                .write(&batch)
-                .map_err(|e| PluginError::data(format!("encoding rows as JSON: {e}")))?;
+        let batches = self.record_batches()?;
+        if batches.first().is_some_and(|b| !json_columns(b).is_empty()) {
+            let mut out = Vec::new();
+            for row in self.json_rows()? {
+                serde_json::to_writer(&mut out, &row)
+                    .map_err(|e| PluginError::data(format!("encoding rows as JSON: {e}")))?;
+                out.push(b'\n');
+            }
+            return Ok(out);
         }
-        writer
-            .finish()
-            .map_err(|e| PluginError::data(format!("encoding rows as JSON: {e}")))?;
-        Ok(writer.into_inner())
+        arrow_ndjson(&batches)
     }
 
     fn json_rows(&self) -> Result<Vec<Map<String, Value>>, PluginError> {
-        let text = self.to_ndjson()?;
+        let (text, json) = if is_ndjson(&self.format) {
+            (self.data.clone(), Vec::new())
+        } else {
+            let batches = self.record_batches()?;
+            let json = batches.first().map(json_columns).unwrap_or_default();
+            (arrow_ndjson(&batches)?, json)
+        };
         text.split(|b| *b == b'\n')
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
             .map(|line| {
-                serde_json::from_slice(line)
-                    .map_err(|e| PluginError::data(format!("a row is not a JSON object: {e}")))
+                let mut row: Map<String, Value> = serde_json::from_slice(line)
+                    .map_err(|e| PluginError::data(format!("a row is not a JSON object: {e}")))?;
+                for name in &json {
+                    if let Some(v) = row.get_mut(name)
+                        && let Value::String(text) = v
+                        && let Ok(parsed) = serde_json::from_str::<Value>(text)
+                    {
+                        *v = parsed;
+                    }
+                }
+                Ok(row)
             })
             .collect()
     }
+}
+
+/// The names of a batch's fields that carry JSON text.
+fn json_columns(batch: &RecordBatch) -> Vec<String> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .filter(|f| f.metadata().contains_key(JSON_FIELD_METADATA))
+        .map(|f| f.name().clone())
+        .collect()
+}
+
+/// Arrow record batches as NDJSON, values as Arrow holds them.
+fn arrow_ndjson(batches: &[RecordBatch]) -> Result<Vec<u8>, PluginError> {
+    let mut writer = arrow_json::LineDelimitedWriter::new(Vec::new());
+    for batch in batches {
+        writer
+            .write(batch)
+            .map_err(|e| PluginError::data(format!("encoding rows as JSON: {e}")))?;
+    }
+    writer
+        .finish()
+        .map_err(|e| PluginError::data(format!("encoding rows as JSON: {e}")))?;
+    Ok(writer.into_inner())
 }
 
 #[cfg(test)]
@@ -307,7 +388,15 @@ mod tests {
         assert_eq!(arrow[0].num_rows(), 2);
         assert_eq!(arrow[0].schema().field(0).data_type(), &DataType::Int64);
         let rows = batch.json_rows().unwrap();
-        assert_eq!(rows[0]["tags"], "[\"x\"]", "arrays travel as JSON text");
+        assert_eq!(
+            arrow[0].column_by_name("tags").unwrap().data_type(),
+            &DataType::Utf8
+        );
+        assert_eq!(
+            rows[0]["tags"],
+            json!(["x"]),
+            "arrays travel as JSON text and come back"
+        );
         assert_eq!(rows[1]["id"], 2);
         assert!(rows[1].get("score").is_none(), "nulls are left out");
         assert!(b.is_empty(), "finish starts over");
@@ -324,6 +413,34 @@ mod tests {
                 .unwrap()
                 .push(&json!([1]))
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn json_columns_come_back_as_json_through_arrow() {
+        let schema = json!({"type": "object", "properties": {
+            "id": {"type": "integer"},
+            "meta": {},
+            "tags": {"type": ["array", "null"]},
+        }});
+        let mut b = BatchBuilder::new("s", &schema, &BatchFormat::ArrowIpc).unwrap();
+        b.push(&json!({"id": 1, "meta": {"a": [1, 2]}, "tags": ["x"]}))
+            .unwrap();
+        b.push(&json!({"id": 2, "meta": "plain", "tags": null}))
+            .unwrap();
+        b.push(&json!({"id": 3, "meta": "{\"not\": \"parsed\"}"}))
+            .unwrap();
+        let batch = b.finish().unwrap();
+        let rows = batch.json_rows().unwrap();
+        assert_eq!(rows[0]["meta"], json!({"a": [1, 2]}));
+        assert_eq!(rows[0]["tags"], json!(["x"]));
+        assert_eq!(rows[1]["meta"], "plain", "a JSON string stays a string");
+        assert!(rows[1].get("tags").is_none(), "nulls are left out");
+        assert_eq!(rows[2]["meta"], "{\"not\": \"parsed\"}");
+        let ndjson = String::from_utf8(batch.to_ndjson().unwrap()).unwrap();
+        assert!(
+            ndjson.starts_with(r#"{"id":1,"meta":{"a":[1,2]},"tags":["x"]}"#),
+            "{ndjson}"
         );
     }
 

@@ -15,3 +15,4 @@ mod sockets;
 mod sync;
 mod sync_hostile;
 mod sync_http;
+mod sync_postgres;

@@ -1,8 +1,9 @@
 //! Shared helpers for Weft's end-to-end tests: locating the compiled guest
-//! components, building hosts with a shared compile cache, and a tiny
-//! loopback HTTP server for capability tests.
+//! components, building hosts with a shared compile cache, a tiny
+//! loopback HTTP server for capability tests, and the test PostgreSQL.
 
 pub mod fake_http;
+pub mod pg;
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;

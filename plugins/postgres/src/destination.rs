@@ -1,0 +1,624 @@
+//! The postgres destination: exactly-once in every write mode.
+//!
+//! A write runs in one open transaction from commit to commit. Batches are
+//! loaded with `COPY … FROM STDIN`; `commit(seq, state)` merges what upsert
+//! streams staged, swaps overwrite tables in on the final commit, writes
+//! the marker row into `_weft_sync_state` and commits, all in that one
+//! transaction. A crash anywhere loses only the open transaction, and
+//! `last-commit` reads the marker back, so the host resumes the source
+//! exactly after the rows the destination holds.
+//!
+//! - `append` loads into the table.
+//! - `upsert` loads into a temporary staging table, and each commit runs
+//!   `INSERT … SELECT DISTINCT ON (key) … ON CONFLICT (key) DO UPDATE`
+//!   (the latest row of a key wins). Tables it creates get the key as
+//!   their primary key; an existing table needs a unique index on it.
+//! - `overwrite` loads into `<table>__weft_load` (a real table, so its
+//!   committed rows survive a crash) and the final commit drops the old
+//!   table and renames the new one: readers never see a half-loaded table.
+//!
+//! Tables are created from the stream's JSON Schema (the exact column types
+//! when the source is postgres too), and columns the source grew are added.
+
+use crate::config::PgConfig;
+use crate::copy_text::{self, Kind};
+use crate::source::PG_COPY;
+use crate::wire::Client;
+use postgres_protocol::escape::{escape_identifier, escape_literal};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use weft_plugin_sdk::PluginError;
+use weft_plugin_sdk::batch::{self, BatchExt};
+use weft_plugin_sdk::connector::{Destination, Writer, stream_schema};
+use weft_plugin_sdk::wit::{
+    Batch, BatchFormat, Checkpoint, CommitMarker, Delivery, WriteMode, WriteRequest,
+};
+
+/// The marker table, in the destination schema.
+const MARKER_TABLE: &str = "_weft_sync_state";
+/// Suffix of an overwrite's load table.
+const LOAD_SUFFIX: &str = "__weft_load";
+
+/// Tables in a PostgreSQL database.
+pub struct PgDestination;
+
+impl Destination for PgDestination {
+    type Config = PgConfig;
+
+    fn formats(&self) -> Vec<BatchFormat> {
+        vec![
+            BatchFormat::Other(PG_COPY.into()),
+            batch::ndjson(),
+            BatchFormat::ArrowIpc,
+        ]
+    }
+
+    fn write_modes(&self) -> Vec<WriteMode> {
+        vec![WriteMode::Append, WriteMode::Overwrite, WriteMode::Upsert]
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::ExactlyOnce
+    }
+
+    fn check(&self, config: &PgConfig) -> Result<(), PluginError> {
+        let mut client = config.connect()?;
+        // Creating the schema is what a write does first; in a transaction
+        // rolled back, so a check leaves nothing behind.
+        let result = client.execute(&format!(
+            "BEGIN; CREATE SCHEMA IF NOT EXISTS {}; ROLLBACK",
+            escape_identifier(&config.schema)
+        ));
+        client.close();
+        result.map_err(|e| config.error(e))
+    }
+
+    fn open(
+        &self,
+        config: PgConfig,
+        request: WriteRequest,
+    ) -> Result<Box<dyn Writer>, PluginError> {
+        PgWriter::open(config, request).map(|w| Box::new(w) as Box<dyn Writer>)
+    }
+}
+
+/// One stream's table.
+struct Target {
+    stream: String,
+    mode: WriteMode,
+    /// Quoted `schema.table`.
+    table: String,
+    /// The table's bare name.
+    name: String,
+    /// Where COPY goes: the table, the staging table or the load table.
+    load: String,
+    columns: Vec<String>,
+    kinds: Vec<Kind>,
+    key: Vec<String>,
+}
+
+/// The marker row's content.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    state: Vec<SavedCheckpoint>,
+    /// Overwrite loads not yet swapped in, by table name.
+    #[serde(default)]
+    loading: BTreeSet<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedCheckpoint {
+    stream: Option<String>,
+    state: String,
+}
+
+/// An open write.
+pub struct PgWriter {
+    config: PgConfig,
+    client: Client,
+    targets: Vec<Target>,
+    format: BatchFormat,
+    /// Which marker row is this write's: the tables it writes.
+    scope: String,
+    marker: String,
+    loading: BTreeSet<String>,
+}
+
+impl PgWriter {
+    fn open(config: PgConfig, request: WriteRequest) -> Result<Self, PluginError> {
+        let mut client = config.connect()?;
+        let err = |e| config.error(e);
+        let schema = escape_identifier(&config.schema);
+        let marker = format!("{schema}.{}", escape_identifier(MARKER_TABLE));
+        client
+            .execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; \
+                 CREATE TABLE IF NOT EXISTS {marker} (\
+                   scope text PRIMARY KEY, seq bigint NOT NULL, saved jsonb NOT NULL, \
+                   committed_at timestamptz NOT NULL DEFAULT now())"
+            ))
+            .map_err(err)?;
+        let mut names: Vec<String> = request.streams.iter().map(|s| s.name.clone()).collect();
+        names.sort();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(PluginError::config(
+                "two streams would write the same table; sync them in separate jobs",
+            ));
+        }
+        let scope = format!("{}:{}", config.schema, names.join(","));
+        let saved = read_marker(&mut client, &config, &marker, &scope)?
+            .map(|(_, s)| s)
+            .unwrap_or_default();
+        let mut targets = Vec::new();
+        for (i, stream) in request.streams.iter().enumerate() {
+            let json_schema = stream_schema(stream)?;
+            let columns = columns_of(&json_schema)?;
+            let table = format!("{schema}.{}", escape_identifier(&stream.name));
+            let key = stream.primary_key.clone();
+            ensure_table(
+                &mut client,
+                &config,
+                &table,
+                &columns,
+                stream.write_mode,
+                &key,
+            )?;
+            let load = match stream.write_mode {
+                WriteMode::Append => table.clone(),
+                WriteMode::Upsert => {
+                    let stage = format!("weft_stage_{i}");
+                    client
+                        .execute(&format!(
+                            "CREATE TEMP TABLE IF NOT EXISTS {stage} \
+                             (LIKE {table} INCLUDING DEFAULTS, _weft_ord bigserial)"
+                        ))
+                        .map_err(err)?;
+                    stage
+                }
+                WriteMode::Overwrite => {
+                    let load = format!(
+                        "{schema}.{}",
+                        escape_identifier(&format!("{}{LOAD_SUFFIX}", stream.name))
+                    );
+                    // A load an earlier sync committed part of is continued
+                    // (the host resumes the source after it); else a fresh one.
+                    if !saved.loading.contains(&stream.name) {
+                        client
+                            .execute(&format!(
+                                "DROP TABLE IF EXISTS {load}; \
+                                 CREATE TABLE {load} (LIKE {table} INCLUDING ALL)"
+                            ))
+                            .map_err(err)?;
+                    }
+                    load
+                }
+            };
+            targets.push(Target {
+                stream: stream.name.clone(),
+                mode: stream.write_mode,
+                name: stream.name.clone(),
+                table,
+                load,
+                kinds: columns.iter().map(|c| c.kind.clone()).collect(),
+                columns: columns.into_iter().map(|c| c.name).collect(),
+                key,
+            });
+        }
+        client.execute("BEGIN").map_err(err)?;
+        Ok(PgWriter {
+            config,
+            client,
+            targets,
+            format: request.format,
+            scope,
+            marker,
+            loading: saved.loading,
+        })
+    }
+}
+
+impl Writer for PgWriter {
+    fn last_commit(&mut self) -> Result<Option<CommitMarker>, PluginError> {
+        let found = read_marker(&mut self.client, &self.config, &self.marker, &self.scope)?;
+        Ok(found.map(|(seq, saved)| CommitMarker {
+            seq,
+            state: saved
+                .state
+                .into_iter()
+                .map(|c| Checkpoint {
+                    stream_name: c.stream,
+                    state: c.state,
+                })
+                .collect(),
+        }))
+    }
+
+    fn write(&mut self, batch: Batch) -> Result<(), PluginError> {
+        let target = self
+            .targets
+            .iter()
+            .find(|t| t.stream == batch.stream_name)
+            .ok_or_else(|| {
+                PluginError::internal(format!("no open stream {:?}", batch.stream_name))
+            })?;
+        if !same_format(&batch.format, &self.format) {
+            return Err(PluginError::internal(format!(
+                "a batch came as {:?}, not the agreed {:?}",
+                batch.format, self.format
+            )));
+        }
+        let data = match &batch.format {
+            BatchFormat::Other(f) if f == PG_COPY => batch.data,
+            _ => encode_rows(target, &batch)?,
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        let cols: Vec<String> = target
+            .columns
+            .iter()
+            .map(|c| escape_identifier(c))
+            .collect();
+        let err = |e| self.config.error(e);
+        self.client
+            .copy_in(&format!(
+                "COPY {} ({}) FROM STDIN",
+                target.load,
+                cols.join(", ")
+            ))
+            .map_err(err)?;
+        self.client.copy_in_write(&data).map_err(err)?;
+        self.client.copy_in_finish().map_err(err)
+    }
+
+    fn commit(&mut self, marker: CommitMarker, last: bool) -> Result<(), PluginError> {
+        let mut sql = String::new();
+        for t in &self.targets {
+            match t.mode {
+                WriteMode::Upsert => sql.push_str(&merge_sql(t)),
+                WriteMode::Overwrite if last => {
+                    sql.push_str(&format!(
+                        "DROP TABLE {table}; ALTER TABLE {load} RENAME TO {name}; ",
+                        table = t.table,
+                        load = t.load,
+                        name = escape_identifier(&t.name)
+                    ));
+                }
+                WriteMode::Overwrite => {
+                    self.loading.insert(t.name.clone());
+                }
+                WriteMode::Append => {}
+            }
+        }
+        if last {
+            self.loading.clear();
+        }
+        let saved = Saved {
+            state: marker
+                .state
+                .into_iter()
+                .map(|c| SavedCheckpoint {
+                    stream: c.stream_name,
+                    state: c.state,
+                })
+                .collect(),
+            loading: self.loading.clone(),
+        };
+        let saved = serde_json::to_string(&saved)
+            .map_err(|e| PluginError::internal(format!("the marker does not serialise: {e}")))?;
+        sql.push_str(&format!(
+            "INSERT INTO {m} (scope, seq, saved) VALUES ({scope}, {seq}, {saved}::jsonb) \
+             ON CONFLICT (scope) DO UPDATE SET seq = EXCLUDED.seq, saved = EXCLUDED.saved, \
+             committed_at = now(); COMMIT; BEGIN",
+            m = self.marker,
+            scope = escape_literal(&self.scope),
+            seq = marker.seq,
+            saved = escape_literal(&saved),
+        ));
+        self.client
+            .execute(&sql)
+            .map_err(|e| self.config.error(e))?;
+        if last {
+            // The load tables were renamed: later writes (none in this
+            // sync) would go to the table itself.
+            for t in &mut self.targets {
+                if t.mode == WriteMode::Overwrite {
+                    t.load = t.table.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        let _ = self.client.execute("ROLLBACK");
+    }
+}
+
+fn same_format(a: &BatchFormat, b: &BatchFormat) -> bool {
+    match (a, b) {
+        (BatchFormat::ArrowIpc, BatchFormat::ArrowIpc) => true,
+        (BatchFormat::Other(x), BatchFormat::Other(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// `INSERT … ON CONFLICT` from an upsert stream's staging table, the
+/// latest row of each key winning, then emptying the staging table.
+fn merge_sql(t: &Target) -> String {
+    let cols: Vec<String> = t.columns.iter().map(|c| escape_identifier(c)).collect();
+    let key: Vec<String> = t.key.iter().map(|c| escape_identifier(c)).collect();
+    let updates: Vec<String> = t
+        .columns
+        .iter()
+        .filter(|c| !t.key.contains(c))
+        .map(|c| {
+            let c = escape_identifier(c);
+            format!("{c} = EXCLUDED.{c}")
+        })
+        .collect();
+    let action = if updates.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!("DO UPDATE SET {}", updates.join(", "))
+    };
+    format!(
+        "INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {stage} \
+         ORDER BY {key}, _weft_ord DESC ON CONFLICT ({key}) {action}; TRUNCATE {stage}; ",
+        table = t.table,
+        cols = cols.join(", "),
+        key = key.join(", "),
+        stage = t.load,
+    )
+}
+
+fn read_marker(
+    client: &mut Client,
+    config: &PgConfig,
+    marker: &str,
+    scope: &str,
+) -> Result<Option<(u64, Saved)>, PluginError> {
+    let rows = client
+        .query(&format!(
+            "SELECT seq, saved::text FROM {marker} WHERE scope = {}",
+            escape_literal(scope)
+        ))
+        .map_err(|e| config.error(e))?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let seq = row
+        .first()
+        .cloned()
+        .flatten()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| PluginError::data(format!("{marker} holds a marker without a seq")))?;
+    let saved: Saved = row
+        .get(1)
+        .cloned()
+        .flatten()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .ok_or_else(|| PluginError::data(format!("{marker} holds a marker that does not parse")))?;
+    Ok(Some((seq, saved)))
+}
+
+/// A column to write: its name, SQL type and how values are encoded.
+struct DestColumn {
+    name: String,
+    sql_type: String,
+    kind: Kind,
+}
+
+fn columns_of(schema: &Value) -> Result<Vec<DestColumn>, PluginError> {
+    let props = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .ok_or_else(|| PluginError::config("the stream's schema has no properties to write"))?;
+    Ok(props
+        .iter()
+        .map(|(name, prop)| {
+            let (sql_type, kind) = sql_type(prop);
+            DestColumn {
+                name: name.clone(),
+                sql_type,
+                kind,
+            }
+        })
+        .collect())
+}
+
+/// The one non-null JSON type a property declares.
+fn json_type(prop: &Value) -> Option<&str> {
+    match prop.get("type") {
+        Some(Value::String(t)) => Some(t),
+        Some(Value::Array(ts)) => {
+            let mut non_null = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null");
+            match (non_null.next(), non_null.next()) {
+                (Some(t), None) => Some(t),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The SQL type for a property: the source's own `x-pg-type` when it is a
+/// plain built-in type name, else one mapped from the JSON Schema.
+fn sql_type(prop: &Value) -> (String, Kind) {
+    let declared = prop
+        .get("x-pg-type")
+        .and_then(Value::as_str)
+        .filter(|t| is_plain_type(t));
+    let format = prop.get("format").and_then(Value::as_str);
+    let kind_of = |t: &str| -> Kind {
+        if t.ends_with("[]") {
+            Kind::Array(Box::new(Kind::Text))
+        } else if t == "json" || t == "jsonb" {
+            Kind::Json
+        } else if t == "bytea" {
+            Kind::Bytea
+        } else {
+            Kind::Text
+        }
+    };
+    if let Some(t) = declared {
+        return (t.to_owned(), kind_of(t));
+    }
+    let t = match (json_type(prop), format) {
+        (Some("integer"), _) => "bigint",
+        (Some("number"), _) => "double precision",
+        (Some("boolean"), _) => "boolean",
+        (Some("string"), Some("date-time")) => "timestamptz",
+        (Some("string"), Some("date")) => "date",
+        (Some("string"), Some("time")) => "time",
+        (Some("string"), Some("uuid")) => "uuid",
+        (Some("string"), Some("decimal")) => "numeric",
+        (Some("string"), _)
+            if prop.get("contentEncoding").and_then(Value::as_str) == Some("base16") =>
+        {
+            "bytea"
+        }
+        (Some("string"), _) => "text",
+        _ => "jsonb",
+    };
+    (t.to_owned(), kind_of(t))
+}
+
+/// A type name safe to splice into DDL: lowercase words, an optional
+/// `(n[,m])` and `[]` suffixes (`character varying(20)`, `integer[]`).
+fn is_plain_type(t: &str) -> bool {
+    let base = t.trim_end_matches("[]");
+    let (words, args) = match base.split_once('(') {
+        Some((w, rest)) => (w, Some(rest)),
+        None => (base, None),
+    };
+    let words_ok = !words.is_empty()
+        && words
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b' ' || b == b'_');
+    let args_ok = args.is_none_or(|a| {
+        a.strip_suffix(')').is_some_and(|inner| {
+            !inner.is_empty()
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b',' || b == b' ')
+        })
+    });
+    words_ok && args_ok && t.len() <= 64
+}
+
+/// Creates the table when missing (with the key as primary key for
+/// upsert), else adds the columns it lacks.
+fn ensure_table(
+    client: &mut Client,
+    config: &PgConfig,
+    table: &str,
+    columns: &[DestColumn],
+    mode: WriteMode,
+    key: &[String],
+) -> Result<(), PluginError> {
+    let mut defs: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} {}", escape_identifier(&c.name), c.sql_type))
+        .collect();
+    if mode == WriteMode::Upsert && !key.is_empty() {
+        let k: Vec<String> = key.iter().map(|c| escape_identifier(c)).collect();
+        defs.push(format!("PRIMARY KEY ({})", k.join(", ")));
+    }
+    let mut sql = format!("CREATE TABLE IF NOT EXISTS {table} ({}); ", defs.join(", "));
+    for c in columns {
+        sql.push_str(&format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {}; ",
+            escape_identifier(&c.name),
+            c.sql_type
+        ));
+    }
+    client.execute(&sql).map_err(|e| config.error(e))
+}
+
+/// A batch's rows as COPY text, columns in the target's order.
+fn encode_rows(target: &Target, batch: &Batch) -> Result<Vec<u8>, PluginError> {
+    let mut out = Vec::with_capacity(batch.data.len());
+    let mut write_row = |row: &serde_json::Map<String, Value>| {
+        for (i, (col, kind)) in target.columns.iter().zip(&target.kinds).enumerate() {
+            if i > 0 {
+                out.push(b'\t');
+            }
+            copy_text::encode_into(row.get(col).unwrap_or(&Value::Null), kind, &mut out);
+        }
+        out.push(b'\n');
+    };
+    if batch::is_ndjson(&batch.format) {
+        for (n, line) in batch.data.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let row: serde_json::Map<String, Value> =
+                serde_json::from_slice(line).map_err(|e| {
+                    PluginError::data(format!(
+                        "line {} of a batch of {:?} is not a JSON object: {e}",
+                        n + 1,
+                        batch.stream_name
+                    ))
+                })?;
+            write_row(&row);
+        }
+    } else {
+        for row in batch.json_rows()? {
+            write_row(&row);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn types_come_from_the_source_or_the_json_schema() {
+        let t = |p: Value| sql_type(&p).0;
+        assert_eq!(t(json!({"type": ["integer", "null"]})), "bigint");
+        assert_eq!(
+            t(json!({"type": "string", "format": "date-time"})),
+            "timestamptz"
+        );
+        assert_eq!(t(json!({"type": "array"})), "jsonb");
+        assert_eq!(t(json!({})), "jsonb");
+        assert_eq!(
+            t(json!({"type": "string", "x-pg-type": "character varying(20)"})),
+            "character varying(20)"
+        );
+        assert_eq!(t(json!({"x-pg-type": "numeric(12,2)"})), "numeric(12,2)");
+        assert_eq!(t(json!({"x-pg-type": "integer[]"})), "integer[]");
+        // Anything that could smuggle SQL falls back to the mapping.
+        assert_eq!(
+            t(json!({"type": "string", "x-pg-type": "text); DROP TABLE x; --"})),
+            "text"
+        );
+        assert_eq!(
+            t(json!({"type": "string", "x-pg-type": "\"Evil\""})),
+            "text"
+        );
+    }
+
+    #[test]
+    fn upserts_merge_the_latest_row_of_each_key() {
+        let t = Target {
+            stream: "s".into(),
+            mode: WriteMode::Upsert,
+            table: "\"public\".\"s\"".into(),
+            name: "s".into(),
+            load: "weft_stage_0".into(),
+            columns: vec!["id".into(), "v".into()],
+            kinds: vec![Kind::Integer, Kind::Text],
+            key: vec!["id".into()],
+        };
+        let sql = merge_sql(&t);
+        assert!(sql.contains("DISTINCT ON (\"id\")"));
+        assert!(sql.contains("ORDER BY \"id\", _weft_ord DESC"));
+        assert!(sql.contains("DO UPDATE SET \"v\" = EXCLUDED.\"v\""));
+    }
+}

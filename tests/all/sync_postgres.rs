@@ -548,3 +548,60 @@ async fn errors_name_what_to_fix() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_the_source_grew_are_added_ignored_or_refused_by_policy() -> anyhow::Result<()> {
+    let (host, plugin, server) = pg_host().await?;
+    let src = server.database("src").await?;
+    let client = server.connect(&src).await?;
+    client
+        .batch_execute(
+            "CREATE TABLE items (id int PRIMARY KEY, name text, added text); \
+             INSERT INTO items SELECT i, 'n' || i, 'a' || i FROM generate_series(1, 50) i",
+        )
+        .await?;
+    let streams = discover(&host, &plugin, server.config(&src)).await?;
+    let items = stream(&streams, "items", SyncMode::FullRefresh, WriteMode::Upsert);
+    for (policy, outcome) in [("propagate", Some(50)), ("ignore", Some(0)), ("fail", None)] {
+        let dst = server.database("dst").await?;
+        let d = server.connect(&dst).await?;
+        d.batch_execute("CREATE TABLE items (id int PRIMARY KEY, name text)")
+            .await?;
+        let mut config = server.config(&dst);
+        config["schemaEvolution"] = json!(policy);
+        let result = host
+            .sync(pg_sync(
+                policy,
+                &plugin,
+                server.config(&src),
+                config,
+                vec![items.clone()],
+            ))
+            .await;
+        match outcome {
+            Some(with_added) => {
+                result?;
+                let n: i64 = d.query_one("SELECT count(*) FROM items", &[]).await?.get(0);
+                assert_eq!(n, 50, "{policy}");
+                let has_added: i64 = d
+                    .query_one(
+                        "SELECT count(*) FROM information_schema.columns \
+                         WHERE table_name = 'items' AND column_name = 'added'",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                assert_eq!(has_added > 0, with_added > 0, "{policy}");
+            }
+            None => {
+                let err = result.unwrap_err();
+                let ConnectorFailure::Plugin(e) = &err.failure else {
+                    panic!("{err}")
+                };
+                assert_eq!(e.kind, PluginErrorKind::Config);
+                assert!(e.message.contains("added"), "{}", e.message);
+            }
+        }
+    }
+    Ok(())
+}

@@ -50,6 +50,23 @@ pub struct PgConfig {
     #[serde(default = "default_schema")]
     #[schemars(length(min = 1, max = 63))]
     pub schema: String,
+    /// Destination: what happens when the source has columns an existing
+    /// table lacks.
+    #[serde(default)]
+    pub schema_evolution: SchemaEvolution,
+}
+
+/// What a destination does with columns the source grew.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SchemaEvolution {
+    /// Adds them to the table.
+    #[default]
+    Propagate,
+    /// Leaves the table as it is and does not write them.
+    Ignore,
+    /// Fails the sync, naming them.
+    Fail,
 }
 
 /// Whether to use TLS.

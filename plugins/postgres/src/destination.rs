@@ -20,7 +20,7 @@
 //! Tables are created from the stream's JSON Schema (the exact column types
 //! when the source is postgres too), and columns the source grew are added.
 
-use crate::config::PgConfig;
+use crate::config::{PgConfig, SchemaEvolution};
 use crate::copy_text::{self, Kind};
 use crate::source::PG_COPY;
 use crate::wire::Client;
@@ -96,6 +96,9 @@ struct Target {
     columns: Vec<String>,
     kinds: Vec<Kind>,
     key: Vec<String>,
+    /// The stream's columns that are written, when not all are (COPY text
+    /// passed through is cut down to them).
+    projection: Option<Vec<usize>>,
 }
 
 /// The marker row's content.
@@ -153,17 +156,26 @@ impl PgWriter {
         let mut targets = Vec::new();
         for (i, stream) in request.streams.iter().enumerate() {
             let json_schema = stream_schema(stream)?;
-            let columns = columns_of(&json_schema)?;
+            let all = columns_of(&json_schema)?;
             let table = format!("{schema}.{}", escape_identifier(&stream.name));
             let key = stream.primary_key.clone();
-            ensure_table(
+            let keep = ensure_table(
                 &mut client,
                 &config,
-                &table,
-                &columns,
-                stream.write_mode,
-                &key,
+                &TableSpec {
+                    table: &table,
+                    columns: &all,
+                    mode: stream.write_mode,
+                    key: &key,
+                },
             )?;
+            let projection = (keep.len() < all.len()).then(|| keep.clone());
+            let columns: Vec<DestColumn> = all
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| keep.contains(i))
+                .map(|(_, c)| c)
+                .collect();
             let load = match stream.write_mode {
                 WriteMode::Append => table.clone(),
                 WriteMode::Upsert => {
@@ -203,6 +215,7 @@ impl PgWriter {
                 kinds: columns.iter().map(|c| c.kind.clone()).collect(),
                 columns: columns.into_iter().map(|c| c.name).collect(),
                 key,
+                projection,
             });
         }
         client.execute("BEGIN").map_err(err)?;
@@ -248,8 +261,9 @@ impl Writer for PgWriter {
                 batch.format, self.format
             )));
         }
-        let data = match &batch.format {
-            BatchFormat::Other(f) if f == PG_COPY => batch.data,
+        let data = match (&batch.format, &target.projection) {
+            (BatchFormat::Other(f), None) if f == PG_COPY => batch.data,
+            (BatchFormat::Other(f), Some(keep)) if f == PG_COPY => project(&batch.data, keep),
             _ => encode_rows(target, &batch)?,
         };
         if data.is_empty() {
@@ -508,33 +522,160 @@ fn is_plain_type(t: &str) -> bool {
     words_ok && args_ok && t.len() <= 64
 }
 
+/// The table a stream is written to.
+struct TableSpec<'a> {
+    /// Quoted `schema.table`.
+    table: &'a str,
+    columns: &'a [DestColumn],
+    mode: WriteMode,
+    key: &'a [String],
+}
+
 /// Creates the table when missing (with the key as primary key for
-/// upsert), else adds the columns it lacks.
+/// upsert), else treats the columns it lacks by the schema evolution
+/// policy; the indices of the columns that are written.
 fn ensure_table(
     client: &mut Client,
     config: &PgConfig,
+    spec: &TableSpec<'_>,
+) -> Result<Vec<usize>, PluginError> {
+    let TableSpec {
+        table,
+        columns,
+        mode,
+        key,
+    } = *spec;
+    let err = |e| config.error(e);
+    let existing: Vec<String> = client
+        .query(&format!(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass({})              AND attnum > 0 AND NOT attisdropped",
+            escape_literal(table)
+        ))
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let all: Vec<usize> = (0..columns.len()).collect();
+    if existing.is_empty() {
+        let mut defs: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{} {}", escape_identifier(&c.name), c.sql_type))
+            .collect();
+        if mode == WriteMode::Upsert && !key.is_empty() {
+            let k: Vec<String> = key.iter().map(|c| escape_identifier(c)).collect();
+            defs.push(format!("PRIMARY KEY ({})", k.join(", ")));
+        }
+        client
+            .execute(&format!("CREATE TABLE {table} ({})", defs.join(", ")))
+            .map_err(err)?;
+        return Ok(all);
+    }
+    let missing: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| !existing.contains(&columns[*i].name))
+        .collect();
+    let names =
+        |idx: &[usize]| -> Vec<&str> { idx.iter().map(|i| columns[*i].name.as_str()).collect() };
+    let keep = match config.schema_evolution {
+        SchemaEvolution::Propagate => {
+            let mut sql = String::new();
+            for i in &missing {
+                let c = &columns[*i];
+                sql.push_str(&format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {}; ",
+                    escape_identifier(&c.name),
+                    c.sql_type
+                ));
+            }
+            if !sql.is_empty() {
+                client.execute(&sql).map_err(err)?;
+            }
+            all
+        }
+        SchemaEvolution::Ignore => all.into_iter().filter(|i| !missing.contains(i)).collect(),
+        SchemaEvolution::Fail if !missing.is_empty() => {
+            return Err(PluginError::config(format!(
+                "{table} lacks the source's columns {:?} and schemaEvolution is `fail`",
+                names(&missing)
+            )));
+        }
+        SchemaEvolution::Fail => all,
+    };
+    if let Some(k) = key
+        .iter()
+        .find(|k| !keep.iter().any(|i| &columns[*i].name == *k))
+    {
+        return Err(PluginError::config(format!(
+            "{table} has no key column {k:?} to write"
+        )));
+    }
+    if mode == WriteMode::Upsert && !key.is_empty() {
+        ensure_unique_key(client, config, table, key)?;
+    }
+    Ok(keep)
+}
+
+/// COPY text lines cut down to the fields at `keep`.
+fn project(data: &[u8], keep: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        let mut first = true;
+        for (i, field) in copy_text::split_fields(line).enumerate() {
+            if keep.contains(&i) {
+                if !first {
+                    out.push(b'\t');
+                }
+                out.extend_from_slice(field);
+                first = false;
+            }
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Upserts need `ON CONFLICT (key)` to find a unique index on exactly the
+/// key; an existing table without one gets it (which fails, naming the
+/// table, if it already holds duplicate keys).
+fn ensure_unique_key(
+    client: &mut Client,
+    config: &PgConfig,
     table: &str,
-    columns: &[DestColumn],
-    mode: WriteMode,
     key: &[String],
 ) -> Result<(), PluginError> {
-    let mut defs: Vec<String> = columns
+    let mut wanted: Vec<String> = key.to_vec();
+    wanted.sort();
+    let found = client
+        .query(&format!(
+            "SELECT (SELECT string_agg(a.attname::text, ',' ORDER BY a.attname) FROM pg_attribute a                      WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey))              FROM pg_index i WHERE i.indrelid = {}::regclass AND i.indisunique                AND i.indpred IS NULL AND i.indexprs IS NULL",
+            escape_literal(table)
+        ))
+        .map_err(|e| config.error(e))?;
+    let joined = wanted.join(",");
+    if found
         .iter()
-        .map(|c| format!("{} {}", escape_identifier(&c.name), c.sql_type))
-        .collect();
-    if mode == WriteMode::Upsert && !key.is_empty() {
-        let k: Vec<String> = key.iter().map(|c| escape_identifier(c)).collect();
-        defs.push(format!("PRIMARY KEY ({})", k.join(", ")));
+        .any(|r| r.first().cloned().flatten().as_deref() == Some(joined.as_str()))
+    {
+        return Ok(());
     }
-    let mut sql = format!("CREATE TABLE IF NOT EXISTS {table} ({}); ", defs.join(", "));
-    for c in columns {
-        sql.push_str(&format!(
-            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {}; ",
-            escape_identifier(&c.name),
-            c.sql_type
-        ));
-    }
-    client.execute(&sql).map_err(|e| config.error(e))
+    let cols: Vec<String> = key.iter().map(|c| escape_identifier(c)).collect();
+    client
+        .execute(&format!(
+            "CREATE UNIQUE INDEX ON {table} ({})",
+            cols.join(", ")
+        ))
+        .map_err(|e| {
+            let e = config.error(e);
+            PluginError::new(
+                e.kind,
+                format!(
+                    "upsert needs a unique key ({}) on {table}, and creating one failed: {}",
+                    key.join(", "),
+                    e.message
+                ),
+            )
+        })
 }
 
 /// A batch's rows as COPY text, columns in the target's order.
@@ -605,6 +746,13 @@ mod tests {
     }
 
     #[test]
+    fn projected_copy_text_keeps_the_chosen_fields() {
+        let data = b"1\ta\\tb\tx\n2\t\\N\ty\n";
+        assert_eq!(project(data, &[0, 2]), b"1\tx\n2\ty\n");
+        assert_eq!(project(data, &[1]), b"a\\tb\n\\N\n");
+    }
+
+    #[test]
     fn upserts_merge_the_latest_row_of_each_key() {
         let t = Target {
             stream: "s".into(),
@@ -615,6 +763,7 @@ mod tests {
             columns: vec!["id".into(), "v".into()],
             kinds: vec![Kind::Integer, Kind::Text],
             key: vec!["id".into()],
+            projection: None,
         };
         let sql = merge_sql(&t);
         assert!(sql.contains("DISTINCT ON (\"id\")"));

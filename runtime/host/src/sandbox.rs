@@ -87,19 +87,19 @@ impl SandboxState {
                 })?;
         }
         let denials = DenialLog::default();
-        // Sockets and DNS exist only for plugins with an outbound grant;
-        // see `net` for what the policy allows.
-        let net = (!grants.outbound_hosts.is_empty()).then(|| {
-            let policy = Arc::new(NetPolicy::new(grants.clone(), denials.clone()));
-            let check = policy.clone();
-            wasi.allow_tcp(true)
-                .allow_ip_name_lookup(true)
-                .socket_addr_check(move |addr: SocketAddr, use_: SocketAddrUse| {
-                    let allowed = check.check(addr, use_);
-                    Box::pin(async move { allowed })
-                });
-            policy
-        });
+        // Sockets are on for every plugin, behind the policy (see `net`):
+        // what no grant covers is refused and the refusal recorded, so a
+        // plugin that tries an ungranted connection fails with
+        // CAPABILITY_DENIED naming the address, even with no grant at all.
+        let policy = Arc::new(NetPolicy::new(grants.clone(), denials.clone()));
+        let check = policy.clone();
+        wasi.allow_tcp(true)
+            .allow_ip_name_lookup(true)
+            .socket_addr_check(move |addr: SocketAddr, use_: SocketAddrUse| {
+                let allowed = check.check(addr, use_);
+                Box::pin(async move { allowed })
+            });
+        let net = Some(policy);
         let ticks = |d: Duration| (d.as_nanos() / epoch_tick.as_nanos().max(1)).max(1) as u64;
         Ok(Self {
             wasi: wasi.build(),

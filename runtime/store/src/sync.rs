@@ -6,8 +6,45 @@
 
 use crate::runs::{rows, to_json};
 use crate::{DbErrorKind, Store, StoreError, check_key};
-use serde_json::json;
+use serde_json::{Value, json};
 use weft_model::{Connection, ConnectionId, SyncJob, SyncJobId, SyncState};
+
+/// A job as stored: each stream's JSON Schema as JSON text, because
+/// SurrealDB objects sort their keys and a schema's property order is the
+/// column order destinations create.
+fn job_record(job: &SyncJob) -> Result<Value, StoreError> {
+    let mut v = to_json(job)?;
+    if let Some(streams) = v.get_mut("streams").and_then(Value::as_array_mut) {
+        for stream in streams {
+            if let Some(schema) = stream.get_mut("jsonSchema") {
+                *schema = Value::String(schema.to_string());
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// Jobs read back; a schema stored as an object (before schemas were
+/// kept as text) is taken as it is.
+fn job_rows(res: &mut surrealdb::IndexedResults) -> Result<Vec<SyncJob>, StoreError> {
+    let mut values: Vec<Value> = rows(res, 0)?;
+    for v in &mut values {
+        if let Some(streams) = v.get_mut("streams").and_then(Value::as_array_mut) {
+            for stream in streams {
+                if let Some(schema) = stream.get_mut("jsonSchema")
+                    && let Value::String(text) = schema
+                {
+                    *schema = serde_json::from_str(text)
+                        .map_err(|e| StoreError::Codec(format!("a stored stream schema: {e}")))?;
+                }
+            }
+        }
+    }
+    values
+        .into_iter()
+        .map(|v| serde_json::from_value(v).map_err(|e| StoreError::Codec(e.to_string())))
+        .collect()
+}
 
 impl Store {
     /// Stores a new connection.
@@ -111,7 +148,7 @@ impl Store {
         let res = self
             .run(
                 "CREATE type::record('sync_job', $j.jobId) CONTENT $j RETURN NONE;",
-                json!({"j": to_json(job)?}),
+                json!({"j": job_record(job)?}),
             )
             .await;
         match res {
@@ -128,7 +165,7 @@ impl Store {
         let res = self
             .run(
                 "UPDATE type::record('sync_job', $j.jobId) CONTENT $j RETURN VALUE jobId;",
-                json!({"j": to_json(job)?}),
+                json!({"j": job_record(job)?}),
             )
             .await;
         let mut res = match res {
@@ -156,7 +193,7 @@ impl Store {
                 json!({"id": id}),
             )
             .await?;
-        rows(&mut res, 0)?
+        job_rows(&mut res)?
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
@@ -170,7 +207,7 @@ impl Store {
                 json!({}),
             )
             .await?;
-        rows(&mut res, 0)
+        job_rows(&mut res)
     }
 
     /// Deletes a job and its state.
@@ -269,6 +306,45 @@ mod tests {
             }],
             updated_at: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn a_jobs_stream_schema_keeps_its_column_order() {
+        let store = Store::connect("mem://").await.unwrap();
+        let schema = json!({"type": "object", "properties": {
+            "zeta": {"type": "integer"}, "alpha": {"type": "string"}, "mid": {}
+        }});
+        let job = SyncJob {
+            job_id: SyncJobId::generate(),
+            name: "ordered".into(),
+            source: ConnectionId::generate(),
+            destination: ConnectionId::generate(),
+            streams: vec![weft_model::ConfiguredStream {
+                name: "s".into(),
+                namespace: None,
+                json_schema: schema.clone(),
+                fields: Vec::new(),
+                sync_mode: weft_model::SyncMode::FullRefresh,
+                cursor_field: None,
+                primary_key: Vec::new(),
+                write_mode: weft_model::WriteMode::Append,
+            }],
+            schedule: None,
+            active: false,
+            template_id: TemplateId::generate(),
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.create_sync_job(&job).await.unwrap();
+        let back = store.sync_job(&job.job_id).await.unwrap();
+        let keys: Vec<&String> = back.streams[0].json_schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(keys, ["zeta", "alpha", "mid"]);
+        assert_eq!(store.sync_jobs().await.unwrap()[0], back);
+        assert_eq!(back, job);
     }
 
     #[tokio::test]

@@ -14,14 +14,19 @@ use weft_model::{Connection, ConnectionId, SyncJob, SyncJobId, SyncState};
 /// column order destinations create.
 fn job_record(job: &SyncJob) -> Result<Value, StoreError> {
     let mut v = to_json(job)?;
-    if let Some(streams) = v.get_mut("streams").and_then(Value::as_array_mut) {
-        for stream in streams {
-            if let Some(schema) = stream.get_mut("jsonSchema") {
-                *schema = Value::String(schema.to_string());
-            }
-        }
+    for schema in stream_schemas(&mut v) {
+        *schema = Value::String(schema.to_string());
     }
     Ok(v)
+}
+
+/// The `jsonSchema` of each stream of a job record.
+fn stream_schemas(job: &mut Value) -> impl Iterator<Item = &mut Value> {
+    job.get_mut("streams")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter_map(|stream| stream.get_mut("jsonSchema"))
 }
 
 /// Jobs read back; a schema stored as an object (before schemas were
@@ -29,14 +34,10 @@ fn job_record(job: &SyncJob) -> Result<Value, StoreError> {
 fn job_rows(res: &mut surrealdb::IndexedResults) -> Result<Vec<SyncJob>, StoreError> {
     let mut values: Vec<Value> = rows(res, 0)?;
     for v in &mut values {
-        if let Some(streams) = v.get_mut("streams").and_then(Value::as_array_mut) {
-            for stream in streams {
-                if let Some(schema) = stream.get_mut("jsonSchema")
-                    && let Value::String(text) = schema
-                {
-                    *schema = serde_json::from_str(text)
-                        .map_err(|e| StoreError::Codec(format!("a stored stream schema: {e}")))?;
-                }
+        for schema in stream_schemas(v) {
+            if let Value::String(text) = schema {
+                *schema = serde_json::from_str(text)
+                    .map_err(|e| StoreError::Codec(format!("a stored stream schema: {e}")))?;
             }
         }
     }

@@ -16,3 +16,4 @@ mod sync;
 mod sync_hostile;
 mod sync_http;
 mod sync_postgres;
+mod sync_postgres_faults;

@@ -20,7 +20,7 @@ use weft_tests::test_host;
 
 /// The source table: every mapped type, text that needs COPY escaping,
 /// NULLs, and a column (`spot`, a point) the connector cannot map.
-const ORDERS: &str = "
+pub(crate) const ORDERS: &str = "
 CREATE TABLE orders (
     id bigint PRIMARY KEY,
     qty integer NOT NULL,
@@ -39,7 +39,7 @@ CREATE TABLE orders (
 CREATE INDEX orders_placed ON orders (placed);
 ";
 
-fn fill_sql(from: i64, to: i64) -> String {
+pub(crate) fn fill_sql(from: i64, to: i64) -> String {
     format!(
         "INSERT INTO orders SELECT i, i % 7, \
            CASE WHEN i % 5 = 0 THEN NULL ELSE 'row ' || i || E'\\ttab\\nline \\\\ slash' END, \
@@ -54,7 +54,7 @@ fn fill_sql(from: i64, to: i64) -> String {
 }
 
 /// A host with `postgres` installed and the test server granted.
-async fn pg_host() -> anyhow::Result<(PluginHost, PluginDigest, &'static PgServer)> {
+pub(crate) async fn pg_host() -> anyhow::Result<(PluginHost, PluginDigest, &'static PgServer)> {
     let server = pg::server()?;
     let host = test_host()?;
     let plugin = install(&host, "postgres").await?;
@@ -62,7 +62,7 @@ async fn pg_host() -> anyhow::Result<(PluginHost, PluginDigest, &'static PgServe
     Ok((host, plugin, server))
 }
 
-fn grant(host: &PluginHost, plugin: &PluginDigest, pattern: &str) -> anyhow::Result<()> {
+pub(crate) fn grant(host: &PluginHost, plugin: &PluginDigest, pattern: &str) -> anyhow::Result<()> {
     host.set_grants(
         plugin,
         &CapabilityGrants {
@@ -73,7 +73,7 @@ fn grant(host: &PluginHost, plugin: &PluginDigest, pattern: &str) -> anyhow::Res
     Ok(())
 }
 
-async fn discover(
+pub(crate) async fn discover(
     host: &PluginHost,
     plugin: &PluginDigest,
     config: Value,
@@ -84,7 +84,7 @@ async fn discover(
 }
 
 /// The stream `name`, with the unmappable columns left out as a job does.
-fn stream(
+pub(crate) fn stream(
     streams: &[StreamInfo],
     name: &str,
     mode: SyncMode,
@@ -123,7 +123,7 @@ impl SyncSink for Recorder {
     }
 }
 
-fn pg_sync(
+pub(crate) fn pg_sync(
     id: &str,
     plugin: &PluginDigest,
     source: Value,
@@ -134,7 +134,7 @@ fn pg_sync(
 }
 
 /// `count(*)` and checksum of `orders` without the column nobody syncs.
-async fn orders_fingerprint(
+pub(crate) async fn orders_fingerprint(
     server: &PgServer,
     db: &str,
     table: &str,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tokio_postgres::{Client, NoTls};
 
 /// Where the cluster listens and its roles.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PgServer {
     /// `127.0.0.1`.
     pub host: String,
@@ -26,6 +26,12 @@ pub struct PgServer {
     pub md5_user: String,
     /// Its password.
     pub md5_password: String,
+    /// A superuser that may only log in over TLS.
+    pub tls_user: String,
+    /// The CA that signed the server's certificate (for `localhost` only).
+    pub ca_file: String,
+    /// A CA that signed nothing the server holds.
+    pub other_ca_file: String,
     /// The server binaries (`pg_ctl` for restarts).
     pub bin: String,
     /// The cluster's data directory.
@@ -46,6 +52,9 @@ fn from_env(vars: &HashMap<String, String>) -> Result<PgServer> {
         password: get("WEFT_TEST_PG_PASSWORD")?,
         md5_user: get("WEFT_TEST_PG_MD5_USER")?,
         md5_password: get("WEFT_TEST_PG_MD5_PASSWORD")?,
+        tls_user: get("WEFT_TEST_PG_TLS_USER")?,
+        ca_file: get("WEFT_TEST_PG_CA_FILE")?,
+        other_ca_file: get("WEFT_TEST_PG_OTHER_CA_FILE")?,
         bin: get("WEFT_TEST_PG_BIN")?,
         data_dir: socket_dir.trim_end_matches("/sock").to_owned() + "/data",
     })
@@ -56,29 +65,83 @@ pub fn server() -> Result<&'static PgServer> {
     static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
     SERVER
         .get_or_init(|| {
-            let mut vars: HashMap<String, String> = std::env::vars().collect();
-            if !vars.contains_key("WEFT_TEST_PG_PORT") {
-                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh");
-                let out = std::process::Command::new(script)
-                    .arg("start")
-                    .output()
-                    .map_err(|e| format!("cannot run {script}: {e}"))?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "{script} start failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    ));
-                }
-                for line in String::from_utf8_lossy(&out.stdout).lines() {
-                    if let Some((k, v)) = line.trim_start_matches("export ").split_once('=') {
-                        vars.insert(k.to_owned(), v.to_owned());
-                    }
-                }
+            let vars: HashMap<String, String> = std::env::vars().collect();
+            if vars.contains_key("WEFT_TEST_PG_PORT") {
+                from_env(&vars)
+            } else {
+                pg_sh("start", None)
             }
-            from_env(&vars).map_err(|e| format!("{e:#}"))
+            .map_err(|e| format!("{e:#}"))
         })
         .as_ref()
         .map_err(|e| anyhow::anyhow!("no test PostgreSQL: {e}"))
+}
+
+/// A cluster of a test's own, for faults that would disturb the shared one
+/// (a restart); stopped and removed when dropped.
+pub struct PrivateServer {
+    /// The cluster.
+    pub server: PgServer,
+    dir: String,
+}
+
+impl PrivateServer {
+    /// Starts a cluster in a directory named after `name`.
+    pub fn start(name: &str) -> Result<Self> {
+        let dir = format!("{}-{name}-{}", default_dir(), std::process::id());
+        let server = pg_sh("start", Some(&dir))?;
+        Ok(PrivateServer { server, dir })
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = pg_sh("stop", Some(&self.dir));
+    }
+}
+
+/// pg.sh's default cluster directory.
+fn default_dir() -> String {
+    format!("/tmp/weft-pg-{}", uid())
+}
+
+fn uid() -> String {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `scripts/pg.sh <command>` (in `dir` when given); the cluster it
+/// reports.
+fn pg_sh(command: &str, dir: Option<&str>) -> Result<PgServer> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh");
+    let mut cmd = std::process::Command::new(script);
+    cmd.arg(command);
+    if let Some(dir) = dir {
+        cmd.env("WEFT_PG_DIR", dir);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {script}"))?;
+    if !out.status.success() {
+        bail!(
+            "{script} {command} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let vars: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (k, v) = line.trim_start_matches("export ").split_once('=')?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    if command == "stop" {
+        return Ok(PgServer::default());
+    }
+    from_env(&vars)
 }
 
 impl PgServer {
@@ -133,6 +196,15 @@ impl PgServer {
         Ok(name)
     }
 
+    /// Restarts the server (fast: open sessions are cut), waiting until it
+    /// accepts connections again.
+    pub fn restart(&self) -> Result<()> {
+        // The new server's output goes to the log, not to our pipe, which
+        // it would hold open for ever.
+        let log = self.data_dir.trim_end_matches("/data").to_owned() + "/server.log";
+        self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60", "-l", &log])
+    }
+
     /// Runs `pg_ctl` (as the cluster's owner when root) with `args`.
     pub fn pg_ctl(&self, args: &[&str]) -> Result<()> {
         let pg_ctl = format!("{}/pg_ctl", self.bin);
@@ -155,11 +227,7 @@ impl PgServer {
 }
 
 fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    uid() == "0"
 }
 
 /// `count(*)` and an order-independent checksum of `table`'s rows.

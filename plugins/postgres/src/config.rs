@@ -1,6 +1,8 @@
 //! The connection's configuration (one shape for both roles) and how wire
 //! errors become the connector's error kinds.
 
+pub use crate::tls::SslMode;
+use crate::tls::TlsOptions;
 use crate::wire::{Client, ConnectParams, WireError};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -29,10 +31,17 @@ pub struct PgConfig {
     #[schemars(extend("writeOnly" = true))]
     #[serde(default)]
     pub password: String,
-    /// TLS. `disable`: plain TCP. `prefer`: TLS when the server offers it,
-    /// else plain; this build has no TLS yet, so `prefer` connects plain.
+    /// TLS, as libpq's `sslmode`: `disable`, `prefer` (TLS when offered),
+    /// `require` (TLS or fail), `verify-ca` (and a trusted certificate
+    /// chain), `verify-full` (and the certificate names `host`).
     #[serde(default)]
     pub ssl_mode: SslMode,
+    /// PEM root certificate(s) the server's chain must end in, for
+    /// `verify-ca`/`verify-full` (default: the Mozilla roots) and, when
+    /// given, for `require`.
+    #[serde(default)]
+    #[schemars(length(max = 1_000_000))]
+    pub ssl_root_cert: Option<String>,
     /// Source: the schemas whose tables and views are streams.
     #[serde(default = "default_schemas")]
     #[schemars(length(min = 1))]
@@ -67,17 +76,6 @@ pub enum SchemaEvolution {
     Ignore,
     /// Fails the sync, naming them.
     Fail,
-}
-
-/// Whether to use TLS.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SslMode {
-    /// Plain TCP.
-    Disable,
-    /// TLS if offered (plain in this build).
-    #[default]
-    Prefer,
 }
 
 /// How `numeric` values travel.
@@ -118,6 +116,10 @@ impl PgConfig {
             user: self.user.clone(),
             password: self.password.clone(),
             database: self.database.clone(),
+            tls: TlsOptions {
+                mode: self.ssl_mode,
+                root_cert: self.ssl_root_cert.clone(),
+            },
         };
         Client::connect(&params).map_err(|e| self.error(e))
     }
@@ -167,6 +169,7 @@ pub fn classify(e: WireError, address: &str, user: &str, database: &str) -> Plug
         WireError::UnsupportedAuth(m) => {
             PluginError::auth(format!("postgres at {address} asks role {user:?} for {m}"))
         }
+        WireError::Tls(m) => PluginError::config(format!("TLS with postgres at {address}: {m}")),
         WireError::Protocol(m) => PluginError::internal(format!("postgres at {address}: {m}")),
     }
 }

@@ -211,18 +211,7 @@ pub fn encode_into(value: &Value, kind: &Kind, out: &mut Vec<u8>) {
         Value::Null => out.extend_from_slice(b"\\N"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"t" } else { b"f" }),
         Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => match kind {
-            // A string for a json column is JSON text when it parses as an
-            // object or array (it crossed Arrow as text), else a JSON string.
-            Kind::Json if !looks_like_json_container(s) => {
-                escape_into(&Value::String(s.clone()).to_string(), out)
-            }
-            Kind::Bytea if !s.starts_with("\\x") => {
-                out.extend_from_slice(b"\\\\x");
-                escape_into(s, out);
-            }
-            _ => escape_into(s, out),
-        },
+        Value::String(s) => encode_str_into(s, kind, out),
         Value::Array(items) if matches!(kind, Kind::Array(_)) => {
             let mut literal = String::from("{");
             for (i, item) in items.iter().enumerate() {
@@ -235,6 +224,23 @@ pub fn encode_into(value: &Value, kind: &Kind, out: &mut Vec<u8>) {
             escape_into(&literal, out);
         }
         Value::Array(_) | Value::Object(_) => escape_into(&value.to_string(), out),
+    }
+}
+
+/// Appends a JSON string's text as a COPY text field for a column of
+/// `kind` (already escaped).
+pub fn encode_str_into(s: &str, kind: &Kind, out: &mut Vec<u8>) {
+    match kind {
+        // A string for a json column is JSON text when it parses as an
+        // object or array (it crossed Arrow as text), else a JSON string.
+        Kind::Json if !looks_like_json_container(s) => {
+            escape_into(&Value::String(s.to_owned()).to_string(), out)
+        }
+        Kind::Bytea if !s.starts_with("\\x") => {
+            out.extend_from_slice(b"\\\\x");
+            escape_into(s, out);
+        }
+        _ => escape_into(s, out),
     }
 }
 

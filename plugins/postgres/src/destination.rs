@@ -22,8 +22,9 @@
 
 use crate::config::{PgConfig, SchemaEvolution};
 use crate::copy_text::{self, Kind};
+use crate::ndjson;
 use crate::source::PG_COPY;
-use crate::wire::Client;
+use crate::wire::{Client, WireError};
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -290,7 +291,7 @@ impl Writer for PgWriter {
         let mut sql = String::new();
         for t in &self.targets {
             match t.mode {
-                WriteMode::Upsert => sql.push_str(&merge_sql(t)),
+                WriteMode::Upsert => merge(&mut self.client, &self.config, t)?,
                 WriteMode::Overwrite if last => {
                     sql.push_str(&format!(
                         "DROP TABLE {table}; ALTER TABLE {load} RENAME TO {name}; ",
@@ -360,26 +361,71 @@ fn same_format(a: &BatchFormat, b: &BatchFormat) -> bool {
 
 /// `INSERT … ON CONFLICT` from an upsert stream's staging table, the
 /// latest row of each key winning, then emptying the staging table.
-fn merge_sql(t: &Target) -> String {
+/// Merges an upsert's staged rows into its table. Most batches hold each
+/// key once, so they are merged as they are, without sorting; PostgreSQL
+/// refuses a statement that would touch a row twice (21000), and only
+/// then is the latest row of each key picked out first.
+fn merge(client: &mut Client, config: &PgConfig, t: &Target) -> Result<(), PluginError> {
+    match client.execute(&format!(
+        "SAVEPOINT weft_merge; {} RELEASE SAVEPOINT weft_merge",
+        merge_sql(t, false)
+    )) {
+        Err(WireError::Server(e)) if e.code == "21000" => client.execute(&format!(
+            "ROLLBACK TO SAVEPOINT weft_merge; {}",
+            merge_sql(t, true)
+        )),
+        other => other,
+    }
+    .map_err(|e| config.error(e))
+}
+
+/// The merge of `t`'s staging table: `deduplicate` keeps the latest row of
+/// each key (the highest `_weft_ord`). Without it, the staging table is
+/// read in the order COPY wrote it (a fresh heap, a sequential scan), so a
+/// repeated key still fails with 21000 rather than merging out of order.
+fn merge_sql(t: &Target, deduplicate: bool) -> String {
     let cols: Vec<String> = t.columns.iter().map(|c| escape_identifier(c)).collect();
     let key: Vec<String> = t.key.iter().map(|c| escape_identifier(c)).collect();
-    let updates: Vec<String> = t
-        .columns
-        .iter()
-        .filter(|c| !t.key.contains(c))
-        .map(|c| {
-            let c = escape_identifier(c);
-            format!("{c} = EXCLUDED.{c}")
-        })
-        .collect();
+    let (mut updates, mut current, mut incoming) = (Vec::new(), Vec::new(), Vec::new());
+    for (c, kind) in t.columns.iter().zip(&t.kinds) {
+        if t.key.contains(c) {
+            continue;
+        }
+        let c = escape_identifier(c);
+        updates.push(format!("{c} = EXCLUDED.{c}"));
+        // json, arrays of it and types outside the kinds have no equality
+        // operator; their text does.
+        let cast = match kind {
+            Kind::Json | Kind::Array(_) | Kind::Text => "::text",
+            _ => "",
+        };
+        current.push(format!("t.{c}{cast}"));
+        incoming.push(format!("EXCLUDED.{c}{cast}"));
+    }
+    // A row that is already as it would become is not written again: a
+    // re-sync of mostly unchanged rows leaves no dead tuples behind.
     let action = if updates.is_empty() {
         "DO NOTHING".to_owned()
     } else {
-        format!("DO UPDATE SET {}", updates.join(", "))
+        format!(
+            "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+            updates.join(", "),
+            current.join(", "),
+            incoming.join(", ")
+        )
+    };
+    let select = if deduplicate {
+        format!(
+            "SELECT DISTINCT ON ({key}) {cols} FROM {stage} ORDER BY {key}, _weft_ord DESC",
+            key = key.join(", "),
+            cols = cols.join(", "),
+            stage = t.load,
+        )
+    } else {
+        format!("SELECT {} FROM {}", cols.join(", "), t.load)
     };
     format!(
-        "INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {stage} \
-         ORDER BY {key}, _weft_ord DESC ON CONFLICT ({key}) {action}; TRUNCATE {stage}; ",
+        "INSERT INTO {table} AS t ({cols}) {select} ON CONFLICT ({key}) {action}; TRUNCATE {stage}; ",
         table = t.table,
         cols = cols.join(", "),
         key = key.join(", "),
@@ -681,7 +727,17 @@ fn ensure_unique_key(
 /// A batch's rows as COPY text, columns in the target's order.
 fn encode_rows(target: &Target, batch: &Batch) -> Result<Vec<u8>, PluginError> {
     let mut out = Vec::with_capacity(batch.data.len());
-    let mut write_row = |row: &serde_json::Map<String, Value>| {
+    if batch::is_ndjson(&batch.format) {
+        ndjson::encode_lines(
+            &batch.data,
+            &target.columns,
+            &target.kinds,
+            &batch.stream_name,
+            &mut out,
+        )?;
+        return Ok(out);
+    }
+    for row in batch.json_rows()? {
         for (i, (col, kind)) in target.columns.iter().zip(&target.kinds).enumerate() {
             if i > 0 {
                 out.push(b'\t');
@@ -689,26 +745,6 @@ fn encode_rows(target: &Target, batch: &Batch) -> Result<Vec<u8>, PluginError> {
             copy_text::encode_into(row.get(col).unwrap_or(&Value::Null), kind, &mut out);
         }
         out.push(b'\n');
-    };
-    if batch::is_ndjson(&batch.format) {
-        for (n, line) in batch.data.split(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let row: serde_json::Map<String, Value> =
-                serde_json::from_slice(line).map_err(|e| {
-                    PluginError::data(format!(
-                        "line {} of a batch of {:?} is not a JSON object: {e}",
-                        n + 1,
-                        batch.stream_name
-                    ))
-                })?;
-            write_row(&row);
-        }
-    } else {
-        for row in batch.json_rows()? {
-            write_row(&row);
-        }
     }
     Ok(out)
 }
@@ -765,7 +801,8 @@ mod tests {
             key: vec!["id".into()],
             projection: None,
         };
-        let sql = merge_sql(&t);
+        assert!(!merge_sql(&t, false).contains("DISTINCT ON"));
+        let sql = merge_sql(&t, true);
         assert!(sql.contains("DISTINCT ON (\"id\")"));
         assert!(sql.contains("ORDER BY \"id\", _weft_ord DESC"));
         assert!(sql.contains("DO UPDATE SET \"v\" = EXCLUDED.\"v\""));

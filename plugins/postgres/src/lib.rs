@@ -13,7 +13,8 @@
 //! - A postgres → postgres sync passes COPY text through untouched.
 //!
 //! The protocol codec and authentication (SCRAM-SHA-256, md5) are
-//! `postgres-protocol`'s; [`wire`] is the small blocking client around it.
+//! `postgres-protocol`'s; [`wire`] is the small blocking client around it,
+//! and [`tls`] encrypts it with rustls and a pure-Rust crypto provider.
 //! Build with `cargo build --target wasm32-wasip2 --release` in `plugins/`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -21,7 +22,9 @@ pub mod catalog;
 pub mod config;
 pub mod copy_text;
 pub mod destination;
+pub mod ndjson;
 pub mod source;
+pub mod tls;
 pub mod wire;
 
 pub use destination::PgDestination;

@@ -9,6 +9,7 @@
 //! a time: a COPY that is not read further simply waits in the socket
 //! buffers, and the server waits with it.
 
+use crate::tls::{self, Stream, TlsOptions};
 use bytes::{Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::md5_hash;
@@ -40,6 +41,8 @@ pub struct ConnectParams {
     pub password: String,
     /// Database name.
     pub database: String,
+    /// Whether and how to encrypt.
+    pub tls: TlsOptions,
 }
 
 /// An error the server sent (`ErrorResponse`).
@@ -74,6 +77,9 @@ pub enum WireError {
     Protocol(String),
     /// The server asks for an authentication method this client lacks.
     UnsupportedAuth(String),
+    /// TLS could not be set up: refused by the server, or its certificate
+    /// is not trusted.
+    Tls(String),
 }
 
 impl fmt::Display for WireError {
@@ -83,6 +89,7 @@ impl fmt::Display for WireError {
             WireError::Server(e) => write!(f, "{e}"),
             WireError::Protocol(m) => write!(f, "protocol error: {m}"),
             WireError::UnsupportedAuth(m) => write!(f, "unsupported authentication: {m}"),
+            WireError::Tls(m) => write!(f, "TLS: {m}"),
         }
     }
 }
@@ -98,7 +105,7 @@ pub type TextRow = Vec<Option<String>>;
 
 /// An open connection.
 pub struct Client {
-    stream: TcpStream,
+    stream: Stream,
     rbuf: BytesMut,
     wbuf: BytesMut,
 }
@@ -106,10 +113,11 @@ pub struct Client {
 impl Client {
     /// Connects and authenticates (cleartext, md5 or SCRAM-SHA-256).
     pub fn connect(params: &ConnectParams) -> Result<Self, WireError> {
-        let stream = TcpStream::connect((params.host.as_str(), params.port))?;
+        let tcp = TcpStream::connect((params.host.as_str(), params.port))?;
         // Small control messages must not wait for Nagle; large COPY data
         // is buffered by us anyway.
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let stream = tls::negotiate(tcp, &params.host, &params.tls)?;
         let mut client = Client {
             stream,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -362,8 +370,14 @@ impl Client {
         }
     }
 
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
+    }
+
     fn flush(&mut self) -> Result<(), WireError> {
         self.stream.write_all(&self.wbuf)?;
+        self.stream.flush()?;
         self.wbuf.clear();
         Ok(())
     }

@@ -81,10 +81,12 @@ impl Pg {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// Plain TCP, as the native pipe's Unix socket is; one row measures TLS.
     fn config(&self, db: &str) -> Value {
         json!({
             "host": "127.0.0.1", "port": self.port(), "database": db,
             "user": "weft", "password": self.var("WEFT_TEST_PG_PASSWORD"),
+            "sslMode": "disable",
         })
     }
 
@@ -137,13 +139,23 @@ fn own_cpu() -> f64 {
     stat_ticks("self", false) as f64 / 100.0
 }
 
-/// The process's peak resident set so far (`VmHWM`), in MiB.
+/// Starts a new peak for [`peak_rss_mib`] (`clear_refs` 5 resets `VmHWM`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The process's peak resident set since the last reset (`VmHWM`), in MiB.
 fn peak_rss_mib() -> u64 {
+    status_mib("VmHWM:")
+}
+
+/// A `/proc/self/status` size field, in MiB.
+fn status_mib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb / 1024)
@@ -156,6 +168,8 @@ struct Measured {
     wall: Duration,
     own_cpu: f64,
     pg_cpu: f64,
+    /// Peak RSS of this process during the workload, for weft's syncs.
+    peak_rss: Option<u64>,
 }
 
 fn measure<T>(
@@ -173,6 +187,7 @@ fn measure<T>(
             wall: t0.elapsed(),
             own_cpu: own_cpu() - cpu0,
             pg_cpu: pg.cpu() - pg0,
+            peak_rss: None,
         },
         out,
     ))
@@ -286,7 +301,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let rss_before = peak_rss_mib();
+    let mut rss_installed = 0;
     let mut ratios: Vec<(String, f64)> = Vec::new();
     rt.block_on(async {
         let host = PluginHost::new(HostConfig::default())?;
@@ -315,6 +330,7 @@ fn main() -> Result<()> {
                 ..Default::default()
             },
         )?;
+        rss_installed = status_mib("VmRSS:");
         let streams = host
             .discover(ConnectorCallRequest::new(
                 postgres.clone(),
@@ -356,6 +372,7 @@ fn main() -> Result<()> {
             let pg = &pg;
             let name = name.to_owned();
             async move {
+                reset_peak_rss();
                 let (cpu0, pg0, t0) = (own_cpu(), pg.cpu(), Instant::now());
                 let report: SyncReport = host.sync(req).await?;
                 let m = Measured {
@@ -364,6 +381,7 @@ fn main() -> Result<()> {
                     wall: t0.elapsed(),
                     own_cpu: own_cpu() - cpu0,
                     pg_cpu: pg.cpu() - pg0,
+                    peak_rss: Some(peak_rss_mib()),
                 };
                 let written: u64 = report.progress.streams.iter().map(|s| s.rows).sum();
                 ensure!(written == n, "{name}: {written} rows written, {n} expected");
@@ -387,6 +405,26 @@ fn main() -> Result<()> {
             m.rows as f64 / m.wall.as_secs_f64() / native_rate,
         ));
         results.push(m);
+        // The same full refresh over TLS (rustls, RustCrypto in the guest).
+        pg.sql(&dst, "TRUNCATE t")?;
+        let mut tls = pg.config(&src);
+        tls["sslMode"] = json!("require");
+        let (m, _) = timed(
+            "weft PG → PG full refresh, source over TLS",
+            rows,
+            sync(
+                "full-tls",
+                (&postgres, tls),
+                stream(SyncMode::FullRefresh, WriteMode::Append),
+                Vec::new(),
+            ),
+        )
+        .await?;
+        ratios.push((
+            m.name.clone(),
+            m.rows as f64 / m.wall.as_secs_f64() / native_rate,
+        ));
+        results.push(m);
         // As in the native upsert, the table has its key already.
         pg.sql(&dst, "ALTER TABLE t ADD PRIMARY KEY (id)")?;
         let (m, _) = timed(
@@ -394,6 +432,29 @@ fn main() -> Result<()> {
             rows,
             sync(
                 "upsert",
+                (&postgres, pg.config(&src)),
+                stream(SyncMode::FullRefresh, WriteMode::Upsert),
+                Vec::new(),
+            ),
+        )
+        .await?;
+        ratios.push((
+            m.name.clone(),
+            m.rows as f64 / m.wall.as_secs_f64() / native_upsert,
+        ));
+        ratios.push((
+            format!("{} (to the plain pipe)", m.name),
+            m.rows as f64 / m.wall.as_secs_f64() / native_rate,
+        ));
+        results.push(m);
+        // The same upsert when every row changed: each is written again.
+        pg.sql(&src, "UPDATE t SET a = a + 1")?;
+        pg.sql(&src, "VACUUM ANALYZE t")?;
+        let (m, _) = timed(
+            "weft PG → PG upsert, every row changed",
+            rows,
+            sync(
+                "upsert-changed",
                 (&postgres, pg.config(&src)),
                 stream(SyncMode::FullRefresh, WriteMode::Upsert),
                 Vec::new(),
@@ -464,22 +525,25 @@ fn main() -> Result<()> {
         anyhow::Ok(())
     })?;
     println!(
-        "{rows} rows, table {:.0} MiB; {} cores; PostgreSQL on 127.0.0.1 (fsync off); peak RSS of this process {rss_before} MiB before the syncs, {} MiB after\n",
+        "{rows} rows, table {:.0} MiB; {} cores; PostgreSQL on 127.0.0.1 (fsync off); \
+         RSS of this process {rss_installed} MiB with the plugins installed (peak RSS per sync below)\n",
         size.parse::<f64>().unwrap_or(0.0) / (1 << 20) as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        peak_rss_mib()
     );
-    println!("| workload | rows | wall | rows/s | CPU s (this process) | CPU s (PostgreSQL) |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| workload | rows | wall | rows/s | CPU s (this process) | CPU s (PostgreSQL) | peak RSS |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for m in &results {
         println!(
-            "| {} | {} | {:.2} s | {:.0} | {:.2} | {:.2} |",
+            "| {} | {} | {:.2} s | {:.0} | {:.2} | {:.2} | {} |",
             m.name,
             m.rows,
             m.wall.as_secs_f64(),
             m.rows as f64 / m.wall.as_secs_f64(),
             m.own_cpu,
-            m.pg_cpu
+            m.pg_cpu,
+            m.peak_rss.map_or("".to_owned(), |r| format!("{r} MiB"))
         );
     }
     println!("\n| ratio to its native floor | × |\n|---|---:|");

@@ -301,7 +301,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut rss_installed = 0;
+    let mut rss_installed = (0, 0, 0);
     let mut ratios: Vec<(String, f64)> = Vec::new();
     rt.block_on(async {
         let host = PluginHost::new(HostConfig::default())?;
@@ -330,7 +330,14 @@ fn main() -> Result<()> {
                 ..Default::default()
             },
         )?;
-        rss_installed = status_mib("VmRSS:");
+        if let Some(path) = std::env::var_os("WEFT_BENCH_SMAPS") {
+            std::fs::copy("/proc/self/smaps", path)?;
+        }
+        rss_installed = (
+            status_mib("VmRSS:"),
+            status_mib("RssAnon:"),
+            status_mib("RssFile:"),
+        );
         let streams = host
             .discover(ConnectorCallRequest::new(
                 postgres.clone(),
@@ -526,9 +533,12 @@ fn main() -> Result<()> {
     })?;
     println!(
         "{rows} rows, table {:.0} MiB; {} cores; PostgreSQL on 127.0.0.1 (fsync off); \
-         RSS of this process {rss_installed} MiB with the plugins installed (peak RSS per sync below)\n",
+         RSS of this process with the plugins installed {} MiB ({} MiB anonymous, {} MiB file; peak RSS per sync below)\n",
         size.parse::<f64>().unwrap_or(0.0) / (1 << 20) as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        rss_installed.0,
+        rss_installed.1,
+        rss_installed.2,
     );
     println!(
         "| workload | rows | wall | rows/s | CPU s (this process) | CPU s (PostgreSQL) | peak RSS |"

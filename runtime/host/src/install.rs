@@ -116,10 +116,14 @@ pub(crate) async fn compile(
     let engine = host.engine.clone();
     let owned = bytes.to_vec();
     // Cranelift is CPU-bound for tens of milliseconds or more: keep it off the async workers.
-    let component = tokio::task::spawn_blocking(move || Component::new(&engine, &owned))
-        .await
-        .map_err(|e| InstallError::Invalid(format!("compiler task failed: {e}")))?
-        .map_err(|e| InstallError::Invalid(format!("{e:#}")))?;
+    let component = tokio::task::spawn_blocking(move || {
+        let compiled = Component::new(&engine, &owned);
+        crate::trim::release_freed_memory();
+        compiled
+    })
+    .await
+    .map_err(|e| InstallError::Invalid(format!("compiler task failed: {e}")))?
+    .map_err(|e| InstallError::Invalid(format!("{e:#}")))?;
     if let Some(cache) = cache
         && let Err(e) = cache.store(digest, &component)
     {

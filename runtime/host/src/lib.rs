@@ -48,6 +48,7 @@ mod sandbox;
 mod session;
 mod since_v0_1;
 mod sync;
+mod trim;
 
 pub use bindings::ContractVersion;
 pub use budget::default_memory_budget_bytes;

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::path::Path;
-use support::{Server, assert_error_shape, start};
+use support::{Server, assert_error_shape, start, wait_for_a_commit, wait_for_success};
 
 fn ndjson(from: u64, to: u64) -> String {
     (from..to)
@@ -354,45 +354,13 @@ async fn a_sync_killed_halfway_resumes_from_its_last_commit_after_a_restart() {
     let run = r.json()["data"]["id"].as_str().unwrap().to_owned();
 
     // Wait for a commit while the sync still runs.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let j = s.api("GET", &format!("/jobs/{job}"), None).await.json();
-        let r = s
-            .api("GET", &format!("/workflow-runs/{run}"), None)
-            .await
-            .json();
-        assert_ne!(
-            r["data"]["status"], "SUCCESS",
-            "the sync finished before it could be killed: make the source larger"
-        );
-        if j["data"]["stateSeq"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no commit: {j}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_a_commit(&s, &job, &run).await;
     s.kill();
 
     args[3] = s.addr.to_string();
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let s = start(&argv, &[], None).await;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
-    let done = loop {
-        let r = s
-            .api("GET", &format!("/workflow-runs/{run}"), None)
-            .await
-            .json();
-        match r["data"]["status"].as_str() {
-            Some("SUCCESS") => break r,
-            Some("FAILED" | "CANCELLED") => panic!("the resumed sync did not succeed: {r}"),
-            _ => {}
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sync did not finish: {r}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let done = wait_for_success(&s, &run).await;
     let resumed_rows = done["data"]["outputs"]["sync"]["rows"].as_u64().unwrap();
     assert!(
         resumed_rows < ROWS,

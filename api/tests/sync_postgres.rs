@@ -11,8 +11,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use std::time::Duration;
-use support::{Server, start};
+use support::{Server, start, wait_for_a_commit, wait_for_success};
 use weft_tests::pg::{self, PgServer, fingerprint};
 
 const ROWS: u64 = 1_000_000;
@@ -21,47 +20,6 @@ async fn create(s: &Server, path: &str, body: Value) -> String {
     let r = s.api("POST", path, Some(body)).await;
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()["data"]["id"].as_str().unwrap().to_owned()
-}
-
-/// Polls the run until it is no longer running, or a commit was saved.
-async fn wait_for_a_commit(s: &Server, job: &str, run: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let j = s.api("GET", &format!("/jobs/{job}"), None).await.json();
-        let r = s
-            .api("GET", &format!("/workflow-runs/{run}"), None)
-            .await
-            .json();
-        assert_eq!(
-            r["data"]["status"], "RUNNING",
-            "the sync ended before it could be killed: make the table larger: {r}"
-        );
-        if j["data"]["stateSeq"].as_u64().unwrap_or(0) >= 1 {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no commit: {j}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn wait_for_success(s: &Server, run: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        let r = s
-            .api("GET", &format!("/workflow-runs/{run}"), None)
-            .await
-            .json();
-        match r["data"]["status"].as_str() {
-            Some("SUCCESS") => return r,
-            Some("FAILED" | "CANCELLED") => panic!("the resumed sync did not succeed: {r}"),
-            _ => {}
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the sync did not finish: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn source_table(server: &PgServer, rows: u64) -> String {

@@ -19,6 +19,7 @@
 //! ```
 
 use crate::PluginError;
+use crate::schema::json_type;
 use crate::wit::{Batch, BatchFormat};
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -80,21 +81,6 @@ fn carries_json(prop: &Value) -> bool {
         json_type(prop),
         Some("integer" | "number" | "boolean" | "string")
     )
-}
-
-/// The one non-null JSON type a property declares, if any.
-fn json_type(prop: &Value) -> Option<&str> {
-    match prop.get("type") {
-        Some(Value::String(t)) => Some(t.as_str()),
-        Some(Value::Array(ts)) => {
-            let mut non_null = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null");
-            match (non_null.next(), non_null.next()) {
-                (Some(t), None) => Some(t),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
 }
 
 fn arrow_type(prop: &Value) -> DataType {

@@ -147,6 +147,23 @@ pub fn parse_bool(cell: &str) -> Option<bool> {
     }
 }
 
+/// The one non-null JSON type a JSON Schema property declares (`"integer"`
+/// for `{"type": ["integer", "null"]}`), or `None` when it declares none or
+/// several.
+pub fn json_type(prop: &Value) -> Option<&str> {
+    match prop.get("type") {
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(Value::Array(ts)) => {
+            let mut non_null = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null");
+            match (non_null.next(), non_null.next()) {
+                (Some(t), None) => Some(t),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

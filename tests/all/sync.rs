@@ -18,9 +18,9 @@ use weft_tests::{test_host, wasm};
 
 /// Keeps every commit; fails the commit with seq `fail_at`, if set.
 #[derive(Default)]
-struct Recorder {
-    commits: Mutex<Vec<CommitMarker>>,
-    fail_at: Option<u64>,
+pub(crate) struct Recorder {
+    pub(crate) commits: Mutex<Vec<CommitMarker>>,
+    pub(crate) fail_at: Option<u64>,
 }
 
 impl Recorder {
@@ -74,11 +74,12 @@ pub(crate) async fn files_host(dir: &Path) -> anyhow::Result<(PluginHost, Plugin
     Ok((host, files))
 }
 
-async fn discover(
+/// Checks the source `config`, then discovers its streams.
+pub(crate) async fn discover(
     host: &PluginHost,
     plugin: &PluginDigest,
     config: Value,
-) -> anyhow::Result<Vec<StreamInfo>> {
+) -> Result<Vec<StreamInfo>, ConnectorFailure> {
     let req = || ConnectorCallRequest::new(plugin.clone(), ConnectorRole::Source, config.clone());
     host.check_connector(req()).await?;
     Ok(host.discover(req()).await?.streams)

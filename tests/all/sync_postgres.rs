@@ -4,16 +4,13 @@
 //! every write mode across a commit Weft did not save, incremental reads
 //! with a key tie-break, and the errors a user must be able to act on.
 
-use crate::sync::{configured, install, sync_request};
+use crate::sync::{Recorder, configured, discover, install, sync_request};
 use serde_json::{Value, json};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use weft_host::{
-    ConnectorCallRequest, ConnectorFailure, InvokeError, PluginHost, SyncRequest, SyncSink,
-};
+use std::sync::Arc;
+use weft_host::{ConnectorCallRequest, ConnectorFailure, InvokeError, PluginHost, SyncRequest};
 use weft_model::{
-    BatchFormat, CapabilityGrants, CommitMarker, ConfiguredStream, ConnectorRole, HostPattern,
-    PluginDigest, PluginErrorKind, StreamInfo, SyncMode, WriteMode,
+    BatchFormat, CapabilityGrants, ConfiguredStream, ConnectorRole, HostPattern, PluginDigest,
+    PluginErrorKind, StreamInfo, SyncMode, WriteMode,
 };
 use weft_tests::pg::{self, PgServer, fingerprint};
 use weft_tests::test_host;
@@ -73,16 +70,6 @@ pub(crate) fn grant(host: &PluginHost, plugin: &PluginDigest, pattern: &str) -> 
     Ok(())
 }
 
-pub(crate) async fn discover(
-    host: &PluginHost,
-    plugin: &PluginDigest,
-    config: Value,
-) -> Result<Vec<StreamInfo>, ConnectorFailure> {
-    let req = || ConnectorCallRequest::new(plugin.clone(), ConnectorRole::Source, config.clone());
-    host.check_connector(req()).await?;
-    Ok(host.discover(req()).await?.streams)
-}
-
 /// The stream `name`, with the unmappable columns left out as a job does.
 pub(crate) fn stream(
     streams: &[StreamInfo],
@@ -99,28 +86,6 @@ pub(crate) fn stream(
         .cloned()
         .unwrap_or_default();
     c
-}
-
-/// Keeps every commit; fails the commit with seq `fail_at`, if set.
-#[derive(Default)]
-struct Recorder {
-    commits: Mutex<Vec<CommitMarker>>,
-    fail_at: Option<u64>,
-}
-
-impl SyncSink for Recorder {
-    fn committed<'a>(
-        &'a self,
-        marker: &'a CommitMarker,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
-        Box::pin(async move {
-            if self.fail_at == Some(marker.seq) {
-                return Err("the state store is down".into());
-            }
-            self.commits.lock().unwrap().push(marker.clone());
-            Ok(())
-        })
-    }
 }
 
 pub(crate) fn pg_sync(

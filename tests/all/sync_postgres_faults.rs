@@ -3,10 +3,8 @@
 //! cluster, a role that may only log in over TLS), a PostgreSQL restarted
 //! in the middle of a sync, and fake servers that answer with lies.
 
-use crate::sync::install;
-use crate::sync_postgres::{
-    ORDERS, discover, fill_sql, grant, orders_fingerprint, pg_host, pg_sync, stream,
-};
+use crate::sync::{discover, install};
+use crate::sync_postgres::{ORDERS, fill_sql, grant, orders_fingerprint, pg_host, pg_sync, stream};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpListener;

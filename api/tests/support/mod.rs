@@ -352,3 +352,51 @@ pub fn assert_error_shape(r: &Resp, status: u16, code: &str) {
     assert_eq!(j["error"]["code"], code, "{j}");
     assert!(j["meta"]["requestId"].is_string(), "{j}");
 }
+
+/// Polls until the job `job` saved a commit while its run `run` still runs.
+/// Panics when the run ended first (the source is too small to be killed
+/// mid-sync) or past two minutes.
+pub async fn wait_for_a_commit(s: &Server, job: &str, run: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = s.api("GET", &format!("/jobs/{job}"), None).await.json();
+        let r = s
+            .api("GET", &format!("/workflow-runs/{run}"), None)
+            .await
+            .json();
+        assert!(
+            !matches!(
+                r["data"]["status"].as_str(),
+                Some("SUCCESS" | "FAILED" | "CANCELLED")
+            ),
+            "the sync ended before it could be killed: make the source larger: {r}"
+        );
+        if j["data"]["stateSeq"].as_u64().unwrap_or(0) >= 1 {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no commit: {j}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls the run `run` until it succeeds and returns it; panics when it
+/// fails, is cancelled or is still going after five minutes.
+pub async fn wait_for_success(s: &Server, run: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        let r = s
+            .api("GET", &format!("/workflow-runs/{run}"), None)
+            .await
+            .json();
+        match r["data"]["status"].as_str() {
+            Some("SUCCESS") => return r,
+            Some("FAILED" | "CANCELLED") => panic!("the run did not succeed: {r}"),
+            _ => {}
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run did not finish: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -32,6 +32,7 @@ use std::collections::BTreeSet;
 use weft_plugin_sdk::PluginError;
 use weft_plugin_sdk::batch::{self, BatchExt};
 use weft_plugin_sdk::connector::{Destination, Writer, stream_schema};
+use weft_plugin_sdk::schema::json_type;
 use weft_plugin_sdk::wit::{
     Batch, BatchFormat, Checkpoint, CommitMarker, Delivery, WriteMode, WriteRequest,
 };
@@ -486,21 +487,6 @@ fn columns_of(schema: &Value) -> Result<Vec<DestColumn>, PluginError> {
             }
         })
         .collect())
-}
-
-/// The one non-null JSON type a property declares.
-fn json_type(prop: &Value) -> Option<&str> {
-    match prop.get("type") {
-        Some(Value::String(t)) => Some(t),
-        Some(Value::Array(ts)) => {
-            let mut non_null = ts.iter().filter_map(Value::as_str).filter(|t| *t != "null");
-            match (non_null.next(), non_null.next()) {
-                (Some(t), None) => Some(t),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
 }
 
 /// The SQL type for a property: the source's own `x-pg-type` when it is a

@@ -258,24 +258,7 @@ impl Client {
 
     /// Starts `COPY … TO STDOUT`; read it with [`copy_out_next`](Self::copy_out_next).
     pub fn copy_out(&mut self, sql: &str) -> Result<(), WireError> {
-        frontend::query(sql, &mut self.wbuf)?;
-        self.flush()?;
-        loop {
-            match self.read_message()? {
-                Message::CopyOutResponse(_) => return Ok(()),
-                Message::ErrorResponse(body) => {
-                    let e = server_error(&body)?;
-                    self.until_ready()?;
-                    return Err(WireError::Server(e));
-                }
-                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
-                _ => {
-                    return Err(WireError::Protocol(
-                        "the server did not start COPY output".into(),
-                    ));
-                }
-            }
-        }
+        self.start_copy(sql, CopyDirection::Out)
     }
 
     /// The next row of a COPY output (one `CopyData` message is one row in
@@ -307,18 +290,30 @@ impl Client {
     /// Starts `COPY … FROM STDIN`; send with [`copy_in_write`](Self::copy_in_write)
     /// and end with [`copy_in_finish`](Self::copy_in_finish).
     pub fn copy_in(&mut self, sql: &str) -> Result<(), WireError> {
+        self.start_copy(sql, CopyDirection::In)
+    }
+
+    /// Sends a COPY statement and waits until the server starts the COPY in
+    /// `direction`; an error of the statement leaves the session ready.
+    fn start_copy(&mut self, sql: &str, direction: CopyDirection) -> Result<(), WireError> {
         frontend::query(sql, &mut self.wbuf)?;
         self.flush()?;
         loop {
-            match self.read_message()? {
-                Message::CopyInResponse(_) => return Ok(()),
-                Message::ErrorResponse(body) => {
+            match (self.read_message()?, direction) {
+                (Message::CopyOutResponse(_), CopyDirection::Out)
+                | (Message::CopyInResponse(_), CopyDirection::In) => return Ok(()),
+                (Message::ErrorResponse(body), _) => {
                     let e = server_error(&body)?;
                     self.until_ready()?;
                     return Err(WireError::Server(e));
                 }
-                Message::NoticeResponse(_) | Message::ParameterStatus(_) => {}
-                _ => {
+                (Message::NoticeResponse(_) | Message::ParameterStatus(_), _) => {}
+                (_, CopyDirection::Out) => {
+                    return Err(WireError::Protocol(
+                        "the server did not start COPY output".into(),
+                    ));
+                }
+                (_, CopyDirection::In) => {
                     return Err(WireError::Protocol(
                         "the server did not start COPY input".into(),
                     ));
@@ -458,4 +453,13 @@ fn text_row(body: &postgres_protocol::message::backend::DataRowBody) -> Result<T
         });
     }
     Ok(out)
+}
+
+/// Which way a COPY moves data, seen from the client.
+#[derive(Clone, Copy)]
+enum CopyDirection {
+    /// `COPY … TO STDOUT`.
+    Out,
+    /// `COPY … FROM STDIN`.
+    In,
 }

@@ -354,7 +354,7 @@ async fn a_sync_killed_halfway_resumes_from_its_last_commit_after_a_restart() {
     let run = r.json()["data"]["id"].as_str().unwrap().to_owned();
 
     // Wait for a commit while the sync still runs.
-    wait_for_a_commit(&s, &job, &run).await;
+    wait_for_a_commit(&s, &job, &run, std::time::Duration::from_secs(60)).await;
     s.kill();
 
     args[3] = s.addr.to_string();

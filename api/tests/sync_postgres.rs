@@ -11,6 +11,7 @@
 mod support;
 
 use serde_json::{Value, json};
+use std::time::Duration;
 use support::{Server, start, wait_for_a_commit, wait_for_success};
 use weft_tests::pg::{self, PgServer, fingerprint};
 
@@ -170,7 +171,7 @@ async fn a_postgres_sync_killed_halfway_resumes_and_the_table_equals_the_source(
         )
         .await;
         let run = serving.sync(&job).await;
-        wait_for_a_commit(&serving.s, &job, &run).await;
+        wait_for_a_commit(&serving.s, &job, &run, Duration::from_secs(120)).await;
         serving.kill_and_restart().await;
         let done = wait_for_success(&serving.s, &run).await;
         let resumed = done["data"]["outputs"]["sync"]["rows"].as_u64().unwrap();
@@ -215,7 +216,7 @@ async fn an_incremental_sync_killed_halfway_resumes_and_later_changes_arrive_nex
     )
     .await;
     let run = serving.sync(&job).await;
-    wait_for_a_commit(&serving.s, &job, &run).await;
+    wait_for_a_commit(&serving.s, &job, &run, Duration::from_secs(120)).await;
     // Written while the sync runs, past the upper bound it fixed at its
     // start: this sync must not half-read them, the next one takes them.
     let writer = server.connect(&src).await.unwrap();

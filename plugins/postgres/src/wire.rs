@@ -308,15 +308,11 @@ impl Client {
                     return Err(WireError::Server(e));
                 }
                 (Message::NoticeResponse(_) | Message::ParameterStatus(_), _) => {}
-                (_, CopyDirection::Out) => {
-                    return Err(WireError::Protocol(
-                        "the server did not start COPY output".into(),
-                    ));
-                }
-                (_, CopyDirection::In) => {
-                    return Err(WireError::Protocol(
-                        "the server did not start COPY input".into(),
-                    ));
+                (_, direction) => {
+                    return Err(WireError::Protocol(format!(
+                        "the server did not start COPY {}",
+                        direction.noun()
+                    )));
                 }
             }
         }
@@ -462,4 +458,14 @@ enum CopyDirection {
     Out,
     /// `COPY … FROM STDIN`.
     In,
+}
+
+impl CopyDirection {
+    /// The data this direction moves, as messages name it.
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Out => "output",
+            Self::In => "input",
+        }
+    }
 }
